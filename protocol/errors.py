@@ -1,0 +1,82 @@
+"""The typed error hierarchy of SDL.
+
+Spec: spec/01-conventions.md#errors
+
+Every error SDL raises on purpose is one of these. Each message says what
+was found and what was expected, so that a caller can act on it without
+reading the code. Test vectors name the expected error by class name
+(``"error": "ThresholdNotMet"``), so these names are part of the spec.
+
+::
+
+    SdlError
+    ├── ParameterError (ValueError)       the caller asked for something invalid
+    │   └── FieldMismatchError (TypeError) elements of two different fields met
+    ├── EncodingError (ValueError)         a value or its serialization is out of range or non-canonical
+    └── ProtocolError
+        ├── LocalProtocolError             we were asked to do something the protocol forbids
+        └── RemoteProtocolError            what a peer sent breaks the protocol
+            ├── InvalidMessage
+            ├── InconsistentShares
+            └── ThresholdNotMet
+"""
+
+from __future__ import annotations
+
+
+class SdlError(Exception):
+    """Root of every error SDL raises on purpose."""
+
+
+class ParameterError(SdlError, ValueError):
+    """A parameter or argument is invalid (bad threshold, non-prime modulus, …)."""
+
+
+class FieldMismatchError(ParameterError, TypeError):
+    """Elements of two different fields were combined."""
+
+
+class EncodingError(SdlError, ValueError):
+    """A value cannot be encoded, or an encoding is out of range or non-canonical."""
+
+
+class ProtocolError(SdlError):
+    """The protocol's rules were broken."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to do something the protocol forbids (our own fault)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """Data from a peer breaks the protocol (the peer's fault, or the network's)."""
+
+
+class InvalidMessage(RemoteProtocolError):
+    """A message is malformed, misaddressed, replayed or out of round."""
+
+
+class InconsistentShares(RemoteProtocolError):
+    """Shares do not lie on one polynomial of the agreed degree, and cannot be corrected."""
+
+
+class ThresholdNotMet(RemoteProtocolError):
+    """Too few shares (or too little redundancy) to reconstruct what was asked."""
+
+
+#: Every error a test vector may name, by class name. Spec: spec/01-conventions.md#errors
+ERRORS_BY_NAME: dict[str, type[SdlError]] = {
+    cls.__name__: cls
+    for cls in (
+        SdlError,
+        ParameterError,
+        FieldMismatchError,
+        EncodingError,
+        ProtocolError,
+        LocalProtocolError,
+        RemoteProtocolError,
+        InvalidMessage,
+        InconsistentShares,
+        ThresholdNotMet,
+    )
+}
