@@ -12,7 +12,7 @@ reading the code. Test vectors name the expected error by class name
     SdlError
     ├── ParameterError (ValueError)       the caller asked for something invalid
     │   └── FieldMismatchError (TypeError) elements of two different fields met
-    ├── EncodingError (ValueError)         a value or its serialization is out of range or non-canonical
+    ├── EncodingError (ValueError)         a value or encoding is out of range or non-canonical
     └── ProtocolError
         ├── LocalProtocolError             we were asked to do something the protocol forbids
         └── RemoteProtocolError            what a peer sent breaks the protocol

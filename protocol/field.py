@@ -156,9 +156,7 @@ class Field:
                         f"{cls.__name__} elements must be integers; element {i} is {v!r}"
                     )
                 if not 0 <= v < p:
-                    raise EncodingError(
-                        f"{cls.__name__} element {i} must be in [0, {p}); got {v}"
-                    )
+                    raise EncodingError(f"{cls.__name__} element {i} must be in [0, {p}); got {v}")
             arr = np.array(values, dtype=np.uint64)
         if arr.size:
             bad = (arr < 0) | (arr >= p) if arr.dtype.kind == "i" else arr >= p
@@ -189,7 +187,9 @@ class Field:
     @classmethod
     def _same_field(cls, other: object) -> Field:
         if not isinstance(other, Field):
-            raise FieldMismatchError(f"expected {cls.__name__} elements; got {type(other).__name__}")
+            raise FieldMismatchError(
+                f"expected {cls.__name__} elements; got {type(other).__name__}"
+            )
         if type(other) is not cls:
             raise FieldMismatchError(
                 f"cannot combine {cls.__name__} with {type(other).__name__} elements"
@@ -309,9 +309,7 @@ class Field:
         b_arr = self._same_field(other)._a
         a_arr = self._a
         if a_arr.ndim != 2 or b_arr.ndim != 2 or a_arr.shape[1] != b_arr.shape[0]:
-            raise ParameterError(
-                f"matmul needs (m×n) @ (n×d); got {a_arr.shape} @ {b_arr.shape}"
-            )
+            raise ParameterError(f"matmul needs (m×n) @ (n×d); got {a_arr.shape} @ {b_arr.shape}")
         m, n = a_arr.shape
         d = b_arr.shape[1]
         out = np.empty((m, d), dtype=np.uint64)
@@ -340,7 +338,14 @@ class Field:
                 b_stack = np.concatenate(_split(blk, b_bits, self.BITS), axis=1).astype(np.float64)
             prod = (a_stack @ b_stack).astype(np.uint64)  # exact: every entry < 2^53
             if mersenne31:
-                _combine_m31(prod, m, w, (a_bits, na), (b_bits, nb), out[:, start : start + w])
+                _combine_m31(
+                    prod,
+                    m=m,
+                    w=w,
+                    a_limbs=(a_bits, na),
+                    b_limbs=(b_bits, nb),
+                    out=out[:, start : start + w],
+                )
                 continue
             acc = np.zeros((m, w), dtype=np.uint64)
             for i in range(na):
@@ -391,7 +396,8 @@ class Field:
         m1 = mid >> np.uint64(29)
         t = (hi << np.uint64(3)) + (m0 << s32) + m1 + (lo & m) + (lo >> np.uint64(61))  # < 2^63
         r = (t & m) + (t >> np.uint64(61))
-        return np.minimum(r, r - m)
+        out: U64 = np.minimum(r, r - m)
+        return out
 
     # ------------------------------------------------------------------ encodings
     # Spec: spec/02-field.md#serialization
@@ -526,7 +532,7 @@ def _limb_plan(bits: int, inner: int) -> tuple[int, int]:
 
 
 def _combine_m31(
-    prod: U64, m: int, w: int, a_limbs: tuple[int, int], b_limbs: tuple[int, int], out: U64
+    prod: U64, *, m: int, w: int, a_limbs: tuple[int, int], b_limbs: tuple[int, int], out: U64
 ) -> None:
     """Recombine limb products: ``sum_ij P_ij * 2^(a*i + b*j) mod 2^31 - 1``.
 
@@ -534,8 +540,9 @@ def _combine_m31(
 
     ``prod`` holds block ``P_ij`` at rows ``i*m:(i+1)*m`` and columns
     ``j*w:(j+1)*w``, every entry below 2^53, with at most 4 blocks. It is
-    overwritten; the ``m × w`` result goes to ``out``. Since 2^31 ≡ 1, multiplying by 2^s is a left shift by
-    ``s mod 31``; the high bits are folded back in at the end.
+    overwritten; the ``m × w`` result goes to ``out``. Since 2^31 ≡ 1,
+    multiplying by 2^s is a left shift by ``s mod 31``; the high bits are
+    folded back in at the end.
     """
     (a_bits, na), (b_bits, nb) = a_limbs, b_limbs
     m31 = np.uint64(_M31)
@@ -568,9 +575,7 @@ def _combine_m31(
 def _split(x: U64, limb_bits: int, bits: int) -> list[U64]:
     """Non-negative limbs of ``limb_bits`` bits, least significant first."""
     mask = np.uint64((1 << limb_bits) - 1)
-    return [
-        (x >> np.uint64(limb_bits * k)) & mask for k in range(-(-bits // limb_bits))
-    ]
+    return [(x >> np.uint64(limb_bits * k)) & mask for k in range(-(-bits // limb_bits))]
 
 
 # --------------------------------------------------------------------- parameter sets

@@ -152,6 +152,7 @@ class Shamir:
         evaluate = lagrange_matrix(self.field, basis, list(points))
         ys = evaluate @ self.field._wrap(values.T)
         return [Share(x=x, y=ys[j]) for j, x in enumerate(points)]
+
     # end-spec-excerpt
 
     # ------------------------------------------------------------------ reconstruct
@@ -254,7 +255,9 @@ class Shamir:
         base = [i for i in range(n) if i not in bad][:big_k]
         recover = lagrange_matrix(self.field, [xs[i] for i in base], self.secret_points())
         # Row i holds secret i of every polynomial; polynomial j carries s[jk + i].
-        secret = self.field._wrap(np.ascontiguousarray((recover @ ys.take_rows(base)).values.T).reshape(-1))
+        secret = self.field._wrap(
+            np.ascontiguousarray((recover @ ys.take_rows(base)).values.T).reshape(-1)
+        )
         return Reconstruction(
             secret=secret[:length] if length < len(secret) else secret,
             bad_points=tuple(sorted(xs[i] for i in bad)),
@@ -330,15 +333,17 @@ def lagrange_matrix(field: type[Field], nodes: Sequence[int], targets: Sequence[
                 den = den * (xi - xj) % p
         weights.append(pow(den, p - 2, p))
     rows: list[list[int]] = []
-    for z in targets:
-        z %= p
+    for target in targets:
+        z = target % p
         if z in nodes:
             rows.append([1 if x == z else 0 for x in nodes])
             continue
         full = 1
         for x in nodes:
             full = full * (z - x) % p
-        rows.append([full * w % p * pow(z - x, p - 2, p) % p for x, w in zip(nodes, weights, strict=True)])
+        rows.append(
+            [full * w % p * pow(z - x, p - 2, p) % p for x, w in zip(nodes, weights, strict=True)]
+        )
     return field(np.array(rows, dtype=np.uint64).reshape(len(targets), len(nodes)))
 
 
@@ -445,4 +450,6 @@ def _decode_column(
         return None
     wrong = {i for i in range(n) if _poly_eval(f, xs[i], p) != received[i]}
     return wrong if len(wrong) <= max_errors else None
+
+
 # end-spec-excerpt

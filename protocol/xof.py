@@ -147,6 +147,7 @@ class Xof:
             candidate = int.from_bytes(self.next_bytes(width), "little") & mask
             if candidate < bound:
                 return candidate
+
     # end-spec-excerpt
 
     def uniform_ints(self, bound: int, count: int) -> npt.NDArray[np.uint64]:
@@ -214,13 +215,21 @@ def derive_seed(seed: Seed, tag: Tag) -> Seed:
     return Seed(Xof(seed, tag).next_bytes(SEED_SIZE))
 
 
-def _le_words(data: bytes | memoryview, width: int, bits: int) -> npt.NDArray[np.unsignedinteger[Any]]:
+def _le_words(
+    data: bytes | memoryview, width: int, bits: int
+) -> npt.NDArray[np.unsignedinteger[Any]]:
     """Little-endian words of ``width`` bytes (1..8), masked to ``bits`` bits."""
     if width in (1, 2, 4, 8):
         words = np.frombuffer(data, dtype=f"<u{width}")
-        return np.bitwise_and(words, words.dtype.type((1 << bits) - 1))
+        masked: npt.NDArray[np.unsignedinteger[Any]] = np.bitwise_and(
+            words, words.dtype.type((1 << bits) - 1)
+        )
+        return masked
     raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
     padded = np.zeros((raw.shape[0], 8), dtype=np.uint8)
     padded[:, :width] = raw
     words64 = padded.view("<u8").reshape(-1)
-    return np.bitwise_and(words64, np.uint64((1 << bits) - 1))
+    masked64: npt.NDArray[np.unsignedinteger[Any]] = np.bitwise_and(
+        words64, np.uint64((1 << bits) - 1)
+    )
+    return masked64

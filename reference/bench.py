@@ -1,0 +1,157 @@
+"""Benchmarks: every figure is a ratio against a baseline timed in the same run.
+
+Spec: spec/04-shamir.md#share (what ``bench shamir`` times)
+
+Speed targets live here, never in unit tests: a timed test fails on a busy
+machine for reasons that have nothing to do with the code.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from protocol.field import FIELDS, Field
+from protocol.shamir import Shamir, lagrange_matrix
+from protocol.xof import Seed, Tag, Xof
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds over ``repeats`` runs: the median and the fastest."""
+
+    median: float
+    best: float
+    repeats: int
+
+
+def time_it(fn: Callable[[], object], repeats: int) -> Timing:
+    """Time ``fn`` ``repeats`` times after one warm-up call."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return Timing(statistics.median(runs), min(runs), repeats)
+
+
+@dataclass(frozen=True)
+class ShamirBench:
+    """Figures of ``sdl bench shamir``."""
+
+    field: str
+    nodes: int
+    threshold: int
+    dimension: int
+    share: Timing
+    share_product_only: Timing
+    reconstruct_t_plus_1: Timing
+    reconstruct_all_checked: Timing
+    plaintext_sum: Timing
+    galois_product: Timing | None
+    galois_dimension: int
+    galois_agrees: bool | None
+
+    def ratios(self) -> dict[str, float]:
+        """Every figure divided by its same-run baseline."""
+        out = {
+            "share_over_plaintext_sum": self.share.median / self.plaintext_sum.median,
+            "reconstruct_over_plaintext_sum": self.reconstruct_t_plus_1.median
+            / self.plaintext_sum.median,
+            "reconstruct_all_over_plaintext_sum": self.reconstruct_all_checked.median
+            / self.plaintext_sum.median,
+        }
+        if self.galois_product is not None:
+            scale = self.dimension / self.galois_dimension
+            galois_full = self.galois_product.median * scale
+            out["galois_product_over_share"] = galois_full / self.share.median
+            out["galois_product_over_share_product"] = galois_full / self.share_product_only.median
+        return out
+
+    def as_json(self) -> dict[str, object]:
+        body = asdict(self)
+        body["ratios"] = self.ratios()
+        body["targets"] = {
+            "share_seconds_at_most": 0.25,
+            "galois_product_over_share_at_least": 70.0,
+        }
+        return body
+
+
+def bench_shamir(
+    *,
+    field_name: str = "Field31",
+    nodes: int = 20,
+    threshold: int = 9,
+    dimension: int = 1_000_000,
+    repeats: int = 5,
+    galois_dimension: int | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> ShamirBench:
+    """Time sharing and reconstruction against a plaintext sum and galois.
+
+    The galois product is timed on ``galois_dimension`` columns (default: all)
+    and scaled linearly to ``dimension``; its result is compared bit for bit
+    with SDL's product on the same columns.
+    """
+    fld: type[Field] = FIELDS[field_name]
+    seed = Seed(bytes(32))
+    sh = Shamir(fld, threshold)
+    points = list(range(1, nodes + 1))
+    progress(f"drawing a secret of {dimension:,} elements of {field_name}")
+    secret = Xof(seed, Tag("bench.secret")).field_elements(fld, dimension)
+
+    progress(f"timing share to {nodes} holders, t = {threshold} ({repeats} runs)")
+    share_t = time_it(lambda: sh.share(secret, points=points, seed=seed), repeats)
+    shares = sh.share(secret, points=points, seed=seed)
+
+    basis = sh.secret_points() + sh.random_points()
+    evaluate = lagrange_matrix(fld, basis, points)
+    values = Xof(seed, Tag("bench.values")).field_elements(fld, (threshold + 1) * dimension)
+    values = values.reshape(threshold + 1, dimension)
+    progress("timing the product alone")
+    product_t = time_it(lambda: evaluate @ values, repeats)
+
+    progress("timing reconstruction")
+    subset = shares[: threshold + 1]
+    rec_t = time_it(lambda: sh.reconstruct(subset), repeats)
+    rec_all_t = time_it(lambda: sh.reconstruct(shares), repeats)
+
+    progress("timing the plaintext baseline: numpy sum of the same number of vectors")
+    plain = np.stack([s.y.values for s in shares]).astype(np.int64)
+    plain_t = time_it(lambda: plain.sum(axis=0), repeats)
+
+    galois_t: Timing | None = None
+    agrees: bool | None = None
+    gdim = dimension if galois_dimension is None else min(galois_dimension, dimension)
+    if gdim > 0:
+        progress(f"timing galois's matrix product on {gdim:,} columns (slow: about 17 s per 10^6)")
+        import galois  # noqa: PLC0415  (slow import, only here)
+
+        gf = galois.GF(fld.MODULUS)
+        g_left = gf(evaluate.values.astype(np.int64))
+        g_right = gf(values.values[:, :gdim].astype(np.int64))
+        start = time.perf_counter()
+        g_out = g_left @ g_right
+        galois_t = Timing(time.perf_counter() - start, time.perf_counter() - start, 1)
+        ours = (evaluate @ values[:, :gdim]).values
+        agrees = bool(np.array_equal(np.asarray(g_out, dtype=np.uint64), ours))
+    return ShamirBench(
+        field=field_name,
+        nodes=nodes,
+        threshold=threshold,
+        dimension=dimension,
+        share=share_t,
+        share_product_only=product_t,
+        reconstruct_t_plus_1=rec_t,
+        reconstruct_all_checked=rec_all_t,
+        plaintext_sum=plain_t,
+        galois_product=galois_t,
+        galois_dimension=gdim,
+        galois_agrees=agrees,
+    )
