@@ -484,6 +484,13 @@ class _Mismatch:
             for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
                 self.eq(f"{where}[{i}]", e, a)
             return
+        if isinstance(expected, dict) and isinstance(actual, dict):
+            for key in sorted(set(expected) | set(actual)):
+                if key not in expected or key not in actual:
+                    self.problems.append(f"{where}.{key}: present on one side only")
+                else:
+                    self.eq(f"{where}.{key}", expected[key], actual[key])
+            return
         if expected != actual:
             self.problems.append(f"{where}: file has {expected!r}, recomputed {actual!r}")
 
