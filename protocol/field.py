@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, Self
 
 import numpy as np
@@ -41,6 +42,8 @@ _M61 = (1 << 61) - 1
 # Columns per block in the matrix product: small enough that the float64
 # intermediates stay in cache, large enough that BLAS runs at full speed.
 _MATMUL_BLOCK = 1 << 11
+#: Threads for large products. The result never depends on it.
+MATMUL_WORKERS = 2
 # Largest integer a float64 represents exactly, together with all below it.
 _FLOAT64_EXACT_BITS = 53
 
@@ -283,19 +286,29 @@ class Field:
         return self ** (self.MODULUS - 2)
 
     def sum(self, axis: int = 0) -> Self:
-        """Sum along ``axis``, reduced modulo p."""
+        """Sum along ``axis``, reduced modulo p (a 1-D vector sums to a 0-d array)."""
         a = self._a
         if self.MODULUS < (1 << 32):
             # Each term < 2^32: a uint64 accumulator is exact for < 2^32 terms.
-            return self._wrap(self._reduce(a.sum(axis=axis, dtype=np.uint64)))
-        # 2^61 - 1: sum the 32-bit halves separately, then recombine.
-        lo = self._reduce(np.sum(a & np.uint64(0xFFFFFFFF), axis=axis, dtype=np.uint64))
-        hi = self._reduce(np.sum(a >> np.uint64(32), axis=axis, dtype=np.uint64))
-        hi = self._mul(hi, np.full_like(hi, (1 << 32) % self.MODULUS))
-        s = hi + lo
-        return self._wrap(np.minimum(s, s - np.uint64(self.MODULUS)))
+            total = self._reduce(a.sum(axis=axis, dtype=np.uint64, keepdims=True))
+        else:
+            # 2^61 - 1: sum the 32-bit halves separately, then recombine.
+            lo = self._reduce(
+                np.sum(a & np.uint64(0xFFFFFFFF), axis=axis, dtype=np.uint64, keepdims=True)
+            )
+            hi = self._reduce(np.sum(a >> np.uint64(32), axis=axis, dtype=np.uint64, keepdims=True))
+            hi = self._mul(hi, np.full_like(hi, (1 << 32) % self.MODULUS))
+            s = hi + lo
+            total = np.minimum(s, s - np.uint64(self.MODULUS))
+        # Summing with keepdims keeps arrays (not numpy scalars) throughout,
+        # so the deliberate wrap-around in the reductions stays silent.
+        return self._wrap(np.squeeze(total, axis=axis))
 
     def __matmul__(self, other: Field) -> Self:
+        """Exact matrix product ``(m×n) @ (n×d)``; see :meth:`matmul`."""
+        return self.matmul(other)
+
+    def matmul(self, other: Field, *, workers: int = MATMUL_WORKERS) -> Self:
         """Exact matrix product ``(m×n) @ (n×d)``, by limb-split float64 BLAS.
 
         Spec: spec/02-field.md#matrix-product
@@ -305,11 +318,18 @@ class Field:
         with ``a + b + ceil(log2 n) <= 53``. Every partial sum inside BLAS is
         then an integer below 2^53, which float64 holds exactly, in any
         summation order. The limb products are recombined modulo p.
+
+        Columns are processed in cache-sized blocks; with ``workers > 1``
+        the blocks are split among that many threads (numpy releases the
+        GIL). Every block is computed independently, so the result does not
+        depend on ``workers``.
         """
         b_arr = self._same_field(other)._a
         a_arr = self._a
         if a_arr.ndim != 2 or b_arr.ndim != 2 or a_arr.shape[1] != b_arr.shape[0]:
             raise ParameterError(f"matmul needs (m×n) @ (n×d); got {a_arr.shape} @ {b_arr.shape}")
+        if type(workers) is not int or workers < 1:
+            raise ParameterError(f"workers must be an int >= 1; got {workers!r}")
         m, n = a_arr.shape
         d = b_arr.shape[1]
         out = np.empty((m, d), dtype=np.uint64)
@@ -317,25 +337,50 @@ class Field:
             out[:] = 0
             return self._wrap(out)
         a_bits, b_bits = _limb_plan(self.BITS, n)
-        a_limbs = _split(a_arr, a_bits, self.BITS)  # na × (m×n)
-        na = len(a_limbs)
-        a_stack = np.concatenate(a_limbs, axis=0).astype(np.float64)  # (na*m) × n
-        nb = -(-self.BITS // b_bits)
-        # Constants 2^(a_bits*i + b_bits*j) mod p, one per limb pair.
-        p = self.MODULUS
-        scale = {
-            (i, j): np.uint64(pow(2, a_bits * i + b_bits * j, p))
-            for i in range(na)
-            for j in range(nb)
-        }
+        a_stack = np.concatenate(_split(a_arr, a_bits, self.BITS), axis=0).astype(np.float64)
+        blocks = range(0, d, _MATMUL_BLOCK)
+        if workers == 1 or len(blocks) < 2 * workers:
+            self._matmul_blocks(a_stack, b_arr, out, blocks, (a_bits, b_bits))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                jobs = [
+                    pool.submit(
+                        self._matmul_blocks,
+                        a_stack,
+                        b_arr,
+                        out,
+                        blocks[i::workers],
+                        (a_bits, b_bits),
+                    )
+                    for i in range(workers)
+                ]
+                for job in jobs:
+                    job.result()
+        return self._wrap(out)
+
+    @classmethod
+    def _matmul_blocks(
+        cls,
+        a_stack: npt.NDArray[np.float64],
+        b_arr: U64,
+        out: U64,
+        starts: range,
+        limbs: tuple[int, int],
+    ) -> None:
+        """Write the column blocks starting at ``starts`` of the product into ``out``."""
+        a_bits, b_bits = limbs
+        p = cls.MODULUS
+        m = out.shape[0]
+        na = a_stack.shape[0] // m
+        nb = -(-cls.BITS // b_bits)
         mersenne31 = p == _M31 and na * nb <= 4
-        for start in range(0, d, _MATMUL_BLOCK):
+        for start in starts:
             blk = b_arr[:, start : start + _MATMUL_BLOCK]
             w = blk.shape[1]
             if nb == 1:
                 b_stack = blk.astype(np.float64)
             else:
-                b_stack = np.concatenate(_split(blk, b_bits, self.BITS), axis=1).astype(np.float64)
+                b_stack = np.concatenate(_split(blk, b_bits, cls.BITS), axis=1).astype(np.float64)
             prod = (a_stack @ b_stack).astype(np.uint64)  # exact: every entry < 2^53
             if mersenne31:
                 _combine_m31(
@@ -350,13 +395,13 @@ class Field:
             acc = np.zeros((m, w), dtype=np.uint64)
             for i in range(na):
                 for j in range(nb):
-                    part = self._reduce(prod[i * m : (i + 1) * m, j * w : (j + 1) * w])
+                    part = cls._reduce(prod[i * m : (i + 1) * m, j * w : (j + 1) * w])
                     if i or j:
-                        part = self._mul(part, np.full_like(part, scale[i, j]))
+                        scale = pow(2, a_bits * i + b_bits * j, p)
+                        part = cls._mul(part, np.full_like(part, scale))
                     acc = acc + part
                     acc = np.minimum(acc, acc - np.uint64(p))
             out[:, start : start + w] = acc
-        return self._wrap(out)
 
     # ------------------------------------------------------------------ fast kernels
 
@@ -438,18 +483,24 @@ class Field:
             EncodingError: on a non-string, a non-canonical decimal (leading
                 zeros, signs, spaces) or a value ``>= MODULUS``.
         """
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise EncodingError(
+                f"{cls.__name__} elements must be a list of decimal strings; got {items!r:.60}"
+            )
+        digits = len(str(cls.MODULUS))
         out: list[int] = []
         for i, s in enumerate(items):
             if not isinstance(s, str) or not _CANONICAL_DECIMAL.fullmatch(s):
                 raise EncodingError(
-                    f"{cls.__name__} element {i} must be a canonical decimal string; got {s!r}"
+                    f"{cls.__name__} element {i} must be a canonical decimal string; got {s!r:.60}"
                 )
-            v = int(s)
-            if v >= cls.MODULUS:
+            # Length first: int() of a huge string is slow, and Python refuses it.
+            if len(s) > digits or int(s) >= cls.MODULUS:
+                shown = s if len(s) <= 100 else f"a {len(s)}-digit decimal"
                 raise EncodingError(
-                    f"{cls.__name__} element {i} must be in [0, {cls.MODULUS}); got {s}"
+                    f"{cls.__name__} element {i} must be in [0, {cls.MODULUS}); got {shown}"
                 )
-            out.append(v)
+            out.append(int(s))
         return cls._wrap(np.array(out, dtype=np.uint64))
 
     @classmethod

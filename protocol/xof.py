@@ -138,8 +138,8 @@ class Xof:
         Spec: spec/03-xof.md#uniform-integers
         Proof: proofs_notes/xof-rejection-uniform.md
         """
-        if bound < 1:
-            raise ParameterError(f"bound must be >= 1; got {bound}")
+        if type(bound) is not int or bound < 1:
+            raise ParameterError(f"bound must be an int >= 1; got {bound!r}")
         bits = (bound - 1).bit_length()
         width = (bits + 7) // 8
         mask = (1 << bits) - 1
@@ -161,10 +161,10 @@ class Xof:
         Pre-conditions:
             - ``1 <= bound <= 2^64``
         """
-        if not 1 <= bound <= 1 << 64:
-            raise ParameterError(f"vectorized bound must be in [1, 2^64]; got {bound}")
-        if count < 0:
-            raise ParameterError(f"count must be >= 0; got {count}")
+        if type(bound) is not int or not 1 <= bound <= 1 << 64:
+            raise ParameterError(f"vectorized bound must be an int in [1, 2^64]; got {bound!r}")
+        if type(count) is not int or count < 0:
+            raise ParameterError(f"count must be an int >= 0; got {count!r}")
         bits = (bound - 1).bit_length()
         width = (bits + 7) // 8
         out = np.empty(count, dtype=np.uint64)
@@ -199,7 +199,12 @@ class Xof:
         Pre-conditions:
             - ``0 <= numerator <= denominator``, ``denominator >= 1``
         """
-        if denominator < 1 or not 0 <= numerator <= denominator:
+        if (
+            type(numerator) is not int
+            or type(denominator) is not int
+            or denominator < 1
+            or not 0 <= numerator <= denominator
+        ):
             raise ParameterError(
                 f"Bernoulli needs 0 <= numerator <= denominator, denominator >= 1; "
                 f"got {numerator}/{denominator}"

@@ -7,8 +7,11 @@ Profiles (choose with the environment variable ``HYPOTHESIS_PROFILE``):
 - ``thorough``: 1000 examples.
 
 galois is the readable twin of :mod:`protocol.field` (house style, rule 6).
-Building a ``galois.GF(p)`` JIT-compiles its ufuncs (about a second per
-field), so each one is built once per session and cached.
+Its default mode JIT-compiles every ufunc with numba, one to five seconds
+per field and per function on first use. The oracle instead runs galois in
+``python-calculate`` mode: the same algorithms on Python ints, with no
+compilation, which is fast enough for the sizes the tests use. Each field
+is built once per session and cached.
 """
 
 from __future__ import annotations
@@ -37,15 +40,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @functools.cache
+def _galois_field_for_modulus(modulus: int) -> Any:
+    import galois  # noqa: PLC0415  (slow: numba; only the tests that need it pay)
+
+    return galois.GF(modulus, compile="python-calculate")
+
+
 def galois_field(field: type[Field]) -> Any:
-    """``galois.GF(field.MODULUS)``, built once per session.
+    """``galois.GF(field.MODULUS)`` in pure-Python mode, built once per session.
 
     For 2^61 - 1 galois stores elements in an ``object`` array of Python
     ints; convert its results with ``int()``.
     """
-    import galois  # slow import (~1 s with numba); only tests that need it pay
-
-    return galois.GF(field.MODULUS)
+    return _galois_field_for_modulus(field.MODULUS)
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from protocol.field import Field, Field31, Field61, field_for_modulus
 from protocol.xof import Tag
 
-#: Small primes for exhaustive and brute-force checks, and to exercise the
-#: generic (non-Mersenne) reduction.
-SMALL_PRIMES = (11, 13, 257, 65537)
+# Small primes, for exhaustive and brute-force checks and to exercise the
+# generic (non-Mersenne) reduction.
 F11 = field_for_modulus(11)
 F13 = field_for_modulus(13)
 F257 = field_for_modulus(257)
@@ -52,10 +51,6 @@ named_fields = st.sampled_from(NAMED_FIELDS)
 def elements(field: type[Field]) -> st.SearchStrategy[int]:
     """One element of ``field``: an edge value or a uniform one."""
     return st.one_of(st.sampled_from(edge_values(field)), st.integers(0, field.MODULUS - 1))
-
-
-def nonzero_elements(field: type[Field]) -> st.SearchStrategy[int]:
-    return elements(field).filter(bool)
 
 
 def element_lists(
@@ -160,7 +155,13 @@ def valid_points(
     p = field.MODULUS
     top = p - (threshold + packing)  # p - 1 .. p - (t+k-1) are reserved
     small = st.integers(1, min(top, 50))
-    return st.lists(st.one_of(small, st.integers(1, top)), min_size=count, max_size=count, unique=True)
+    near_reserved = st.integers(max(1, top - 50), top)
+    return st.lists(
+        st.one_of(small, near_reserved, st.integers(1, top)),
+        min_size=count,
+        max_size=count,
+        unique=True,
+    )
 
 
 @st.composite
