@@ -142,15 +142,17 @@ class Shamir:
         self._check_points(points, minimum=self.min_shares)
         k, t = self.packing, self.threshold
         m = self.num_polynomials(len(secret))
+        # Column j fixes polynomial j by its values at the basis points:
+        # row i < k holds secret s[j*k + i] (zero past the end) at point -i;
+        # row k + i holds randomness r[i*m + j] at point -(k + i).
         padded = np.zeros(m * k, dtype=np.uint64)
         padded[: len(secret)] = secret.values
-        rand = Xof(seed, SHARE_TAG).uniform_ints(self.field.MODULUS, m * t)
-        # Polynomial j is fixed by its values: secrets s[jk .. jk+k-1] at the
-        # secret points, then randomness r[jt .. jt+t-1] at the randomness points.
-        values = np.concatenate([padded.reshape(m, k), rand.reshape(m, t)], axis=1)
+        values = np.empty((k + t, m), dtype=np.uint64)
+        values[:k] = padded.reshape(m, k).T
+        Xof(seed, SHARE_TAG).uniform_ints(self.field.MODULUS, t * m, out=values[k:].reshape(-1))
         basis = self.secret_points() + self.random_points()
         evaluate = lagrange_matrix(self.field, basis, list(points))
-        ys = evaluate @ self.field._wrap(values.T)
+        ys = evaluate @ self.field._wrap(values)
         return [Share(x=x, y=ys[j]) for j, x in enumerate(points)]
 
     # end-spec-excerpt

@@ -150,13 +150,17 @@ class Xof:
 
     # end-spec-excerpt
 
-    def uniform_ints(self, bound: int, count: int) -> npt.NDArray[np.uint64]:
+    def uniform_ints(
+        self, bound: int, count: int, *, out: npt.NDArray[np.uint64] | None = None
+    ) -> npt.NDArray[np.uint64]:
         """``count`` successive :meth:`uniform_int` draws, vectorized.
 
         Spec: spec/03-xof.md#uniform-integers
 
         Equal, value for value and byte for byte consumed, to calling
-        ``uniform_int(bound)`` ``count`` times (a test checks this).
+        ``uniform_int(bound)`` ``count`` times (a test checks this). With
+        ``out`` (a contiguous 1-D uint64 array of length ``count``), the
+        draws are written there and ``out`` is returned.
 
         Pre-conditions:
             - ``1 <= bound <= 2^64``
@@ -165,9 +169,15 @@ class Xof:
             raise ParameterError(f"vectorized bound must be an int in [1, 2^64]; got {bound!r}")
         if type(count) is not int or count < 0:
             raise ParameterError(f"count must be an int >= 0; got {count!r}")
+        if out is None:
+            out = np.empty(count, dtype=np.uint64)
+        elif out.shape != (count,) or out.dtype != np.uint64 or not out.flags.c_contiguous:
+            raise ParameterError(
+                f"out must be a contiguous uint64 array of shape ({count},); "
+                f"got {out.dtype} {out.shape}"
+            )
         bits = (bound - 1).bit_length()
         width = (bits + 7) // 8
-        out = np.empty(count, dtype=np.uint64)
         if width == 0:
             out[:] = 0
             return out

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from protocol.errors import SdlError
 from protocol.field import FIELDS
 from reference import vectors
@@ -295,7 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
+        # SDL's exact matrix product splits its columns among its own threads
+        # and calls BLAS on small blocks; BLAS's own threads would only
+        # compete with them (spec/02-field.md#matrix-product).
+        with threadpool_limits(limits=1, user_api="blas"):
+            code: int = args.func(args)
     except SdlError as exc:
         print(f"sdl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

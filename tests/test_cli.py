@@ -20,7 +20,10 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, obje
 
 def test_help_lists_every_command_with_examples() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "reference.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "reference.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     for word in ("demo", "vectors", "bench", "examples:", "sdl vectors check spec/vectors"):
         assert word in proc.stdout

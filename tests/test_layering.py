@@ -16,9 +16,25 @@ PROTOCOL_FILES = sorted((ROOT / "protocol").glob("*.py"))
 #: Modules that would give protocol/ I/O, clocks, global randomness or logging.
 FORBIDDEN_MODULES = frozenset(
     {
-        "os", "random", "time", "socket", "logging", "secrets", "subprocess", "sys",
-        "datetime", "pathlib", "io", "urllib", "http", "asyncio", "threading",
-        "multiprocessing", "shutil", "tempfile", "reference",
+        "os",
+        "random",
+        "time",
+        "socket",
+        "logging",
+        "secrets",
+        "subprocess",
+        "sys",
+        "datetime",
+        "pathlib",
+        "io",
+        "urllib",
+        "http",
+        "asyncio",
+        "threading",
+        "multiprocessing",
+        "shutil",
+        "tempfile",
+        "reference",
     }
 )
 FORBIDDEN_CALLS = frozenset({"print", "open", "input", "exec", "eval"})
@@ -36,9 +52,12 @@ def violations(source: str) -> list[str]:
         for name in names:
             if name.split(".")[0] in FORBIDDEN_MODULES:
                 found.append(f"line {node.lineno}: imports {name}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in FORBIDDEN_CALLS:
-                found.append(f"line {node.lineno}: calls {node.func.id}()")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FORBIDDEN_CALLS
+        ):
+            found.append(f"line {node.lineno}: calls {node.func.id}()")
         if isinstance(node, ast.Attribute) and node.attr == "random":
             base = node.value
             if isinstance(base, ast.Name) and base.id in {"np", "numpy"}:

@@ -7,7 +7,8 @@ Oracles, none of which calls :mod:`protocol.shamir`:
 - a pure-Python Lagrange interpolation that follows the documented
   construction (the ``k`` secrets at ``0, -1, ..., -(k-1)``, the ``t``
   random values at ``-k, ..., -(k+t-1)``, randomness drawn as
-  ``Xof(seed, Tag("shamir.share")).uniform_ints(p, m*t)``, polynomial-major);
+  ``Xof(seed, Tag("shamir.share")).uniform_ints(p, m*t)``, point-major:
+  polynomial ``j`` takes ``r[i*m + j]`` at randomness point ``-(k+i)``);
 - ``galois.lagrange_poly`` over GF(p);
 - sympy, for the Lagrange identities behind reconstruction;
 - exhaustive enumeration (all randomness, all secrets) in GF(11) and GF(13)
@@ -90,7 +91,7 @@ def expected_shares(
     nodes = basis_points(p, t, k)
     out: list[list[int]] = [[] for _ in case.points]
     for j in range(m):
-        values = padded[j * k : (j + 1) * k] + list(rand[j * t : (j + 1) * t])
+        values = padded[j * k : (j + 1) * k] + [rand[i * m + j] for i in range(t)]
         for h, x in enumerate(case.points):
             out[h].append(lagrange_eval(p, nodes, values, x))
     return out
@@ -150,7 +151,7 @@ def test_share_matches_galois_lagrange_poly(
     xs = g(list(case.points))
     for j in range(m):
         poly = galois.lagrange_poly(
-            nodes, g(padded[j * k : (j + 1) * k] + rand[j * t : (j + 1) * t])
+            nodes, g(padded[j * k : (j + 1) * k] + [rand[i * m + j] for i in range(t)])
         )
         assert poly.degree <= t + k - 1
         want = [int(v) for v in np.asarray(poly(xs)).view(np.ndarray).ravel().tolist()]
@@ -305,10 +306,11 @@ def test_share_is_the_construction_enumerated_for_privacy(
         seed = Xof(FIXED_SEED, Tag("test.privacy.sample", (p, t, k, m, i))).next_bytes(32)
         secret = [int(v) for v in Xof(as_seed(seed), Tag("test.secret")).uniform_ints(p, m * k)]
         rand = Xof(as_seed(seed), Tag("shamir.share")).uniform_ints(p, m * t).astype(np.int64)
+        # Column j: polynomial j's secrets s[j*k ..] then its randomness r[i*m + j].
         values = np.concatenate(
-            [np.array(secret, dtype=np.int64).reshape(m, k), rand.reshape(m, t)], axis=1
+            [np.array(secret, dtype=np.int64).reshape(m, k).T, rand.reshape(t, m)], axis=0
         )
-        want = (lag @ values.T) % p  # n × m
+        want = (lag @ values) % p  # n × m
         shares = s.share(field(secret), points=points, seed=as_seed(seed))
         assert [u.y.to_ints() for u in shares] == want.tolist()
 
