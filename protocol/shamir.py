@@ -149,9 +149,11 @@ class Shamir:
         padded[: len(secret)] = secret.values
         values = np.empty((k + t, m), dtype=np.uint64)
         values[:k] = padded.reshape(m, k).T
-        Xof(seed, SHARE_TAG).uniform_ints(self.field.MODULUS, t * m, out=values[k:].reshape(-1))
+        Xof(seed, SHARE_TAG).uniform_ints(
+            self.field.MODULUS, count=t * m, out=values[k:].reshape(-1)
+        )
         basis = self.secret_points() + self.random_points()
-        evaluate = lagrange_matrix(self.field, basis, list(points))
+        evaluate = lagrange_matrix(self.field, nodes=basis, targets=list(points))
         ys = evaluate @ self.field._wrap(values)
         return [Share(x=x, y=ys[j]) for j, x in enumerate(points)]
 
@@ -255,7 +257,9 @@ class Shamir:
                 )
 
         base = [i for i in range(n) if i not in bad][:big_k]
-        recover = lagrange_matrix(self.field, [xs[i] for i in base], self.secret_points())
+        recover = lagrange_matrix(
+            self.field, nodes=[xs[i] for i in base], targets=self.secret_points()
+        )
         # Row i holds secret i of every polynomial; polynomial j carries s[jk + i].
         secret = self.field._wrap(
             np.ascontiguousarray((recover @ ys.take_rows(base)).values.T).reshape(-1)
@@ -271,7 +275,9 @@ class Shamir:
         """First coordinate where the ``rest`` shares leave the ``base`` interpolant."""
         if not rest:
             return None
-        predict = lagrange_matrix(self.field, [xs[i] for i in base], [xs[i] for i in rest])
+        predict = lagrange_matrix(
+            self.field, nodes=[xs[i] for i in base], targets=[xs[i] for i in rest]
+        )
         predicted = predict @ ys.take_rows(base)
         differ = (predicted.values != ys.values[rest]).any(axis=0)
         if not differ.any():
@@ -309,7 +315,7 @@ class Shamir:
             )
 
 
-def lagrange_matrix(field: type[Field], nodes: Sequence[int], targets: Sequence[int]) -> Field:
+def lagrange_matrix(field: type[Field], *, nodes: Sequence[int], targets: Sequence[int]) -> Field:
     """The matrix ``L`` with ``L[j][i] = ℓ_i(targets[j])`` over GF(p).
 
     Spec: spec/04-shamir.md#lagrange

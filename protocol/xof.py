@@ -151,7 +151,7 @@ class Xof:
     # end-spec-excerpt
 
     def uniform_ints(
-        self, bound: int, count: int, *, out: npt.NDArray[np.uint64] | None = None
+        self, bound: int, *, count: int, out: npt.NDArray[np.uint64] | None = None
     ) -> npt.NDArray[np.uint64]:
         """``count`` successive :meth:`uniform_int` draws, vectorized.
 
@@ -195,11 +195,11 @@ class Xof:
         return out
 
     def field_elements(self, field: type[Field], count: int) -> Field:
-        """``count`` uniform elements of ``field``: ``uniform_ints(MODULUS, count)``.
+        """``count`` uniform elements of ``field``: ``uniform_ints(MODULUS, count=count)``.
 
         Spec: spec/03-xof.md#field-elements
         """
-        return field._wrap(self.uniform_ints(field.MODULUS, count))
+        return field._wrap(self.uniform_ints(field.MODULUS, count=count))
 
     def bernoulli(self, numerator: int, denominator: int) -> bool:
         """True with probability exactly ``numerator / denominator``.

@@ -111,7 +111,7 @@ def bench_shamir(
     shares = sh.share(secret, points=points, seed=seed)
 
     basis = sh.secret_points() + sh.random_points()
-    evaluate = lagrange_matrix(fld, basis, points)
+    evaluate = lagrange_matrix(fld, nodes=basis, targets=points)
     values = Xof(seed, Tag("bench.values")).field_elements(fld, (threshold + 1) * dimension)
     values = values.reshape(threshold + 1, dimension)
     progress("timing the product alone")

@@ -63,7 +63,7 @@ def run_demo(*, seed: Seed, nodes: int = 7, threshold: int = 2, dimension: int =
     say = steps.append
 
     inputs_rng = Xof(seed, Tag("demo.inputs"))
-    raw = inputs_rng.uniform_ints(2 * INPUT_RANGE + 1, nodes * dimension).astype(np.int64)
+    raw = inputs_rng.uniform_ints(2 * INPUT_RANGE + 1, count=nodes * dimension).astype(np.int64)
     inputs = (raw - INPUT_RANGE).reshape(nodes, dimension)
     true_sum = inputs.sum(axis=0)
     say(

@@ -86,7 +86,7 @@ def _field_cases() -> Iterator[tuple[str, Json]]:
     for i, (name, fld) in enumerate(FIELDS.items()):
         p = fld.MODULUS
         half = (p - 1) // 2
-        rand = Xof(_seed(100 + i), Tag("vectors.field")).uniform_ints(p, 24)
+        rand = Xof(_seed(100 + i), Tag("vectors.field")).uniform_ints(p, count=24)
         # a has no zero (it is inverted); b carries 0 and the extremes.
         a_vals = [1, p - 1, p - 1, 2, half, half + 1] + [int(v) or 1 for v in rand[:10]]
         b_vals = [0, 1, p - 1, p - 2, half, p - 1] + [int(v) for v in rand[10:20]]
@@ -173,7 +173,7 @@ def _xof_cases() -> Iterator[tuple[str, Json]]:
                     "op": "uniform_ints",
                     "bound": str(bound),
                     "count": count,
-                    "output": _dec(int(v) for v in xof.uniform_ints(bound, count)),
+                    "output": _dec(int(v) for v in xof.uniform_ints(bound, count=count)),
                 }
             )
         for fld in (Field31, Field61):
@@ -569,7 +569,7 @@ def _check_xof(obj: Mapping[str, Any], out: _Mismatch) -> None:
         if kind == "next_bytes":
             out.eq(where, step["output"], xof.next_bytes(int(step["n"])).hex())
         elif kind == "uniform_ints":
-            got = xof.uniform_ints(int(step["bound"]), int(step["count"]))
+            got = xof.uniform_ints(int(step["bound"]), count=int(step["count"]))
             out.eq(where, step["output"], _dec(int(v) for v in got))
         elif kind == "field_elements":
             fld = field_for_modulus(int(step["modulus"]))

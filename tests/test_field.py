@@ -211,7 +211,7 @@ def _matrix(field: type[Field], rows: int, cols: int, label: int) -> np.ndarray:
     """A seeded matrix with edge rows: row 0 all p-1, row 1 cycling edge values."""
     p = field.MODULUS
     xof = Xof(as_seed(bytes(32)), Tag("test.field.matmul", (p, rows, cols, label)))
-    m = xof.uniform_ints(p, rows * cols).reshape(rows, cols)
+    m = xof.uniform_ints(p, count=rows * cols).reshape(rows, cols)
     m[0, :] = p - 1
     if rows > 1:
         edges = np.array(edge_values(field), dtype=np.uint64)

@@ -7,7 +7,7 @@ Oracles, none of which calls :mod:`protocol.shamir`:
 - a pure-Python Lagrange interpolation that follows the documented
   construction (the ``k`` secrets at ``0, -1, ..., -(k-1)``, the ``t``
   random values at ``-k, ..., -(k+t-1)``, randomness drawn as
-  ``Xof(seed, Tag("shamir.share")).uniform_ints(p, m*t)``, point-major:
+  ``Xof(seed, Tag("shamir.share")).uniform_ints(p, count=m*t)``, point-major:
   polynomial ``j`` takes ``r[i*m + j]`` at randomness point ``-(k+i)``);
 - ``galois.lagrange_poly`` over GF(p);
 - sympy, for the Lagrange identities behind reconstruction;
@@ -76,7 +76,7 @@ def basis_points(p: int, threshold: int, packing: int) -> list[int]:
 def share_randomness(case: ShamirCase, seed: bytes) -> list[int]:
     m = case.num_polynomials
     rand = Xof(as_seed(seed), Tag("shamir.share")).uniform_ints(
-        case.field.MODULUS, m * case.threshold
+        case.field.MODULUS, count=m * case.threshold
     )
     return [int(v) for v in rand]
 
@@ -304,8 +304,10 @@ def test_share_is_the_construction_enumerated_for_privacy(
     s = Shamir(field, t, k)
     for i in range(8):
         seed = Xof(FIXED_SEED, Tag("test.privacy.sample", (p, t, k, m, i))).next_bytes(32)
-        secret = [int(v) for v in Xof(as_seed(seed), Tag("test.secret")).uniform_ints(p, m * k)]
-        rand = Xof(as_seed(seed), Tag("shamir.share")).uniform_ints(p, m * t).astype(np.int64)
+        secret = [
+            int(v) for v in Xof(as_seed(seed), Tag("test.secret")).uniform_ints(p, count=m * k)
+        ]
+        rand = Xof(as_seed(seed), Tag("shamir.share")).uniform_ints(p, count=m * t).astype(np.int64)
         # Column j: polynomial j's secrets s[j*k ..] then its randomness r[i*m + j].
         values = np.concatenate(
             [np.array(secret, dtype=np.int64).reshape(m, k).T, rand.reshape(t, m)], axis=0
@@ -370,7 +372,7 @@ def test_lagrange_matrix_matches_independent_interpolation(
     targets = data.draw(st.lists(st.integers(-p, 2 * p), max_size=6))
     # Nodes may be given as any representatives mod p.
     shifted = [x + p * data.draw(st.integers(-1, 1)) for x in nodes]
-    got = lagrange_matrix(field, shifted, targets)
+    got = lagrange_matrix(field, nodes=shifted, targets=targets)
     assert type(got) is field
     assert got.shape == (len(targets), len(nodes))
     want = _lagrange_rows(p, nodes, targets).ravel().tolist()
@@ -379,7 +381,7 @@ def test_lagrange_matrix_matches_independent_interpolation(
 
 def test_lagrange_matrix_rejects_repeated_nodes() -> None:
     with pytest.raises(ParameterError, match="distinct"):
-        lagrange_matrix(F11, [1, 2, 12], [0])
+        lagrange_matrix(F11, nodes=[1, 2, 12], targets=[0])
 
 
 # ---------------------------------------------------------------- consistency checks
@@ -500,7 +502,7 @@ def test_robust_corrects_exactly_max_errors_faulty_holders(
     p = field.MODULUS
     points = list(range(1, n + 1))
     secret = [
-        int(v) for v in Xof(FIXED_SEED, Tag("test.robust", (t, k))).uniform_ints(p, 2 * k + 1)
+        int(v) for v in Xof(FIXED_SEED, Tag("test.robust", (t, k))).uniform_ints(p, count=2 * k + 1)
     ]
     shares = s.share(field(secret), points=points, seed=FIXED_SEED)
     for first in range(n):

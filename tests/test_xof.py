@@ -205,14 +205,14 @@ def test_negative_reads_and_counts_raise_parameter_error() -> None:
     with pytest.raises(ParameterError, match="-1"):
         xof.next_bytes(-1)
     with pytest.raises(ParameterError, match="-3"):
-        xof.uniform_ints(10, -3)
+        xof.uniform_ints(10, count=-3)
     for bad in (0, -1, -(2**70)):
         with pytest.raises(ParameterError, match=str(bad)):
             xof.uniform_int(bad)
         with pytest.raises(ParameterError, match=str(bad)):
-            xof.uniform_ints(bad, 1)
+            xof.uniform_ints(bad, count=1)
     with pytest.raises(ParameterError, match=str(2**64 + 1)):
-        xof.uniform_ints(2**64 + 1, 1)
+        xof.uniform_ints(2**64 + 1, count=1)
 
 
 @pytest.mark.parametrize("bound", [2.0, 2.5, 1e30], ids=repr)
@@ -222,7 +222,7 @@ def test_non_integer_bounds_raise_parameter_error(bound: object) -> None:
     with pytest.raises(ParameterError):
         xof.uniform_int(bound)  # type: ignore[arg-type]
     with pytest.raises(ParameterError):
-        xof.uniform_ints(bound, 3)  # type: ignore[arg-type]
+        xof.uniform_ints(bound, count=3)  # type: ignore[arg-type]
     with pytest.raises(ParameterError):
         xof.bernoulli(1, bound)  # type: ignore[arg-type]
 
@@ -236,7 +236,7 @@ def test_uniform_ints_equals_repeated_uniform_int(seed: bytes, bound: int, count
     tag = Tag("test.uniform", (bound % 2**64,))
     vec = Xof(as_seed(seed), tag)
     one = Xof(as_seed(seed), tag)
-    got = [int(v) for v in vec.uniform_ints(bound, count)]
+    got = [int(v) for v in vec.uniform_ints(bound, count=count)]
     assert got == [one.uniform_int(bound) for _ in range(count)]
     assert vec.next_bytes(64) == one.next_bytes(64)
 
@@ -246,7 +246,7 @@ def test_uniform_ints_match_reference_rejection_sampling(
     seed: bytes, bound: int, count: int
 ) -> None:
     xof = Xof(as_seed(seed), Tag("test.uniform"))
-    got = xof.uniform_ints(bound, count)
+    got = xof.uniform_ints(bound, count=count)
     raw = RawStream(seed, "test.uniform")
     expected = [reference_uniform(raw, bound)[0] for _ in range(count)]
     assert [int(v) for v in got] == expected
@@ -260,7 +260,7 @@ def test_uniform_ints_match_reference_on_fixed_seed(bound: int) -> None:
     xof = Xof(as_seed(FIXED_SEED), Tag("test.uniform.fixed"))
     raw = RawStream(FIXED_SEED, "test.uniform.fixed")
     draws = [reference_uniform(raw, bound) for _ in range(200)]
-    assert [int(v) for v in xof.uniform_ints(bound, 200)] == [v for v, _ in draws]
+    assert [int(v) for v in xof.uniform_ints(bound, count=200)] == [v for v, _ in draws]
     assert xof.next_bytes(16) == raw.read(16)
     bits = (bound - 1).bit_length()
     if bound <= (1 << bits) * 3 // 4:  # acceptance <= 3/4: 200 draws reject at least once
@@ -279,7 +279,7 @@ def test_uniform_int_beyond_64_bits_matches_reference(seed: bytes, bound: int, c
 def test_uniform_int_with_bound_one_consumes_nothing() -> None:
     xof = Xof(as_seed(FIXED_SEED), Tag("x"))
     assert xof.uniform_int(1) == 0
-    assert xof.uniform_ints(1, 5).tolist() == [0] * 5
+    assert xof.uniform_ints(1, count=5).tolist() == [0] * 5
     assert xof.next_bytes(8) == RawStream(FIXED_SEED, "x").read(8)
 
 
