@@ -22,7 +22,6 @@ bit for bit against galois in ``tests/test_field.py``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +55,8 @@ def is_prime(n: int) -> bool:
     Spec: spec/02-field.md#parameter-sets
 
     The bases 2..41 are a proven deterministic witness set below
-    3,317,044,064,679,887,385,961,981 (Sorenson & Webster 2015, Table 1),
+    3,317,044,064,679,887,385,961,981 (J. Sorenson and J. Webster, "Strong
+    pseudoprimes to twelve prime bases", Math. Comp. 86 (2017), Theorem 1.1),
     which covers every modulus SDL accepts (all are below 2^62).
 
     Raises:
@@ -566,7 +566,7 @@ def _limb_plan(bits: int, inner: int) -> tuple[int, int]:
     limb products ``ceil(bits/a) * ceil(bits/b)``, then the number of
     right-hand limbs (the right operand is the wide one).
     """
-    guard = max(0, math.ceil(math.log2(inner))) if inner > 1 else 0
+    guard = (inner - 1).bit_length()  # = ceil(log2 inner), exactly, for inner >= 1
     budget = _FLOAT64_EXACT_BITS - guard
     if budget < 2:
         raise ParameterError(f"inner dimension {inner} too large for an exact float64 product")

@@ -76,7 +76,7 @@ class Shamir:
 
     Pre-conditions:
         - ``threshold >= 1`` and ``packing >= 1``
-        - ``threshold + packing <= field.MODULUS``
+        - ``2 * (threshold + packing) <= field.MODULUS``
     """
 
     field: type[Field]
@@ -90,10 +90,13 @@ class Shamir:
             raise ParameterError(f"threshold must be an int >= 1; got {self.threshold!r}")
         if type(self.packing) is not int or self.packing < 1:
             raise ParameterError(f"packing must be an int >= 1; got {self.packing!r}")
-        if self.threshold + self.packing > self.field.MODULUS:
+        if 2 * (self.threshold + self.packing) > self.field.MODULUS:
+            # The t + k basis points 0, -1, ..., -(t+k-1) are reserved, which
+            # leaves p - (t + k) holder points; reconstruction needs t + k.
             raise ParameterError(
-                f"threshold + packing = {self.threshold + self.packing} must not exceed "
-                f"the field size {self.field.MODULUS}"
+                f"2 * (threshold + packing) = {2 * (self.threshold + self.packing)} must not "
+                f"exceed the field size {self.field.MODULUS}: the field must have t + k "
+                "holder points besides the t + k reserved ones"
             )
 
     @property
@@ -435,7 +438,7 @@ def _decode_column(
     Returns the index set of the positions where ``received`` differs from
     the unique polynomial of degree ``< dim`` within ``max_errors`` of it,
     or None if there is none. (S. Gao, "A New Algorithm for Decoding
-    Reed-Solomon Codes", 2003, Algorithm 1.)
+    Reed-Solomon Codes", 2003.)
     """
     n = len(xs)
     g0 = [1]

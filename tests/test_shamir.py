@@ -621,7 +621,8 @@ def test_robust_reconstruct_matches_brute_force_decoding(
         ({"threshold": True}, "got True"),
         ({"threshold": 1, "packing": 0}, "packing must be an int >= 1; got 0"),
         ({"threshold": 1, "packing": 2.0}, "got 2.0"),
-        ({"threshold": 6, "packing": 6}, "12 must not exceed the field size 11"),
+        ({"threshold": 6, "packing": 6}, "= 24 must not exceed the field size 11"),
+        ({"threshold": 3, "packing": 3}, "= 12 must not exceed the field size 11"),
     ],
     ids=repr,
 )
@@ -637,7 +638,14 @@ def test_field_must_be_a_field_class(field: object) -> None:
 
 
 def test_largest_parameters_that_fit_are_accepted() -> None:
-    assert Shamir(F11, 5, 6).min_shares == 11
+    """2(t + k) <= p: in GF(11), t + k = 5 reserves 0, -1, ..., -4 and leaves 6 holder points."""
+    s = Shamir(F11, 2, 3)
+    assert s.min_shares == 5
+    holders = [x for x in range(1, 11) if x not in s.secret_points() + s.random_points()]
+    assert holders == [1, 2, 3, 4, 5, 6]
+    secret = F11([3, 7, 9])
+    shares = s.share(secret, points=holders, seed=as_seed(bytes(32)))
+    assert s.reconstruct(shares, length=3) == secret
 
 
 # With t = 2, k = 2 in GF(11): secret points 0, 10, randomness points 9, 8.

@@ -106,3 +106,31 @@ def test_every_code_excerpt_is_quoted_once_and_verbatim() -> None:
     for name, body in code.items():
         assert len(spec[name]) == 1, f"excerpt {name} quoted {len(spec[name])} times"
         assert spec[name][0] == body, f"spec's copy of excerpt {name} is stale"
+
+
+NOTE_TEST_REF = re.compile(r"`(tests/test_\w+\.py)(?:::(\w+))?`")
+
+
+def _note_test_refs() -> list[tuple[str, str, str | None]]:
+    out = []
+    for note in sorted(ROOT.glob("proofs_notes/*.md")):
+        for m in NOTE_TEST_REF.finditer(note.read_text(encoding="utf-8")):
+            out.append((note.name, m.group(1), m.group(2)))
+    return out
+
+
+def test_every_proof_note_names_a_checking_test() -> None:
+    notes = {p.name for p in ROOT.glob("proofs_notes/*.md")}
+    assert notes, "no proof notes"
+    assert {name for name, _, _ in _note_test_refs()} == notes
+
+
+@pytest.mark.parametrize(("note", "test_file", "test_name"), _note_test_refs())
+def test_proof_note_test_reference_exists(note: str, test_file: str, test_name: str | None) -> None:
+    path = ROOT / test_file
+    assert path.is_file(), f"{note} names missing {test_file}"
+    if test_name is not None:
+        source = path.read_text(encoding="utf-8")
+        assert re.search(rf"^def {test_name}\(", source, re.MULTILINE), (
+            f"{note} names {test_file}::{test_name}, which does not exist"
+        )
