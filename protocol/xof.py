@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import NewType
 
 import numpy as np
 import numpy.typing as npt
@@ -184,14 +184,16 @@ class Xof:
         got = 0
         while got < count:
             need = count - got
-            cand = _le_words(self._next_view(need * width), width, bits)
-            # bound may be 2^64, which no uint64 holds; then every candidate is accepted.
-            if bound != 1 << 64:
-                keep = cand < cand.dtype.type(bound) if bound <= np.iinfo(cand.dtype).max else None
-                if keep is not None and not keep.all():
-                    cand = cand[keep]
-            out[got : got + len(cand)] = cand
-            got += len(cand)
+            dst = out[got:]
+            _masked_words_into(self._next_view(need * width), width=width, bits=bits, out=dst)
+            if bound < 1 << bits:  # otherwise no candidate can be rejected
+                keep = dst < np.uint64(bound)
+                if not keep.all():
+                    accepted = dst[keep]
+                    dst[: len(accepted)] = accepted
+                    got += len(accepted)
+                    continue
+            got += need
         return out
 
     def field_elements(self, field: type[Field], count: int) -> Field:
@@ -230,21 +232,15 @@ def derive_seed(seed: Seed, tag: Tag) -> Seed:
     return Seed(Xof(seed, tag).next_bytes(SEED_SIZE))
 
 
-def _le_words(
-    data: bytes | memoryview, width: int, bits: int
-) -> npt.NDArray[np.unsignedinteger[Any]]:
-    """Little-endian words of ``width`` bytes (1..8), masked to ``bits`` bits."""
+def _masked_words_into(
+    data: bytes | memoryview, *, width: int, bits: int, out: npt.NDArray[np.uint64]
+) -> None:
+    """Little-endian words of ``width`` bytes (1..8), masked to ``bits`` bits, into ``out``."""
     if width in (1, 2, 4, 8):
         words = np.frombuffer(data, dtype=f"<u{width}")
-        masked: npt.NDArray[np.unsignedinteger[Any]] = np.bitwise_and(
-            words, words.dtype.type((1 << bits) - 1)
-        )
-        return masked
+        np.bitwise_and(words, words.dtype.type((1 << bits) - 1), out=out)
+        return
     raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
     padded = np.zeros((raw.shape[0], 8), dtype=np.uint8)
     padded[:, :width] = raw
-    words64 = padded.view("<u8").reshape(-1)
-    masked64: npt.NDArray[np.unsignedinteger[Any]] = np.bitwise_and(
-        words64, np.uint64((1 << bits) - 1)
-    )
-    return masked64
+    np.bitwise_and(padded.view("<u8").reshape(-1), np.uint64((1 << bits) - 1), out=out)
