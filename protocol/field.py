@@ -217,8 +217,14 @@ class Field:
         return self._wrap(np.atleast_1d(self._a[key]))
 
     def take_rows(self, rows: Sequence[int]) -> Self:
-        """The rows (first-axis entries) at these indices, in this order."""
-        return self._wrap(self._a[list(rows)])
+        """The rows (first-axis entries) at these indices, in this order.
+
+        A run of consecutive indices is returned as a view, without copying.
+        """
+        rows = list(rows)
+        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+            return self._wrap(self._a[rows[0] : rows[0] + len(rows)])
+        return self._wrap(self._a[rows])
 
     def reshape(self, *shape: int) -> Self:
         return self._wrap(self._a.reshape(shape))

@@ -282,7 +282,7 @@ class Shamir:
             self.field, nodes=[xs[i] for i in base], targets=[xs[i] for i in rest]
         )
         predicted = predict @ ys.take_rows(base)
-        differ = (predicted.values != ys.values[rest]).any(axis=0)
+        differ = (predicted.values != ys.take_rows(rest).values).any(axis=0)
         if not differ.any():
             return None
         return int(np.flatnonzero(differ)[0])
