@@ -380,6 +380,7 @@ class Field:
         na = a_stack.shape[0] // m
         nb = -(-cls.BITS // b_bits)
         mersenne31 = p == _M31 and na * nb <= 4
+        mersenne61 = p == _M61 and na * nb <= 9
         for start in starts:
             blk = b_arr[:, start : start + _MATMUL_BLOCK]
             w = blk.shape[1]
@@ -390,6 +391,16 @@ class Field:
             prod = (a_stack @ b_stack).astype(np.uint64)  # exact: every entry < 2^53
             if mersenne31:
                 _combine_m31(
+                    prod,
+                    m=m,
+                    w=w,
+                    a_limbs=(a_bits, na),
+                    b_limbs=(b_bits, nb),
+                    out=out[:, start : start + w],
+                )
+                continue
+            if mersenne61:
+                _combine_m61(
                     prod,
                     m=m,
                     w=w,
@@ -627,6 +638,47 @@ def _combine_m31(
         np.add(acc, r, out=acc)
     np.subtract(acc, m31, out=r)
     np.minimum(acc, r, out=out)
+
+
+def _combine_m61(
+    prod: U64, *, m: int, w: int, a_limbs: tuple[int, int], b_limbs: tuple[int, int], out: U64
+) -> None:
+    """Recombine limb products modulo 2^61 - 1, at most 9 blocks.
+
+    Proof: proofs_notes/limb-split-matmul-exact.md
+
+    Since 2^61 ≡ 1, ``x * 2^s ≡ ((x << s) & M) + (x >> (61 - s))`` for
+    ``0 <= s < 61`` (the low 61 bits of ``x * 2^s`` plus the bits above).
+    Every ``P_ij < 2^53``; the low parts (< 2^61, at most 8 of them) and the
+    high parts (< 2^53, at most 9) are summed separately, so neither sum
+    reaches 2^64, then folded.
+    """
+    (a_bits, na), (b_bits, nb) = a_limbs, b_limbs
+    m61 = np.uint64(_M61)
+    s61 = np.uint64(61)
+    lo = np.zeros((m, w), dtype=np.uint64)
+    hi = np.array(prod[:m, :w])  # P_00 < 2^53 needs no rotation
+    r = np.empty((m, w), dtype=np.uint64)
+    for i in range(na):
+        for j in range(nb):
+            if not (i or j):
+                continue
+            part = prod[i * m : (i + 1) * m, j * w : (j + 1) * w]
+            shift = (a_bits * i + b_bits * j) % 61
+            np.left_shift(part, np.uint64(shift), out=r)
+            np.bitwise_and(r, m61, out=r)
+            np.add(lo, r, out=lo)  # <= 8 * (2^61 - 1) < 2^64
+            np.right_shift(part, np.uint64(61 - shift), out=r)
+            np.add(hi, r, out=hi)  # <= 9 * 2^53
+    np.right_shift(lo, s61, out=r)
+    np.bitwise_and(lo, m61, out=lo)
+    np.add(lo, r, out=lo)  # < 2^61 + 8
+    np.add(lo, hi, out=lo)  # < 2^61 + 8 + 9 * 2^53 < 2^62
+    np.right_shift(lo, s61, out=r)
+    np.bitwise_and(lo, m61, out=lo)
+    np.add(lo, r, out=lo)  # < 2^61 + 2 < 2M
+    np.subtract(lo, m61, out=r)
+    np.minimum(lo, r, out=out)
 
 
 def _split(x: U64, limb_bits: int, bits: int) -> list[U64]:

@@ -27,6 +27,7 @@ from protocol.field import (
     Field31,
     Field61,
     _combine_m31,
+    _combine_m61,
     _limb_plan,
     _split,
     field_for_modulus,
@@ -319,6 +320,60 @@ def test_mersenne31_recombination_bounds() -> None:
             ]
             out = np.empty((rows, cols), dtype=np.uint64)
             _combine_m31(prod.copy(), m=rows, w=cols, a_limbs=(a, na), b_limbs=(b, nb), out=out)
+            assert out.ravel().tolist() == want, (a, na, b, nb)
+
+
+def _mersenne61_plans() -> list[tuple[int, int, int, int]]:
+    """Every plan (a, na, b, nb) the product uses for Field61 on the Mersenne-61 path."""
+    plans = set()
+    for g in range(52):
+        a, b = _limb_plan(Field61.BITS, 2**g)
+        na, nb = _limb_counts(Field61.BITS, (a, b))
+        if na * nb <= 9:
+            plans.add((a, na, b, nb))
+    return sorted(plans)
+
+
+def test_mersenne61_recombination() -> None:
+    """proofs_notes/limb-split-matmul-exact.md (E6) and the bounds of proof step 4;
+    then ``_combine_m61`` on extreme, seeded random and synthetic 3 × 3 layouts
+    (shifts spanning 0..60) equals Σ P_ij·2^(a·i + b·j) mod (2^61 − 1) by Python ints."""
+    n61 = _M61
+    high, low61 = sympy.symbols("h l", integer=True, nonnegative=True)
+    # x·2^s = 2^61·h + l  ⇒  x·2^s − (l + h) = h·(2^61 − 1): a multiple of N.
+    assert sympy.expand((2**61 * high + low61) - (low61 + high) - high * n61) == 0
+    for shift in (0, 1, 8, 30, 52, 60):
+        for value in (0, 1, 2**53 - 1, 2**52 + 12345):
+            low = ((value << shift) % 2**64) & n61
+            assert (low + (value >> (61 - shift))) % n61 == (value << shift) % n61
+            assert value >> (61 - shift) < 2**53
+    assert 8 * (2**61 - 1) < 2**64
+    assert ((8 * (2**61 - 1)) & n61) + ((8 * (2**61 - 1)) >> 61) < 2**61 + 8
+    assert 2**61 + 8 + 9 * 2**53 < 2**62
+    assert n61 + ((2**62 - 1) >> 61) < 2 * n61
+
+    plans = _mersenne61_plans()
+    assert plans, "no Field61 plan takes the Mersenne-61 path"
+    layouts = [*plans, (20, 3, 21, 3), (29, 3, 3, 3)]
+    rows, cols = 2, 3
+    for label, (a, na, b, nb) in enumerate(layouts):
+        assert na * nb <= 9
+        size = na * nb * rows * cols
+        rand = _xof("m61", label).uniform_ints(2**53, count=size).reshape(na * rows, nb * cols)
+        extreme = np.full((na * rows, nb * cols), 2**53 - 1, dtype=np.uint64)
+        for prod in (extreme, rand):
+            want = [
+                sum(
+                    int(prod[i * rows + r, j * cols + c]) << (a * i + b * j)
+                    for i in range(na)
+                    for j in range(nb)
+                )
+                % n61
+                for r in range(rows)
+                for c in range(cols)
+            ]
+            out = np.empty((rows, cols), dtype=np.uint64)
+            _combine_m61(prod.copy(), m=rows, w=cols, a_limbs=(a, na), b_limbs=(b, nb), out=out)
             assert out.ravel().tolist() == want, (a, na, b, nb)
 
 
