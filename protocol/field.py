@@ -379,8 +379,11 @@ class Field:
         m = out.shape[0]
         na = a_stack.shape[0] // m
         nb = -(-cls.BITS // b_bits)
-        mersenne31 = p == _M31 and na * nb <= 4
-        mersenne61 = p == _M61 and na * nb <= 9
+        combine = None
+        if p == _M31 and na * nb <= 4:
+            combine = _combine_m31
+        elif p == _M61 and na * nb <= 9:
+            combine = _combine_m61
         for start in starts:
             blk = b_arr[:, start : start + _MATMUL_BLOCK]
             w = blk.shape[1]
@@ -389,18 +392,8 @@ class Field:
             else:
                 b_stack = np.concatenate(_split(blk, b_bits, cls.BITS), axis=1).astype(np.float64)
             prod = (a_stack @ b_stack).astype(np.uint64)  # exact: every entry < 2^53
-            if mersenne31:
-                _combine_m31(
-                    prod,
-                    m=m,
-                    w=w,
-                    a_limbs=(a_bits, na),
-                    b_limbs=(b_bits, nb),
-                    out=out[:, start : start + w],
-                )
-                continue
-            if mersenne61:
-                _combine_m61(
+            if combine is not None:
+                combine(
                     prod,
                     m=m,
                     w=w,

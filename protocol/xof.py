@@ -111,25 +111,19 @@ class Xof:
 
     def next_bytes(self, n: int) -> bytes:
         """The next ``n`` bytes of the stream."""
-        if n < 0:
-            raise ParameterError(f"byte count must be >= 0; got {n}")
-        end = self._pos + n
+        return bytes(self._next_view(n))
+
+    def _next_view(self, n: int) -> memoryview:
+        """The next ``n`` bytes of the stream, as a view of the buffer (no copy)."""
+        if type(n) is not int or n < 0:
+            raise ParameterError(f"byte count must be an int >= 0; got {n!r}")
+        start, end = self._pos, self._pos + n
         if end > len(self._buf):
             # SHAKE output of length L is a prefix of output of any length > L,
             # so re-squeezing a longer output keeps the stream consistent.
             self._buf = self._h.digest(max(end, 2 * len(self._buf), 1024))
-        out = self._buf[self._pos : end]
         self._pos = end
-        return out
-
-    def _next_view(self, n: int) -> memoryview:
-        """Like :meth:`next_bytes`, without copying (internal)."""
-        start = self._pos
-        self.next_bytes(0)
-        if start + n > len(self._buf):
-            self._buf = self._h.digest(max(start + n, 2 * len(self._buf), 1024))
-        self._pos = start + n
-        return memoryview(self._buf)[start : start + n]
+        return memoryview(self._buf)[start:end]
 
     # spec-excerpt: xof-uniform-int
     def uniform_int(self, bound: int) -> int:

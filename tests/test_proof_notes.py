@@ -225,6 +225,29 @@ def test_limb_block_products_recombine_to_the_matrix_product() -> None:
     assert (whole_a * whole_b - blocks).expand() == sympy.zeros(2, 3)
 
 
+def _recombined(
+    prod: np.ndarray,
+    a_limbs: tuple[int, int],
+    b_limbs: tuple[int, int],
+    *,
+    rows: int,
+    cols: int,
+    modulus: int,
+) -> list[int]:
+    """Σ P_ij·2^(a·i + b·j) mod ``modulus``, entry by entry, with Python ints."""
+    (a, na), (b, nb) = a_limbs, b_limbs
+    return [
+        sum(
+            int(prod[i * rows + r, j * cols + c]) << (a * i + b * j)
+            for i in range(na)
+            for j in range(nb)
+        )
+        % modulus
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
 def _mersenne31_plans() -> list[tuple[int, int, int, int]]:
     """Every plan (a, na, b, nb) the product uses for Field31 on the Mersenne-31 path."""
     plans = set()
@@ -308,16 +331,7 @@ def test_mersenne31_recombination_bounds() -> None:
         adversarial = extreme.copy()
         adversarial[:rows, :cols] = p00
         for prod in (extreme, rand, adversarial):
-            want = [
-                sum(
-                    int(prod[i * rows + r, j * cols + c]) << (a * i + b * j)
-                    for i in range(na)
-                    for j in range(nb)
-                )
-                % m
-                for r in range(rows)
-                for c in range(cols)
-            ]
+            want = _recombined(prod, (a, na), (b, nb), rows=rows, cols=cols, modulus=m)
             out = np.empty((rows, cols), dtype=np.uint64)
             _combine_m31(prod.copy(), m=rows, w=cols, a_limbs=(a, na), b_limbs=(b, nb), out=out)
             assert out.ravel().tolist() == want, (a, na, b, nb)
@@ -362,16 +376,7 @@ def test_mersenne61_recombination() -> None:
         rand = _xof("m61", label).uniform_ints(2**53, count=size).reshape(na * rows, nb * cols)
         extreme = np.full((na * rows, nb * cols), 2**53 - 1, dtype=np.uint64)
         for prod in (extreme, rand):
-            want = [
-                sum(
-                    int(prod[i * rows + r, j * cols + c]) << (a * i + b * j)
-                    for i in range(na)
-                    for j in range(nb)
-                )
-                % n61
-                for r in range(rows)
-                for c in range(cols)
-            ]
+            want = _recombined(prod, (a, na), (b, nb), rows=rows, cols=cols, modulus=n61)
             out = np.empty((rows, cols), dtype=np.uint64)
             _combine_m61(prod.copy(), m=rows, w=cols, a_limbs=(a, na), b_limbs=(b, nb), out=out)
             assert out.ravel().tolist() == want, (a, na, b, nb)
