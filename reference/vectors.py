@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,20 @@ import numpy as np
 
 from protocol.errors import ERRORS_BY_NAME, SdlError
 from protocol.field import FIELDS, Field, Field31, Field61, field_for_modulus
+from protocol.noise import (
+    MECHANISMS,
+    bernoulli_exp,
+    discrete_gaussian,
+    discrete_laplace,
+    poisson,
+    sample,
+    skellam,
+)
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
 
 FORMAT = "sdl-vectors/1"
-FAMILIES = ("field", "xof", "shamir")
+FAMILIES = ("field", "xof", "shamir", "noise")
 
 Json = dict[str, Any]
 
@@ -406,10 +416,89 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
     )
 
 
+#: The sampler each noise operation names, and the name of its parameter.
+_NOISE_OPS: dict[str, tuple[Callable[[Xof, Any], object], str]] = {
+    "bernoulli_exp": (bernoulli_exp, "gamma"),
+    "discrete_laplace": (discrete_laplace, "scale"),
+    "discrete_gaussian": (discrete_gaussian, "sigma2"),
+    "poisson": (poisson, "mean"),
+    "skellam": (skellam, "variance"),
+}
+
+
+def _noise_param(op: str, text: str) -> Fraction | int:
+    return int(text) if op == "discrete_laplace" else Fraction(text)
+
+
+def _noise_draws(obj: Mapping[str, Any]) -> list[object]:
+    """Replay a noise vector's draws: ``count`` samples, one after the other, on one stream."""
+    op = obj["operation"]
+    xof = Xof(as_seed(bytes.fromhex(obj["seed"])), _tag_from(obj["tag"]))
+    count = int(obj["count"])
+    if op == "sample":
+        return list(sample(xof, obj["mechanism"], Fraction(obj["variance"]), count))
+    fn, key = _NOISE_OPS[op]
+    param = _noise_param(op, obj[key])
+    return [fn(xof, param) for _ in range(count)]
+
+
+def _noise_cases() -> Iterator[tuple[str, Json]]:
+    params = [
+        ("bernoulli_exp", "bernoulli_exp_7_3", "7/3"),
+        ("bernoulli_exp", "bernoulli_exp_1_2", "1/2"),
+        ("discrete_laplace", "discrete_laplace_t3", "3"),
+        ("discrete_gaussian", "discrete_gaussian_25_2", "25/2"),
+        ("discrete_gaussian", "discrete_gaussian_1_4", "1/4"),
+        ("poisson", "poisson_15_2", "15/2"),
+        ("poisson", "poisson_1_3", "1/3"),
+        ("skellam", "skellam_10", "10"),
+    ]
+    for i, (op, name, value) in enumerate(params):
+        _, key = _NOISE_OPS[op]
+        body: Json = {
+            "seed": _seed(400 + i).hex(),
+            "tag": _tag_json(Tag("vectors.noise", (i,))),
+            "count": 24,
+            key: value,
+        }
+        body["output"] = _noise_draws({"operation": op, **body})
+        yield f"noise/{name}.json", _case("noise", op, **body)
+    for m, mechanism in enumerate(MECHANISMS):
+        body = {
+            "seed": _seed(420 + m).hex(),
+            "tag": _tag_json(Tag("noise.sample", (m,))),
+            "mechanism": mechanism,
+            "variance": "9",
+            "count": 24,
+        }
+        body["output"] = _noise_draws({"operation": "sample", **body})
+        yield f"noise/sample_{mechanism}.json", _case("noise", "sample", **body)
+    bad = [
+        ("bernoulli_exp_bad_negative_gamma", "bernoulli_exp", {"gamma": "-1/2"}),
+        ("discrete_gaussian_bad_zero_variance", "discrete_gaussian", {"sigma2": "0"}),
+        ("discrete_laplace_bad_zero_scale", "discrete_laplace", {"scale": "0"}),
+        ("poisson_bad_negative_mean", "poisson", {"mean": "-1"}),
+        ("sample_bad_unknown_mechanism", "sample", {"mechanism": "gauss", "variance": "9"}),
+    ]
+    for name, op, extra in bad:
+        yield (
+            f"noise/{name}.json",
+            _case(
+                "noise",
+                op,
+                seed=_seed(430).hex(),
+                tag=_tag_json(Tag("vectors.noise")),
+                count=1,
+                error="ParameterError",
+                **extra,
+            ),
+        )
+
+
 def generate() -> dict[str, Json]:
     """Every vector file, by path relative to the vectors directory."""
     out: dict[str, Json] = {}
-    for cases in (_field_cases(), _xof_cases(), _shamir_cases()):
+    for cases in (_field_cases(), _xof_cases(), _shamir_cases(), _noise_cases()):
         for path, obj in cases:
             out[path] = obj
     return out
@@ -628,10 +717,22 @@ def _check_shamir(obj: Mapping[str, Any], out: _Mismatch) -> None:
         out.problems.append(f"operation: unknown shamir operation {op!r}")
 
 
+def _check_noise(obj: Mapping[str, Any], out: _Mismatch) -> None:
+    op = obj["operation"]
+    if op != "sample" and op not in _NOISE_OPS:
+        out.problems.append(f"operation: unknown noise operation {op!r}")
+        return
+    if "error" in obj:
+        _expect_error(obj, lambda: _noise_draws(obj), out)
+        return
+    out.eq("output", obj["output"], _noise_draws(obj))
+
+
 _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "field": _check_field,
     "xof": _check_xof,
     "shamir": _check_shamir,
+    "noise": _check_noise,
 }
 
 

@@ -104,3 +104,70 @@ def test_bench_shamir_json_reports_ratios_and_galois_agreement(
 def test_bench_rejects_threshold_above_nodes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "shamir", "--nodes", "3", "--threshold", "3"]) == 2
     assert "--nodes must be >= --threshold + 1 = 4" in capsys.readouterr().err
+
+
+def test_noise_sample_json_is_reproducible_and_follows_the_spec_stream(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fractions import Fraction  # noqa: PLC0415
+
+    from protocol.noise import sample  # noqa: PLC0415
+    from protocol.xof import Tag, Xof  # noqa: PLC0415
+    from reference.seeds import seed_from_hex  # noqa: PLC0415
+
+    argv = ["noise", "sample", "--mechanism", "skellam", "--variance", "25/2"]
+    out = _json(capsys, [*argv, "--count", "30", "--seed", "1f", "--json"])
+    assert set(out) >= {"mechanism", "variance", "seed", "samples"}
+    assert out["mechanism"] == "skellam" and out["variance"] == "25/2" and out["seed"] == "1f"
+    samples = out["samples"]
+    assert isinstance(samples, list) and len(samples) == 30
+    assert all(type(v) is int for v in samples)
+    xof = Xof(seed_from_hex("1f"), Tag("noise.sample", (1,)))
+    assert samples == sample(xof, "skellam", Fraction(25, 2), 30)
+    again = _json(capsys, [*argv, "--count", "30", "--seed", "1f", "--json"])
+    assert again["samples"] == samples
+
+
+def test_noise_sample_plain_output_is_one_int_per_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (
+        main(
+            [
+                "noise",
+                "sample",
+                "--mechanism",
+                "dgauss",
+                "--variance",
+                "4",
+                "--count",
+                "5",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.split()
+    assert len(lines) == 5 and all(int(v) == float(v) for v in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--variance", "-3", "--seed", "1"], "variance must be > 0; got -3"),
+        (["--variance", "abc", "--seed", "1"], "expected a positive number such as 12.5"),
+        (["--variance", "0", "--seed", "1"], "variance must be > 0; got 0"),
+        (["--variance", "4", "--seed", "xyz"], "seed must be 1 to 64 hex digits"),
+    ],
+)
+def test_noise_sample_bad_arguments_exit_2_with_a_clear_error(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    argv = ["noise", "sample", "--mechanism", "dgauss", "--count", "3", *args]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 2
+    assert needle in capsys.readouterr().err

@@ -715,3 +715,47 @@ def test_acceptance_probability_is_above_one_half() -> None:
     for bound, (bits, q) in examples.items():
         assert (bound - 1).bit_length() == bits
         assert Fraction(bound, 2**bits) == q
+
+
+# ====================================================================== noise
+
+
+def test_bernoulli_exp_series() -> None:
+    """proofs_notes/bernoulli-exp.md: with A_k ~ Bernoulli(γ/k), the first failure
+    index K has P(K > k) = Π_{i<=k} γ/i = γ^k/k!, so
+    P(K odd) = Σ_{k>=0} (P(K > 2k) − P(K > 2k+1)) = Σ_j (−γ)^j/j! = exp(−γ)."""
+    gamma = sympy.symbols("gamma", positive=True)
+    k = sympy.symbols("k", integer=True, nonnegative=True)
+    for kk in range(6):
+        survive = sympy.prod([gamma / i for i in range(1, kk + 1)])
+        assert sympy.simplify(survive - gamma**kk / sympy.factorial(kk)) == 0
+    odd = sympy.Sum(
+        gamma ** (2 * k) / sympy.factorial(2 * k)
+        - gamma ** (2 * k + 1) / sympy.factorial(2 * k + 1),
+        (k, 0, sympy.oo),
+    )
+    assert sympy.simplify(odd.doit() - sympy.exp(-gamma)) == 0
+    # Control: the even index has the complementary probability, not exp(−γ).
+    assert sympy.simplify((1 - odd.doit()) - sympy.exp(-gamma)) != 0
+
+
+def test_skellam_closure_pgf() -> None:
+    """proofs_notes/skellam-closure.md: Poisson(μ) has pgf exp(μ(z − 1)), so
+    Sk(λ) = Poisson(λ/2) − Poisson(λ/2) has G_λ(z) = exp(λ/2·(z + 1/z − 2)), and
+    G_λ1 · G_λ2 = G_(λ1+λ2); G'(1) = 0 and G''(1) + G'(1) − G'(1)² = λ (mean 0, variance λ)."""
+    z, lam, l1, l2, mu = sympy.symbols("z lambda lambda1 lambda2 mu", positive=True)
+    n = sympy.symbols("n", integer=True, nonnegative=True)
+    poisson_pgf = sympy.Sum(sympy.exp(-mu) * mu**n / sympy.factorial(n) * z**n, (n, 0, sympy.oo))
+    assert sympy.simplify(poisson_pgf.doit() - sympy.exp(mu * (z - 1))) == 0
+    half = lam / 2
+
+    def g(lmb: sympy.Expr) -> sympy.Expr:
+        return sympy.exp(lmb / 2 * (z + 1 / z - 2))
+
+    # X − Y with independent X, Y ~ Poisson(λ/2): G_X(z) · G_Y(1/z).
+    assert sympy.simplify(sympy.exp(half * (z - 1)) * sympy.exp(half * (1 / z - 1)) - g(lam)) == 0
+    assert sympy.simplify(g(l1) * g(l2) - g(l1 + l2)) == 0
+    d1 = sympy.diff(g(lam), z).subs(z, 1)
+    d2 = sympy.diff(g(lam), z, 2).subs(z, 1)
+    assert sympy.simplify(d1) == 0
+    assert sympy.simplify(d2 + d1 - d1**2 - lam) == 0

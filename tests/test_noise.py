@@ -1,0 +1,301 @@
+"""Exact noise samplers against exact distributions.
+
+Spec: spec/06-noise.md
+
+Two independent oracles:
+
+- *path enumeration*: the real sampler code runs against a stand-in XOF
+  that, instead of random bytes, explores every answer of every
+  ``uniform_int`` and ``bernoulli`` call with its exact rational
+  probability. Summing over the explored paths gives the sampler's output
+  distribution exactly, up to the (also exact) probability of the paths cut
+  off. This checks the code, not a re-derivation of it.
+- *exact pmfs* computed with mpmath at 50 digits, against seeded samples by
+  a chi-square test whose threshold (p < 1e-6) a correct sampler passes on
+  the fixed seed: the seeds are fixed, so the outcome never changes between
+  runs, and a wrong distribution fails with overwhelming probability.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import pytest
+
+from protocol.errors import ParameterError
+from protocol.noise import (
+    bernoulli_exp,
+    discrete_gaussian,
+    discrete_laplace,
+    poisson,
+    poisson_one,
+    sample,
+    skellam,
+)
+from protocol.xof import Tag, Xof, as_seed
+
+mpmath.mp.dps = 50
+SEED = as_seed(bytes(range(32)))
+
+
+def _xof(*params: int) -> Xof:
+    return Xof(SEED, Tag("test.noise", params))
+
+
+# ---------------------------------------------------------------------- path enumeration
+
+
+class _Branch(Exception):
+    def __init__(self, options: list[tuple[Any, Fraction]]) -> None:
+        self.options = options
+
+
+class _PathXof:
+    """Answers draws from a fixed path; asks to branch when the path runs out."""
+
+    def __init__(self, path: list[Any]) -> None:
+        self._path = path
+        self._i = 0
+
+    def _choose(self, options: list[tuple[Any, Fraction]]) -> Any:
+        if self._i < len(self._path):
+            self._i += 1
+            return self._path[self._i - 1]
+        raise _Branch(options)
+
+    def uniform_int(self, bound: int) -> int:
+        value: int = self._choose([(v, Fraction(1, bound)) for v in range(bound)])
+        return value
+
+    def bernoulli(self, numerator: int, denominator: int) -> bool:
+        p = Fraction(numerator, denominator)
+        value: bool = self._choose([(True, p), (False, 1 - p)])
+        return value
+
+
+def exact_distribution(
+    sampler: Callable[[Any], Any], *, cutoff: Fraction
+) -> tuple[dict[Any, Fraction], Fraction]:
+    """The sampler's output distribution over all paths more likely than ``cutoff``,
+    and the total probability of the paths cut off."""
+    dist: dict[Any, Fraction] = {}
+    cut = Fraction(0)
+    stack: list[tuple[list[Any], Fraction]] = [([], Fraction(1))]
+    while stack:
+        path, p = stack.pop()
+        try:
+            value = sampler(_PathXof(path))
+        except _Branch as branch:
+            for choice, q in branch.options:
+                if q == 0:
+                    continue
+                if p * q < cutoff:
+                    cut += p * q
+                else:
+                    stack.append(([*path, choice], p * q))
+            continue
+        dist[value] = dist.get(value, Fraction(0)) + p
+    return dist, cut
+
+
+def _mp(x: Fraction) -> Any:
+    return mpmath.mpf(x.numerator) / x.denominator
+
+
+@pytest.mark.parametrize(
+    "gamma",
+    [Fraction(0), Fraction(1, 3), Fraction(1, 2), Fraction(1), Fraction(3, 2), Fraction(7, 3)],
+    ids=str,
+)
+def test_bernoulli_exp_is_exact_by_path_enumeration(gamma: Fraction) -> None:
+    """proofs_notes/bernoulli-exp.md: P[True] = exp(−γ), to within the cut-off mass."""
+    dist, cut = exact_distribution(lambda x: bernoulli_exp(x, gamma), cutoff=Fraction(1, 10**15))
+    assert cut < Fraction(1, 10**9)
+    assert set(dist) <= {True, False}
+    assert sum(dist.values()) + cut == 1
+    error = abs(_mp(dist.get(True, Fraction(0))) - mpmath.exp(-_mp(gamma)))
+    assert error <= _mp(cut) + mpmath.mpf(10) ** -40
+
+
+def test_bernoulli_exp_path_enumeration_detects_a_wrong_probability() -> None:
+    """Control: the same check rejects Bernoulli(exp(−γ)) run with the wrong γ."""
+    dist, cut = exact_distribution(
+        lambda x: bernoulli_exp(x, Fraction(1, 2)), cutoff=Fraction(1, 10**15)
+    )
+    error = abs(_mp(dist[True]) - mpmath.exp(-_mp(Fraction(1, 3))))
+    assert error > _mp(cut) + mpmath.mpf(10) ** -40
+
+
+def test_poisson_one_is_exact_by_path_enumeration() -> None:
+    """proofs_notes/poisson-exact.md: P[k] = e^−1 / k! for every k, within the cut-off mass."""
+    dist, cut = exact_distribution(poisson_one, cutoff=Fraction(1, 10**10))
+    assert cut < Fraction(1, 10**5)
+    assert sum(dist.values()) + cut == 1
+    for k in range(0, 12):
+        want = mpmath.exp(-1) / mpmath.factorial(k)
+        assert abs(_mp(dist.get(k, Fraction(0))) - want) <= _mp(cut), k
+
+
+# ---------------------------------------------------------------------- exact pmfs
+
+
+def _chi_square_p_value(counts: Counter[int], pmf: Callable[[int], Any], n: int) -> Any:
+    """p-value of Pearson's chi-square test, bins with expectation >= 5, tails lumped."""
+    support = sorted(counts)
+    lo, hi = support[0], support[-1]
+    # Extend to cover every value with expected count >= 5.
+    while n * pmf(lo - 1) >= 5:
+        lo -= 1
+    while n * pmf(hi + 1) >= 5:
+        hi += 1
+    bins: list[tuple[Any, int]] = []
+    inner_mass = mpmath.mpf(0)
+    for v in range(lo, hi + 1):
+        p = pmf(v)
+        inner_mass += p
+        bins.append((n * p, counts.get(v, 0)))
+    tail_observed = n - sum(obs for _, obs in bins)
+    bins.append((n * (1 - inner_mass), tail_observed))
+    merged: list[tuple[Any, int]] = []
+    acc_e, acc_o = mpmath.mpf(0), 0
+    for e, o in bins:
+        acc_e += e
+        acc_o += o
+        if acc_e >= 5:
+            merged.append((acc_e, acc_o))
+            acc_e, acc_o = mpmath.mpf(0), 0
+    if acc_e > 0 and merged:
+        e, o = merged.pop()
+        merged.append((e + acc_e, o + acc_o))
+    stat = sum((o - e) ** 2 / e for e, o in merged)
+    dof = len(merged) - 1
+    return mpmath.gammainc(mpmath.mpf(dof) / 2, stat / 2, mpmath.inf, regularized=True)
+
+
+def _dlap_pmf(t: int) -> Callable[[int], Any]:
+    r = mpmath.exp(-mpmath.mpf(1) / t)
+    return lambda x: (1 - r) / (1 + r) * r ** abs(x)
+
+
+def _dgauss_pmf(sigma2: Fraction) -> Callable[[int], Any]:
+    s2 = _mp(sigma2)
+    bound = int(mpmath.ceil(40 * mpmath.sqrt(s2))) + 10
+    norm = mpmath.fsum(mpmath.exp(-mpmath.mpf(y) ** 2 / (2 * s2)) for y in range(-bound, bound + 1))
+    return lambda x: mpmath.exp(-mpmath.mpf(x) ** 2 / (2 * s2)) / norm
+
+
+def _poisson_pmf(mean: Fraction) -> Callable[[int], Any]:
+    mu = _mp(mean)
+    return lambda k: mpmath.exp(-mu) * mu**k / mpmath.factorial(k) if k >= 0 else mpmath.mpf(0)
+
+
+def _skellam_pmf(variance: Fraction) -> Callable[[int], Any]:
+    lam = _mp(variance)  # Poisson(λ/2) − Poisson(λ/2): P[k] = e^−λ I_|k|(λ)
+    return lambda k: mpmath.exp(-lam) * mpmath.besseli(abs(k), lam)
+
+
+def _draw(fn: Callable[[Xof], int], n: int, *tag: int) -> Counter[int]:
+    xof = _xof(*tag)
+    return Counter(fn(xof) for _ in range(n))
+
+
+@pytest.mark.parametrize("t", [1, 3, 10])
+def test_discrete_laplace_matches_exact_pmf(t: int) -> None:
+    """proofs_notes/discrete-gaussian-exact.md (the discrete Laplace step)."""
+    n = 6000
+    counts = _draw(lambda x: discrete_laplace(x, t), n, 1, t)
+    assert _chi_square_p_value(counts, _dlap_pmf(t), n) > 1e-6
+
+
+@pytest.mark.parametrize("sigma2", [Fraction(1, 4), Fraction(2), Fraction(25, 2), Fraction(400)])
+def test_discrete_gaussian_matches_exact_pmf(sigma2: Fraction) -> None:
+    """proofs_notes/discrete-gaussian-exact.md: P[x] ∝ exp(−x²/(2σ²))."""
+    n = 6000
+    counts = _draw(lambda x: discrete_gaussian(x, sigma2), n, 2, sigma2.numerator)
+    assert _chi_square_p_value(counts, _dgauss_pmf(sigma2), n) > 1e-6
+
+
+def test_chi_square_check_rejects_a_wrong_distribution() -> None:
+    """Control: discrete Gaussian samples with σ² = 2 fail against the σ² = 3 pmf."""
+    n = 6000
+    counts = _draw(lambda x: discrete_gaussian(x, Fraction(2)), n, 2, 2)
+    assert _chi_square_p_value(counts, _dgauss_pmf(Fraction(3)), n) < 1e-6
+
+
+@pytest.mark.parametrize("mean", [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(15, 2)])
+def test_poisson_matches_exact_pmf(mean: Fraction) -> None:
+    """proofs_notes/poisson-exact.md: additivity and thinning give Poisson(μ)."""
+    n = 5000
+    counts = _draw(lambda x: poisson(x, mean), n, 3, mean.numerator, mean.denominator)
+    if mean == 0:
+        assert counts == Counter({0: n})
+        return
+    assert _chi_square_p_value(counts, _poisson_pmf(mean), n) > 1e-6
+
+
+@pytest.mark.parametrize("variance", [Fraction(1, 2), Fraction(3), Fraction(10)])
+def test_skellam_matches_exact_pmf(variance: Fraction) -> None:
+    """proofs_notes/skellam-closure.md: Poisson(λ/2) − Poisson(λ/2) has P[k] = e^−λ I_|k|(λ)."""
+    n = 5000
+    counts = _draw(lambda x: skellam(x, variance), n, 4, variance.numerator)
+    assert _chi_square_p_value(counts, _skellam_pmf(variance), n) > 1e-6
+
+
+def test_skellam_closure_sum_of_shares_matches_total() -> None:
+    """proofs_notes/skellam-closure.md: 4 shares Sk(λ/4) sum to Sk(λ) (λ = 6)."""
+    n, nodes, total = 4000, 4, Fraction(6)
+    xof = _xof(5)
+    counts = Counter(sum(skellam(xof, total / nodes) for _ in range(nodes)) for _ in range(n))
+    assert _chi_square_p_value(counts, _skellam_pmf(total), n) > 1e-6
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "variance"), [("dgauss", Fraction(9)), ("skellam", Fraction(9))]
+)
+def test_sample_mean_and_variance(mechanism: str, variance: Fraction) -> None:
+    """Mean 0, and variance λ (Skellam) or the discrete Gaussian's exact variance (< σ²),
+    each within 6 standard errors on a fixed seed."""
+    n = 8000
+    xs = sample(_xof(6, len(mechanism)), mechanism, variance, n)
+    mean = mpmath.mpf(sum(xs)) / n
+    var = mpmath.mpf(sum((x - mean) ** 2 for x in xs)) / (n - 1)
+    if mechanism == "skellam":
+        true_var = _mp(variance)
+        fourth = 3 * true_var**2 + true_var  # fourth central moment of Sk(λ)
+    else:
+        pmf = _dgauss_pmf(variance)
+        true_var = mpmath.fsum(pmf(k) * k**2 for k in range(-60, 61))
+        fourth = mpmath.fsum(pmf(k) * k**4 for k in range(-60, 61))
+        assert true_var <= _mp(variance)
+    assert abs(mean) <= 6 * mpmath.sqrt(true_var / n)
+    assert abs(var - true_var) <= 6 * mpmath.sqrt((fourth - true_var**2) / n)
+
+
+def test_samplers_are_reproducible_from_seed_and_tag() -> None:
+    a = sample(_xof(7), "skellam", Fraction(5), 50)
+    b = sample(_xof(7), "skellam", Fraction(5), 50)
+    c = sample(_xof(8), "skellam", Fraction(5), 50)
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda x: bernoulli_exp(x, Fraction(-1, 2)), "gamma must be >= 0; got -1/2"),
+        (lambda x: bernoulli_exp(x, 0.5), "gamma must be a Fraction or int; got 0.5"),
+        (lambda x: discrete_laplace(x, 0), "scale must be an int >= 1; got 0"),
+        (lambda x: discrete_gaussian(x, Fraction(0)), "must be > 0; got 0"),
+        (lambda x: poisson(x, Fraction(-1)), "Poisson mean must be >= 0; got -1"),
+        (lambda x: skellam(x, Fraction(-3)), "Skellam variance must be >= 0; got -3"),
+        (lambda x: sample(x, "gauss", Fraction(1), 1), "mechanism must be one of"),
+        (lambda x: sample(x, "dgauss", Fraction(-1), 1), "variance must be > 0; got -1"),
+        (lambda x: sample(x, "dgauss", Fraction(1), -1), "count must be an int >= 0; got -1"),
+    ],
+)
+def test_bad_parameters_raise_parameter_error(call: Callable[[Xof], object], needle: str) -> None:
+    with pytest.raises(ParameterError, match=needle.replace("(", r"\(")):
+        call(_xof(9))
