@@ -24,8 +24,14 @@ table-based sampler with a proven statistical distance will serve that.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from dataclasses import dataclass
 from fractions import Fraction
-from math import isqrt
+from functools import lru_cache
+from math import floor, isqrt
+
+import numpy as np
+import numpy.typing as npt
 
 from protocol.errors import ParameterError
 from protocol.xof import Xof
@@ -65,6 +71,8 @@ def _bernoulli_exp_at_most_one(xof: Xof, gamma: Fraction) -> bool:
     while xof.bernoulli(gamma.numerator, gamma.denominator * k):
         k += 1
     return k % 2 == 1
+
+
 # end-spec-excerpt
 
 
@@ -89,6 +97,8 @@ def discrete_laplace(xof: Xof, scale: int) -> int:
         if negative and x == 0:
             continue
         return -x if negative else x
+
+
 # end-spec-excerpt
 
 
@@ -107,6 +117,8 @@ def discrete_gaussian(xof: Xof, sigma2: Fraction) -> int:
         y = discrete_laplace(xof, t)
         if bernoulli_exp(xof, (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)):
             return y
+
+
 # end-spec-excerpt
 
 
@@ -150,6 +162,8 @@ def poisson(xof: Xof, mean: Fraction) -> int:
             xof.bernoulli(frac.numerator, frac.denominator) for _ in range(poisson_one(xof))
         )
     return total
+
+
 # end-spec-excerpt
 
 
@@ -174,12 +188,187 @@ def sample(xof: Xof, mechanism: str, variance: Fraction, count: int) -> list[int
     For ``"dgauss"`` the variance is the parameter σ² of the discrete
     Gaussian (its variance is slightly below σ²); for ``"skellam"`` it is λ.
     """
+    variance = _check_vector_request(mechanism, variance, count)
+    draw = discrete_gaussian if mechanism == "dgauss" else skellam
+    return [draw(xof, variance) for _ in range(count)]
+
+
+# ---------------------------------------------------------------------- table sampler
+# Spec: spec/06-noise.md#table-sampler
+
+#: Fixed-point precision of the table weights, in bits.
+WEIGHT_BITS = 256
+#: Bytes of XOF output per table draw: one uniform 128-bit integer.
+DRAW_BYTES = 16
+#: Proven bound on the statistical distance between a table sampler's output
+#: and the exact distribution. Proof: proofs_notes/cdt-statistical-distance.md
+STATISTICAL_DISTANCE_BOUND = Fraction(1, 2**64)
+#: Tables wider than this are refused (memory, and the distance proof's bound on L).
+MAX_TABLE_SIZE = 1 << 24
+#: Largest variance a vector request accepts: samples then stay far below 2^53,
+#: so they survive JSON readers that hold numbers as float64 (spec/01-conventions.md#json).
+MAX_VARIANCE = Fraction(2**48)
+
+
+@dataclass(frozen=True, eq=False)
+class CdtTable:
+    """A cumulative distribution table over the integers ``[low, low + L)``.
+
+    Spec: spec/06-noise.md#table-sampler
+
+    ``thresholds[j] = floor(2^128 · S_j / S)`` for ``j < L - 1``, where
+    ``S_j`` is the sum of the first ``j + 1`` fixed-point weights and ``S``
+    their total. A uniform 128-bit integer ``u`` maps to
+    ``low + #{j : thresholds[j] <= u}``.
+    """
+
+    low: int
+    thresholds: tuple[int, ...]
+
+    def draw(self, u: int) -> int:
+        """The table's value for one uniform 128-bit integer ``u``."""
+        return self.low + bisect_right(self.thresholds, u)
+
+    def draw_many(self, words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """:meth:`draw` for each row ``(lo, hi)`` of ``words`` (``u = lo + 2^64·hi``)."""
+        usable = [c for c in self.thresholds if c < 1 << 128]  # 2^128 never counts
+        c_hi = np.array([c >> 64 for c in usable], dtype=np.uint64)
+        c_lo = np.array([c & ((1 << 64) - 1) for c in usable], dtype=np.uint64)
+        u_lo, u_hi = words[:, 0], words[:, 1]
+        below = np.searchsorted(c_hi, u_hi, side="left")  # thresholds with hi < u_hi
+        tied = np.searchsorted(c_hi, u_hi, side="right") - below
+        counts = below.astype(np.int64)
+        for i in np.flatnonzero(tied):  # rare: u_hi equals some threshold's high word
+            start = int(below[i])
+            block = c_lo[start : start + int(tied[i])]
+            counts[i] += int(np.count_nonzero(block <= u_lo[i]))
+        return counts + np.int64(self.low)
+
+
+def _table(low: int, weights: list[int]) -> CdtTable:
+    if len(weights) > MAX_TABLE_SIZE:
+        raise ParameterError(
+            f"a noise table of {len(weights)} entries exceeds the limit of {MAX_TABLE_SIZE}"
+        )
+    total = sum(weights)
+    thresholds = []
+    acc = 0
+    for w in weights[:-1]:
+        acc += w
+        thresholds.append((acc << 128) // total)
+    return CdtTable(low=low, thresholds=tuple(thresholds))
+
+
+def _exp_neg_fixed(y: Fraction) -> int:
+    """``floor(2^WEIGHT_BITS · exp(-y))`` for rational ``y > 0``, certified exactly.
+
+    The Taylor series of exp(-y) alternates once its terms decrease, so a
+    partial sum and the next term bracket the value; terms are added until
+    both ends of the bracket have the same floor.
+    """
+    scale = 1 << WEIGHT_BITS
+    partial = Fraction(0)
+    term = Fraction(1)
+    k = 0
+    while True:
+        partial += term
+        k += 1
+        term = -term * y / k
+        if k > 2 * y:  # terms now shrink in absolute value: partial ± |term| brackets
+            lo, hi = sorted((partial, partial + term))
+            if floor(lo * scale) == floor(hi * scale):
+                return floor(lo * scale)
+
+
+def _ceil_sqrt(x: Fraction) -> int:
+    c = -((-x.numerator) // x.denominator)  # ceil(x)
+    return 0 if c <= 0 else isqrt(c - 1) + 1
+
+
+@lru_cache(maxsize=32)
+def discrete_gaussian_table(sigma2: Fraction) -> CdtTable:
+    """The table of the discrete Gaussian with parameter σ² on ``[-K, K]``.
+
+    Spec: spec/06-noise.md#table-sampler
+    Proof: proofs_notes/cdt-statistical-distance.md
+
+    ``K = 10·ceil(σ) + 2``. Weights: ``w(0) = 2^P``,
+    ``w(x + 1) = floor(w(x) · g(x) / 2^P)`` with ``g(0) = q``,
+    ``g(x + 1) = floor(g(x) · q2 / 2^P)``, ``q = floor(2^P·exp(-1/(2σ²)))``,
+    ``q2 = floor(q² / 2^P)`` and ``P = WEIGHT_BITS``; ``w(-x) = w(x)``.
+    """
+    sigma2 = _rational(sigma2, "sigma2")
+    if sigma2 <= 0:
+        raise ParameterError(f"discrete Gaussian variance parameter must be > 0; got {sigma2}")
+    p = WEIGHT_BITS
+    k_max = 10 * _ceil_sqrt(sigma2) + 2
+    q = _exp_neg_fixed(1 / (2 * sigma2))
+    q2 = (q * q) >> p
+    half = [1 << p]
+    g = q
+    for _ in range(k_max):
+        half.append((half[-1] * g) >> p)
+        g = (g * q2) >> p
+    return _table(-k_max, half[:0:-1] + half)
+
+
+@lru_cache(maxsize=32)
+def poisson_table(mean: Fraction) -> CdtTable:
+    """The table of Poisson(μ) on ``[max(0, m - K), m + K]``, ``m = floor(μ)``.
+
+    Spec: spec/06-noise.md#table-sampler
+    Proof: proofs_notes/cdt-statistical-distance.md
+
+    ``K = 12·ceil(sqrt(μ)) + 30``. Weights: ``w(m) = 2^P``, then
+    ``w(k + 1) = floor(w(k)·μ / (k + 1))`` upwards and
+    ``w(k - 1) = floor(w(k)·k / μ)`` downwards (μ as a reduced fraction).
+    """
+    mean = _rational(mean, "mean")
+    if mean < 0:
+        raise ParameterError(f"Poisson mean must be >= 0; got {mean}")
+    num, den = mean.numerator, mean.denominator
+    m = num // den
+    k_max = 12 * _ceil_sqrt(mean) + 30
+    low = max(0, m - k_max)
+    up = [1 << WEIGHT_BITS]
+    for k in range(m, m + k_max):
+        up.append(up[-1] * num // (den * (k + 1)))
+    down = [1 << WEIGHT_BITS]
+    for k in range(m, low, -1):
+        down.append(down[-1] * k * den // num)
+    return _table(low, down[:0:-1] + up)
+
+
+# spec-excerpt: table-sample
+def sample_table(xof: Xof, mechanism: str, variance: Fraction, count: int) -> npt.NDArray[np.int64]:
+    """``count`` samples by the table sampler, vectorized.
+
+    Spec: spec/06-noise.md#table-sampler
+    Proof: proofs_notes/cdt-statistical-distance.md
+
+    Sample ``i`` reads the 128-bit little-endian integers at bytes
+    ``[16i, 16i + 16)`` (dgauss) or, for skellam, ``[32i, 32i + 16)`` for
+    X ~ Poisson(λ/2) and ``[32i + 16, 32i + 32)`` for Y, returning X - Y.
+    """
+    variance = _check_vector_request(mechanism, variance, count)
+    draws = 1 if mechanism == "dgauss" else 2
+    words = np.frombuffer(xof._next_view(DRAW_BYTES * draws * count), dtype="<u8")
+    words = words.astype(np.uint64).reshape(count, 2 * draws)
+    if mechanism == "dgauss":
+        return discrete_gaussian_table(variance).draw_many(words)
+    table = poisson_table(variance / 2)
+    return table.draw_many(words[:, 0:2]) - table.draw_many(words[:, 2:4])
+
+
+# end-spec-excerpt
+
+
+def _check_vector_request(mechanism: str, variance: Fraction, count: int) -> Fraction:
     if mechanism not in MECHANISMS:
         raise ParameterError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r}")
     if type(count) is not int or count < 0:
         raise ParameterError(f"count must be an int >= 0; got {count!r}")
     variance = _rational(variance, "variance")
-    if variance <= 0:
-        raise ParameterError(f"variance must be > 0; got {variance}")
-    draw = discrete_gaussian if mechanism == "dgauss" else skellam
-    return [draw(xof, variance) for _ in range(count)]
+    if not 0 < variance <= MAX_VARIANCE:
+        raise ParameterError(f"variance must be > 0 and <= 2^48; got {variance}")
+    return variance

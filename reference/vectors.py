@@ -35,6 +35,7 @@ from protocol.noise import (
     discrete_laplace,
     poisson,
     sample,
+    sample_table,
     skellam,
 )
 from protocol.shamir import Shamir, Share
@@ -437,6 +438,9 @@ def _noise_draws(obj: Mapping[str, Any]) -> list[object]:
     count = int(obj["count"])
     if op == "sample":
         return list(sample(xof, obj["mechanism"], Fraction(obj["variance"]), count))
+    if op == "sample_table":
+        drawn = sample_table(xof, obj["mechanism"], Fraction(obj["variance"]), count)
+        return [int(v) for v in drawn]
     fn, key = _NOISE_OPS[op]
     param = _noise_param(op, obj[key])
     return [fn(xof, param) for _ in range(count)]
@@ -473,12 +477,24 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
         }
         body["output"] = _noise_draws({"operation": "sample", **body})
         yield f"noise/sample_{mechanism}.json", _case("noise", "sample", **body)
+        for j, variance in enumerate(("9", "25/2", "1000000")):
+            body = {
+                "seed": _seed(440 + 3 * m + j).hex(),
+                "tag": _tag_json(Tag("noise.sample", (m,))),
+                "mechanism": mechanism,
+                "variance": variance,
+                "count": 24,
+            }
+            body["output"] = _noise_draws({"operation": "sample_table", **body})
+            name = variance.replace("/", "_")
+            yield f"noise/table_{mechanism}_{name}.json", _case("noise", "sample_table", **body)
     bad = [
         ("bernoulli_exp_bad_negative_gamma", "bernoulli_exp", {"gamma": "-1/2"}),
         ("discrete_gaussian_bad_zero_variance", "discrete_gaussian", {"sigma2": "0"}),
         ("discrete_laplace_bad_zero_scale", "discrete_laplace", {"scale": "0"}),
         ("poisson_bad_negative_mean", "poisson", {"mean": "-1"}),
         ("sample_bad_unknown_mechanism", "sample", {"mechanism": "gauss", "variance": "9"}),
+        ("table_bad_negative_variance", "sample_table", {"mechanism": "skellam", "variance": "-4"}),
     ]
     for name, op, extra in bad:
         yield (
@@ -719,7 +735,7 @@ def _check_shamir(obj: Mapping[str, Any], out: _Mismatch) -> None:
 
 def _check_noise(obj: Mapping[str, Any], out: _Mismatch) -> None:
     op = obj["operation"]
-    if op != "sample" and op not in _NOISE_OPS:
+    if op not in ("sample", "sample_table") and op not in _NOISE_OPS:
         out.problems.append(f"operation: unknown noise operation {op!r}")
         return
     if "error" in obj:

@@ -111,7 +111,7 @@ def test_noise_sample_json_is_reproducible_and_follows_the_spec_stream(
 ) -> None:
     from fractions import Fraction  # noqa: PLC0415
 
-    from protocol.noise import sample  # noqa: PLC0415
+    from protocol.noise import sample, sample_table  # noqa: PLC0415
     from protocol.xof import Tag, Xof  # noqa: PLC0415
     from reference.seeds import seed_from_hex  # noqa: PLC0415
 
@@ -122,10 +122,16 @@ def test_noise_sample_json_is_reproducible_and_follows_the_spec_stream(
     samples = out["samples"]
     assert isinstance(samples, list) and len(samples) == 30
     assert all(type(v) is int for v in samples)
+    assert out["sampler"] == "table"
+    assert out["statistical_distance_bound"] == "1/18446744073709551616"
     xof = Xof(seed_from_hex("1f"), Tag("noise.sample", (1,)))
-    assert samples == sample(xof, "skellam", Fraction(25, 2), 30)
+    assert samples == sample_table(xof, "skellam", Fraction(25, 2), 30).tolist()
     again = _json(capsys, [*argv, "--count", "30", "--seed", "1f", "--json"])
     assert again["samples"] == samples
+    exact = _json(capsys, [*argv, "--count", "30", "--seed", "1f", "--sampler", "exact", "--json"])
+    assert exact["statistical_distance_bound"] == "0"
+    xof = Xof(seed_from_hex("1f"), Tag("noise.sample", (1,)))
+    assert exact["samples"] == sample(xof, "skellam", Fraction(25, 2), 30)
 
 
 def test_noise_sample_plain_output_is_one_int_per_line(

@@ -18,22 +18,31 @@ Two independent oracles:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import mpmath
+import numpy as np
 import pytest
 
 from protocol.errors import ParameterError
 from protocol.noise import (
+    STATISTICAL_DISTANCE_BOUND,
+    WEIGHT_BITS,
+    CdtTable,
+    _exp_neg_fixed,
     bernoulli_exp,
     discrete_gaussian,
+    discrete_gaussian_table,
     discrete_laplace,
     poisson,
     poisson_one,
+    poisson_table,
     sample,
+    sample_table,
     skellam,
 )
 from protocol.xof import Tag, Xof, as_seed
@@ -184,8 +193,10 @@ def _dlap_pmf(t: int) -> Callable[[int], Any]:
 def _dgauss_pmf(sigma2: Fraction) -> Callable[[int], Any]:
     s2 = _mp(sigma2)
     bound = int(mpmath.ceil(40 * mpmath.sqrt(s2))) + 10
-    norm = mpmath.fsum(mpmath.exp(-mpmath.mpf(y) ** 2 / (2 * s2)) for y in range(-bound, bound + 1))
-    return lambda x: mpmath.exp(-mpmath.mpf(x) ** 2 / (2 * s2)) / norm
+    norm = mpmath.fsum(
+        mpmath.exp(-(mpmath.mpf(y) ** 2) / (2 * s2)) for y in range(-bound, bound + 1)
+    )
+    return lambda x: mpmath.exp(-(mpmath.mpf(x) ** 2) / (2 * s2)) / norm
 
 
 def _poisson_pmf(mean: Fraction) -> Callable[[int], Any]:
@@ -292,10 +303,138 @@ def test_samplers_are_reproducible_from_seed_and_tag() -> None:
         (lambda x: poisson(x, Fraction(-1)), "Poisson mean must be >= 0; got -1"),
         (lambda x: skellam(x, Fraction(-3)), "Skellam variance must be >= 0; got -3"),
         (lambda x: sample(x, "gauss", Fraction(1), 1), "mechanism must be one of"),
-        (lambda x: sample(x, "dgauss", Fraction(-1), 1), "variance must be > 0; got -1"),
+        (
+            lambda x: sample(x, "dgauss", Fraction(-1), 1),
+            "variance must be > 0 and <= 2^48; got -1",
+        ),
+        (
+            lambda x: sample_table(x, "skellam", Fraction(2**49), 1),
+            "<= 2^48; got 562949953421312",
+        ),
         (lambda x: sample(x, "dgauss", Fraction(1), -1), "count must be an int >= 0; got -1"),
     ],
 )
 def test_bad_parameters_raise_parameter_error(call: Callable[[Xof], object], needle: str) -> None:
-    with pytest.raises(ParameterError, match=needle.replace("(", r"\(")):
+    with pytest.raises(ParameterError, match=re.escape(needle)):
         call(_xof(9))
+
+
+# ---------------------------------------------------------------------- table sampler
+
+
+def _table_probabilities(table: CdtTable) -> list[Any]:
+    bounds = [0, *table.thresholds, 1 << 128]
+    return [mpmath.mpf(bounds[j + 1] - bounds[j]) / 2**128 for j in range(len(bounds) - 1)]
+
+
+def _statistical_distance(table: CdtTable, pmf: Callable[[int], Any], total_mass: Any) -> Any:
+    """½ Σ |p_table − p| over all integers: the table's support plus the mass outside it."""
+    probs = _table_probabilities(table)
+    inside = [pmf(table.low + j) for j in range(len(probs))]
+    outside = total_mass - mpmath.fsum(inside)
+    return (mpmath.fsum(abs(a - b) for a, b in zip(probs, inside, strict=True)) + outside) / 2
+
+
+@pytest.mark.parametrize(
+    "sigma2",
+    [
+        Fraction(1, 4),
+        Fraction(1, 2),
+        Fraction(1),
+        Fraction(9),
+        Fraction(25, 2),
+        Fraction(400),
+        Fraction(10**4),
+    ],
+    ids=str,
+)
+def test_discrete_gaussian_table_is_within_the_proven_distance(sigma2: Fraction) -> None:
+    """proofs_notes/cdt-statistical-distance.md: SD(table, exact) <= 2^-64."""
+    with mpmath.workdps(60):
+        pmf = _dgauss_pmf(sigma2)
+        sd = _statistical_distance(discrete_gaussian_table(sigma2), pmf, mpmath.mpf(1))
+        assert sd <= _mp(STATISTICAL_DISTANCE_BOUND)
+
+
+@pytest.mark.parametrize(
+    "mean",
+    [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(15, 2), Fraction(100), Fraction(5000)],
+    ids=str,
+)
+def test_poisson_table_is_within_the_proven_distance(mean: Fraction) -> None:
+    """proofs_notes/cdt-statistical-distance.md: SD(table, exact) <= 2^-64."""
+    with mpmath.workdps(60):
+        sd = _statistical_distance(poisson_table(mean), _poisson_pmf(mean), mpmath.mpf(1))
+        assert sd <= _mp(STATISTICAL_DISTANCE_BOUND)
+
+
+def test_distance_check_rejects_a_table_for_another_parameter() -> None:
+    """Control: the σ² = 9 table is far from the σ² = 10 distribution."""
+    with mpmath.workdps(60):
+        sd = _statistical_distance(
+            discrete_gaussian_table(Fraction(9)), _dgauss_pmf(Fraction(10)), mpmath.mpf(1)
+        )
+        assert sd > _mp(STATISTICAL_DISTANCE_BOUND)
+
+
+def test_fixed_point_exponential_is_the_exact_floor() -> None:
+    for y in (Fraction(1, 2), Fraction(1, 18), Fraction(2), Fraction(7, 3), Fraction(1, 10**6)):
+        with mpmath.workdps(120):
+            want = int(mpmath.floor(mpmath.exp(-_mp(y)) * mpmath.mpf(2) ** WEIGHT_BITS))
+        assert _exp_neg_fixed(y) == want
+
+
+def test_vectorized_table_draws_equal_scalar_draws_including_ties() -> None:
+    table = discrete_gaussian_table(Fraction(25, 2))
+    us = [int.from_bytes(_xof(10).next_bytes(16), "little") for _ in range(300)]
+    # Crafted ties: u whose high word equals a threshold's, on both sides of its low word.
+    for c in table.thresholds[5:40:5]:
+        us += [c, c - 1, c + 1, (c >> 64) << 64, ((c >> 64) << 64) | ((1 << 64) - 1)]
+    words = np.array([[u & ((1 << 64) - 1), u >> 64] for u in us], dtype=np.uint64)
+    assert table.draw_many(words).tolist() == [table.draw(u) for u in us]
+
+
+@pytest.mark.parametrize(("mechanism", "per_sample"), [("dgauss", 16), ("skellam", 32)])
+def test_table_sampler_reads_a_fixed_number_of_bytes_per_sample(
+    mechanism: str, per_sample: int
+) -> None:
+    a, b = _xof(11), _xof(11)
+    got = sample_table(a, mechanism, Fraction(7), 40)
+    b.next_bytes(per_sample * 40)
+    assert a.next_bytes(32) == b.next_bytes(32)
+    assert sample_table(_xof(11), mechanism, Fraction(7), 40).tolist() == got.tolist()
+    # Sample i depends only on its own bytes: the first 10 of 40 are the 10 of 10.
+    assert sample_table(_xof(11), mechanism, Fraction(7), 10).tolist() == got[:10].tolist()
+
+
+def test_table_samples_follow_the_skellam_pmf() -> None:
+    """End to end through the bytes: 20,000 table samples of Sk(10) pass the chi-square test."""
+    n = 20000
+    xs = sample_table(_xof(12), "skellam", Fraction(10), n)
+    counts = Counter(int(v) for v in xs)
+    assert _chi_square_p_value(counts, _skellam_pmf(Fraction(10)), n) > 1e-6
+
+
+def test_table_tail_bounds_hold_across_parameters() -> None:
+    """proofs_notes/cdt-statistical-distance.md (E3)–(E5): the mass outside each
+    table's support is at most 2^-70 across the accepted parameter range."""
+    limit = mpmath.mpf(2) ** -70
+    with mpmath.workdps(40):
+        for e in range(-8, 193):  # σ² = 2^(e/4), from 2^-2 to 2^48
+            s2 = mpmath.mpf(2) ** (mpmath.mpf(e) / 4)
+            sigma = mpmath.sqrt(s2)
+            k = 10 * int(mpmath.ceil(sigma)) + 2
+            r = mpmath.exp(-(2 * k + 3) / (2 * s2))
+            z = max(mpmath.mpf(1), mpmath.sqrt(2 * mpmath.pi) * sigma)
+            tail = 2 * mpmath.exp(-((k + 1) ** 2) / (2 * s2)) / (1 - r) / z
+            assert tail <= limit, (e, tail)
+        for e in range(-40, 189):  # μ = 2^(e/4), from 2^-10 to 2^47
+            mu = mpmath.mpf(2) ** (mpmath.mpf(e) / 4)
+            m = int(mpmath.floor(mu))
+            k = 12 * int(mpmath.ceil(mpmath.sqrt(mu))) + 30
+            top = m + k + 1
+            upper = mpmath.exp(-mu) * (mpmath.e * mu / top) ** top
+            assert upper <= limit, (e, upper)
+            if m - k > 0:
+                t = mu - (m - k - 1)
+                assert mpmath.exp(-(t**2) / (2 * mu)) <= limit, (e, t)
