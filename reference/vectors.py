@@ -38,11 +38,12 @@ from protocol.noise import (
     sample_table,
     skellam,
 )
+from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
 
 FORMAT = "sdl-vectors/1"
-FAMILIES = ("field", "xof", "shamir", "noise")
+FAMILIES = ("field", "xof", "shamir", "noise", "noise_plan")
 
 Json = dict[str, Any]
 
@@ -511,10 +512,82 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
         )
 
 
+def _plan_table(obj: Mapping[str, Any]) -> list[Json]:
+    """Per dropout count d = 0..D: the plan's variances, as reduced-fraction strings."""
+    noise_plan = plan(
+        mechanism=obj["mechanism"],
+        target_variance=Fraction(obj["target_variance"]),
+        contributors=int(obj["contributors"]),
+        max_dropouts=int(obj["max_dropouts"]),
+        max_colluders=int(obj["max_colluders"]),
+    )
+    return [
+        {
+            "dropouts": d,
+            "initial_share_variance": str(noise_plan.initial_share_variance()),
+            "top_up_variance": str(noise_plan.top_up_variance(d)),
+            "survivor_variance": str(noise_plan.survivor_variance(d)),
+            "honest_variance": str(noise_plan.honest_variance(d)),
+            "released_variance": str(noise_plan.released_variance(d)),
+        }
+        for d in range(int(obj["max_dropouts"]) + 1)
+    ]
+
+
+def _noise_plan_cases() -> Iterator[tuple[str, Json]]:
+    for mechanism, target, n, dmax, tmax in (
+        ("skellam", "1000", 10, 2, 3),
+        ("skellam", "25/2", 100, 5, 10),
+        ("dgauss", "4096", 20, 4, 5),
+    ):
+        body: Json = {
+            "mechanism": mechanism,
+            "target_variance": target,
+            "contributors": n,
+            "max_dropouts": dmax,
+            "max_colluders": tmax,
+        }
+        body["per_dropouts"] = _plan_table(body)
+        name = f"{mechanism}_n{n}_d{dmax}_t{tmax}"
+        yield f"noise_plan/{name}.json", _case("noise_plan", "plan", **body)
+    yield (
+        "noise_plan/plan_bad_too_many_dropouts_and_colluders.json",
+        _case(
+            "noise_plan",
+            "plan",
+            mechanism="skellam",
+            target_variance="100",
+            contributors=10,
+            max_dropouts=5,
+            max_colluders=5,
+            error="ParameterError",
+        ),
+    )
+    yield (
+        "noise_plan/plan_bad_nonpositive_target.json",
+        _case(
+            "noise_plan",
+            "plan",
+            mechanism="dgauss",
+            target_variance="0",
+            contributors=10,
+            max_dropouts=1,
+            max_colluders=1,
+            error="ParameterError",
+        ),
+    )
+
+
 def generate() -> dict[str, Json]:
     """Every vector file, by path relative to the vectors directory."""
     out: dict[str, Json] = {}
-    for cases in (_field_cases(), _xof_cases(), _shamir_cases(), _noise_cases()):
+    for cases in (
+        _field_cases(),
+        _xof_cases(),
+        _shamir_cases(),
+        _noise_cases(),
+        _noise_plan_cases(),
+    ):
         for path, obj in cases:
             out[path] = obj
     return out
@@ -744,11 +817,22 @@ def _check_noise(obj: Mapping[str, Any], out: _Mismatch) -> None:
     out.eq("output", obj["output"], _noise_draws(obj))
 
 
+def _check_noise_plan(obj: Mapping[str, Any], out: _Mismatch) -> None:
+    if obj["operation"] != "plan":
+        out.problems.append(f"operation: unknown noise_plan operation {obj['operation']!r}")
+        return
+    if "error" in obj:
+        _expect_error(obj, lambda: _plan_table(obj), out)
+        return
+    out.eq("per_dropouts", obj["per_dropouts"], _plan_table(obj))
+
+
 _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "field": _check_field,
     "xof": _check_xof,
     "shamir": _check_shamir,
     "noise": _check_noise,
+    "noise_plan": _check_noise_plan,
 }
 
 

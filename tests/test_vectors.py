@@ -157,3 +157,30 @@ def test_generate_replaces_families_atomically_and_keeps_other_files(tmp_path: P
 def test_cli_generate_then_check_round_trip(tmp_path: Path) -> None:
     assert main(["vectors", "generate", str(tmp_path / "d")]) == 0
     assert main(["vectors", "check", str(tmp_path / "d")]) == 0
+
+
+def test_noise_plan_vectors_follow_the_formulas_of_section_7() -> None:
+    """Independent of protocol/: v0 = σ*²/(n−T), s(d) = σ*²/(n−d−T), top-up s(d) − v0,
+    honest (n−d−T)·s(d) = σ*², released (n−d)·s(d)."""
+    from fractions import Fraction  # noqa: PLC0415
+
+    cases = [
+        json.loads(text)
+        for rel, text in _committed_files().items()
+        if rel.startswith("noise_plan/") and "bad_" not in rel
+    ]
+    assert cases
+    for case in cases:
+        target = Fraction(case["target_variance"])
+        n, t = case["contributors"], case["max_colluders"]
+        assert [row["dropouts"] for row in case["per_dropouts"]] == list(
+            range(case["max_dropouts"] + 1)
+        )
+        for row in case["per_dropouts"]:
+            d = row["dropouts"]
+            v0, s = target / (n - t), target / (n - d - t)
+            assert Fraction(row["initial_share_variance"]) == v0
+            assert Fraction(row["survivor_variance"]) == s
+            assert Fraction(row["top_up_variance"]) == s - v0
+            assert Fraction(row["honest_variance"]) == (n - d - t) * s == target
+            assert Fraction(row["released_variance"]) == (n - d) * s
