@@ -41,9 +41,10 @@ from protocol.noise import (
 from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
+from reference import vectors_encoding
 
 FORMAT = "sdl-vectors/1"
-FAMILIES = ("field", "xof", "shamir", "noise", "noise_plan")
+FAMILIES = ("field", "xof", "shamir", "encoding", "noise", "noise_plan")
 
 Json = dict[str, Any]
 
@@ -585,6 +586,7 @@ def generate() -> dict[str, Json]:
         _field_cases(),
         _xof_cases(),
         _shamir_cases(),
+        vectors_encoding.cases(),
         _noise_cases(),
         _noise_plan_cases(),
     ):
@@ -831,6 +833,7 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "field": _check_field,
     "xof": _check_xof,
     "shamir": _check_shamir,
+    "encoding": lambda obj, out: vectors_encoding.check(obj, out.problems),
     "noise": _check_noise,
     "noise_plan": _check_noise_plan,
 }
