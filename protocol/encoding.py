@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from protocol.errors import EncodingError, FieldMismatchError, ParameterError
 from protocol.field import FIELDS, Field
-from protocol.noise import MECHANISMS
+from protocol.noise import MECHANISMS, ceil_sqrt
 from protocol.xof import Seed, Tag, Xof, as_seed
 
 F64 = npt.NDArray[np.float64]
@@ -648,16 +648,8 @@ def noise_tail(
         return 0
     ell = _ln_bounds(2 * coordinates / rho, 64)[1]
     if mechanism == "dgauss":
-        return _ceil_sqrt(2 * lam * ell)
+        return ceil_sqrt(2 * lam * ell)
     return _ceil_plus_sqrt(ell / 3, ell * ell / 9 + 2 * lam * ell)
-
-
-def _ceil_sqrt(q: Fraction) -> int:
-    """The least integer ``t >= 0`` with ``t² >= q``."""
-    t = math.isqrt(math.floor(q))
-    while t * t < q:
-        t += 1
-    return t
 
 
 def _ceil_plus_sqrt(a: Fraction, b: Fraction) -> int:

@@ -280,7 +280,12 @@ def _exp_neg_fixed(y: Fraction) -> int:
                 return floor(lo * scale)
 
 
-def _ceil_sqrt(x: Fraction) -> int:
+def ceil_sqrt(x: Fraction) -> int:
+    """``ceil(sqrt(x))`` for rational ``x``, exactly (0 for ``x <= 0``).
+
+    The least ``t >= 0`` with ``t² >= x``; as ``t²`` is an integer, that is
+    the least ``t`` with ``t² >= ceil(x)``.
+    """
     c = -((-x.numerator) // x.denominator)  # ceil(x)
     return 0 if c <= 0 else isqrt(c - 1) + 1
 
@@ -301,7 +306,7 @@ def discrete_gaussian_table(sigma2: Fraction) -> CdtTable:
     if sigma2 <= 0:
         raise ParameterError(f"discrete Gaussian variance parameter must be > 0; got {sigma2}")
     p = WEIGHT_BITS
-    k_max = 10 * _ceil_sqrt(sigma2) + 2
+    k_max = 10 * ceil_sqrt(sigma2) + 2
     q = _exp_neg_fixed(1 / (2 * sigma2))
     q2 = (q * q) >> p
     half = [1 << p]
@@ -328,7 +333,7 @@ def poisson_table(mean: Fraction) -> CdtTable:
         raise ParameterError(f"Poisson mean must be >= 0; got {mean}")
     num, den = mean.numerator, mean.denominator
     m = num // den
-    k_max = 12 * _ceil_sqrt(mean) + 30
+    k_max = 12 * ceil_sqrt(mean) + 30
     low = max(0, m - k_max)
     up = [1 << WEIGHT_BITS]
     for k in range(m, m + k_max):

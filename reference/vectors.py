@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from protocol.errors import ERRORS_BY_NAME, SdlError
+from protocol.errors import SdlError
 from protocol.field import FIELDS, Field, Field31, Field61, field_for_modulus
 from protocol.noise import (
     MECHANISMS,
@@ -42,19 +42,12 @@ from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
 from reference import vectors_encoding
+from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
 
-FORMAT = "sdl-vectors/1"
 FAMILIES = ("field", "xof", "shamir", "encoding", "noise", "noise_plan")
-
-Json = dict[str, Any]
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _seed(i: int) -> Seed:
-    """The fixed seed of vector case ``i``: ``derive_seed(0^32, Tag("vectors", (i,)))``."""
-    return derive_seed(as_seed(bytes(32)), Tag("vectors", (i,)))
 
 
 def _dec(values: Iterable[int]) -> list[str]:
@@ -88,8 +81,7 @@ def _shamir_from(obj: Mapping[str, Any]) -> Shamir:
     return sh
 
 
-def _case(family: str, operation: str, **body: Any) -> Json:
-    return {"format": FORMAT, "family": family, "operation": operation, **body}
+_case = make_case
 
 
 # ---------------------------------------------------------------------- generation
@@ -99,7 +91,7 @@ def _field_cases() -> Iterator[tuple[str, Json]]:
     for i, (name, fld) in enumerate(FIELDS.items()):
         p = fld.MODULUS
         half = (p - 1) // 2
-        rand = Xof(_seed(100 + i), Tag("vectors.field")).uniform_ints(p, count=24)
+        rand = Xof(case_seed(100 + i), Tag("vectors.field")).uniform_ints(p, count=24)
         # a has no zero (it is inverted); b carries 0 and the extremes.
         a_vals = [1, p - 1, p - 1, 2, half, half + 1] + [int(v) or 1 for v in rand[:10]]
         b_vals = [0, 1, p - 1, p - 2, half, p - 1] + [int(v) for v in rand[10:20]]
@@ -177,7 +169,7 @@ def _field_cases() -> Iterator[tuple[str, Json]]:
 def _xof_cases() -> Iterator[tuple[str, Json]]:
     tags = [Tag("vectors.xof"), Tag("vectors.xof", (7, 2**64 - 1))]
     for i, tag in enumerate(tags):
-        seed = _seed(200 + i)
+        seed = case_seed(200 + i)
         xof = Xof(seed, tag)
         ops: list[Json] = [{"op": "next_bytes", "n": 40, "output": xof.next_bytes(40).hex()}]
         for bound, count in ((1, 3), (2, 16), (11, 16), (256, 8), (257, 8), (2**61 - 1, 4)):
@@ -220,7 +212,7 @@ def _xof_cases() -> Iterator[tuple[str, Json]]:
                 operations=ops,
             ),
         )
-    seed = _seed(210)
+    seed = case_seed(210)
     tag = Tag("vectors.derive", (3,))
     yield (
         "xof/derive_seed.json",
@@ -247,7 +239,7 @@ def _xof_cases() -> Iterator[tuple[str, Json]]:
         _case(
             "xof",
             "stream",
-            seed=_seed(0).hex(),
+            seed=case_seed(0).hex(),
             tag={"purpose": "vectors.xof", "params": [str(2**64)]},
             error="ParameterError",
         ),
@@ -258,8 +250,8 @@ def _share_case(
     *, idx: int, fld: type[Field], t: int, k: int, n: int, d: int, subset: Sequence[int]
 ) -> Json:
     sh = Shamir(fld, t, k)
-    secret = Xof(_seed(idx), Tag("vectors.secret")).field_elements(fld, d)
-    seed = _seed(idx + 1)
+    secret = Xof(case_seed(idx), Tag("vectors.secret")).field_elements(fld, d)
+    seed = case_seed(idx + 1)
     points = list(range(1, n + 1))
     shares = sh.share(secret, points=points, seed=seed)
     chosen = [shares[i] for i in subset]
@@ -320,8 +312,8 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
     # Robust cases: t = 3, k = 1, N = 11 shares, so up to e = 3 errors are correctable.
     fld, t, n, d = Field31, 3, 11, 5
     sh = Shamir(fld, t)
-    secret = Xof(_seed(320), Tag("vectors.secret")).field_elements(fld, d)
-    shares = sh.share(secret, points=list(range(1, n + 1)), seed=_seed(321))
+    secret = Xof(case_seed(320), Tag("vectors.secret")).field_elements(fld, d)
+    shares = sh.share(secret, points=list(range(1, n + 1)), seed=case_seed(321))
     common = {
         "field": fld.__name__,
         "modulus": str(fld.MODULUS),
@@ -330,7 +322,7 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
         "degree": t,
         "length": d,
     }
-    corrected = _tamper(shares, {1: [0], 6: [2, 4]}, _seed(322))
+    corrected = _tamper(shares, {1: [0], 6: [2, 4]}, case_seed(322))
     rec = sh.robust_reconstruct(corrected, length=d, max_errors=2)
     assert rec.secret == secret and rec.bad_points == (2, 7)
     yield (
@@ -359,7 +351,7 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
         ),
     )
     # Three faulty holders with max_errors = 2: 3 <= N - K - e = 11 - 4 - 2 = 5, so detected.
-    detected = _tamper(shares, {0: [1], 4: [1], 9: [3]}, _seed(323))
+    detected = _tamper(shares, {0: [1], 4: [1], 9: [3]}, case_seed(323))
     yield (
         "shamir/robust_bad_too_many_faulty.json",
         _case(
@@ -371,7 +363,7 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
             error="InconsistentShares",
         ),
     )
-    one_off = _tamper(shares[:6], {3: [0]}, _seed(324))
+    one_off = _tamper(shares[:6], {3: [0]}, case_seed(324))
     yield (
         "shamir/reconstruct_bad_inconsistent.json",
         _case(
@@ -411,7 +403,7 @@ def _shamir_cases() -> Iterator[tuple[str, Json]]:
             "shamir",
             "share",
             **common,
-            seed=_seed(325).hex(),
+            seed=case_seed(325).hex(),
             secret=secret.to_json(),
             points=_dec([1, 2, 3, fld.MODULUS - 1]),
             error="ParameterError",
@@ -462,7 +454,7 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
     for i, (op, name, value) in enumerate(params):
         _, key = _NOISE_OPS[op]
         body: Json = {
-            "seed": _seed(400 + i).hex(),
+            "seed": case_seed(400 + i).hex(),
             "tag": _tag_json(Tag("vectors.noise", (i,))),
             "count": 24,
             key: value,
@@ -471,7 +463,7 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
         yield f"noise/{name}.json", _case("noise", op, **body)
     for m, mechanism in enumerate(MECHANISMS):
         body = {
-            "seed": _seed(420 + m).hex(),
+            "seed": case_seed(420 + m).hex(),
             "tag": _tag_json(Tag("noise.sample", (m,))),
             "mechanism": mechanism,
             "variance": "9",
@@ -481,7 +473,7 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
         yield f"noise/sample_{mechanism}.json", _case("noise", "sample", **body)
         for j, variance in enumerate(("9", "25/2", "1000000")):
             body = {
-                "seed": _seed(440 + 3 * m + j).hex(),
+                "seed": case_seed(440 + 3 * m + j).hex(),
                 "tag": _tag_json(Tag("noise.sample", (m,))),
                 "mechanism": mechanism,
                 "variance": variance,
@@ -504,7 +496,7 @@ def _noise_cases() -> Iterator[tuple[str, Json]]:
             _case(
                 "noise",
                 op,
-                seed=_seed(430).hex(),
+                seed=case_seed(430).hex(),
                 tag=_tag_json(Tag("vectors.noise")),
                 count=1,
                 error="ParameterError",
@@ -675,21 +667,6 @@ class _Mismatch:
             self.problems.append(f"{where}: file has {expected!r}, recomputed {actual!r}")
 
 
-def _expect_error(obj: Mapping[str, Any], run: Callable[[], object], out: _Mismatch) -> None:
-    name = obj["error"]
-    cls = ERRORS_BY_NAME.get(name)
-    if cls is None:
-        out.problems.append(f"error: unknown error class {name!r}")
-        return
-    try:
-        run()
-    except SdlError as exc:
-        if not isinstance(exc, cls):
-            out.problems.append(f"error: expected {name}, got {type(exc).__name__}: {exc}")
-        return
-    out.problems.append(f"error: expected {name}, but the operation succeeded")
-
-
 def _check_field(obj: Mapping[str, Any], out: _Mismatch) -> None:
     fld = _field_of(obj)
     op = obj["operation"]
@@ -718,11 +695,11 @@ def _check_field(obj: Mapping[str, Any], out: _Mismatch) -> None:
         prod = left @ right
         out.eq("matmul.product", mm["product"], [prod[r].to_json() for r in range(prod.shape[0])])
     elif op == "decode":
-        _expect_error(obj, lambda: fld.decode(bytes.fromhex(obj["input"])), out)
+        expect_error(obj, lambda: fld.decode(bytes.fromhex(obj["input"])), out.problems)
     elif op == "from_json":
-        _expect_error(obj, lambda: fld.from_json(obj["input"]), out)
+        expect_error(obj, lambda: fld.from_json(obj["input"]), out.problems)
     elif op == "signed_encode":
-        _expect_error(obj, lambda: fld.signed_encode([int(v) for v in obj["input"]]), out)
+        expect_error(obj, lambda: fld.signed_encode([int(v) for v in obj["input"]]), out.problems)
     else:
         out.problems.append(f"operation: unknown field operation {op!r}")
 
@@ -730,8 +707,10 @@ def _check_field(obj: Mapping[str, Any], out: _Mismatch) -> None:
 def _check_xof(obj: Mapping[str, Any], out: _Mismatch) -> None:
     op = obj["operation"]
     if "error" in obj:
-        _expect_error(
-            obj, lambda: Xof(as_seed(bytes.fromhex(obj["seed"])), _tag_from(obj["tag"])), out
+        expect_error(
+            obj,
+            lambda: Xof(as_seed(bytes.fromhex(obj["seed"])), _tag_from(obj["tag"])),
+            out.problems,
         )
         return
     seed, tag = as_seed(bytes.fromhex(obj["seed"])), _tag_from(obj["tag"])
@@ -779,7 +758,7 @@ def _check_shamir(obj: Mapping[str, Any], out: _Mismatch) -> None:
             )
 
         if "error" in obj:
-            _expect_error(obj, run_share, out)
+            expect_error(obj, run_share, out.problems)
             return
         shares = run_share()
         out.eq("shares", obj["shares"], _shares_json(shares))
@@ -797,7 +776,7 @@ def _check_shamir(obj: Mapping[str, Any], out: _Mismatch) -> None:
             )
 
         if "error" in obj:
-            _expect_error(obj, run_robust, out)
+            expect_error(obj, run_robust, out.problems)
             return
         rec = _shamir_from(obj).robust_reconstruct(
             _shares_from(fld, obj["shares"]), length=length, max_errors=e
@@ -814,7 +793,7 @@ def _check_noise(obj: Mapping[str, Any], out: _Mismatch) -> None:
         out.problems.append(f"operation: unknown noise operation {op!r}")
         return
     if "error" in obj:
-        _expect_error(obj, lambda: _noise_draws(obj), out)
+        expect_error(obj, lambda: _noise_draws(obj), out.problems)
         return
     out.eq("output", obj["output"], _noise_draws(obj))
 
@@ -824,7 +803,7 @@ def _check_noise_plan(obj: Mapping[str, Any], out: _Mismatch) -> None:
         out.problems.append(f"operation: unknown noise_plan operation {obj['operation']!r}")
         return
     if "error" in obj:
-        _expect_error(obj, lambda: _plan_table(obj), out)
+        expect_error(obj, lambda: _plan_table(obj), out.problems)
         return
     out.eq("per_dropouts", obj["per_dropouts"], _plan_table(obj))
 

@@ -37,14 +37,11 @@ from protocol.encoding import (
     linf_sensitivity,
     norm_bound_sq,
 )
-from protocol.errors import ERRORS_BY_NAME, SdlError
 from protocol.field import FIELDS, Field, Field31, Field61, field_for_modulus
-from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
+from protocol.xof import Seed, Tag, Xof, as_seed
+from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
 
-FORMAT = "sdl-vectors/1"
 FAMILY = "encoding"
-
-Json = dict[str, Any]
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -52,13 +49,8 @@ _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # ---------------------------------------------------------------------- helpers
 
 
-def _seed(i: int) -> Seed:
-    """The fixed seed of vector case ``i``: ``derive_seed(0^32, Tag("vectors", (i,)))``."""
-    return derive_seed(as_seed(bytes(32)), Tag("vectors", (i,)))
-
-
 def _case(operation: str, **body: Any) -> Json:
-    return {"format": FORMAT, "family": FAMILY, "operation": operation, **body}
+    return make_case(FAMILY, operation, **body)
 
 
 def _params_json(params: EncodingParams) -> Json:
@@ -107,13 +99,13 @@ def _update_json(update: np.ndarray) -> list[float]:
 
 
 def _seeds(rotation: int, rounding: int) -> tuple[Seed, Seed]:
-    return _seed(rotation), _seed(rounding)
+    return case_seed(rotation), case_seed(rounding)
 
 
 def _dyadic_update(i: int, shape: tuple[int, ...], *, spread: int = 20) -> np.ndarray:
     """Seeded exact values ``(u - 2^spread) / 2^16`` with ``u`` uniform below ``2^(spread+1)``."""
     count = math.prod(shape)
-    u = Xof(_seed(i), Tag("vectors.encoding")).uniform_ints(1 << (spread + 1), count=count)
+    u = Xof(case_seed(i), Tag("vectors.encoding")).uniform_ints(1 << (spread + 1), count=count)
     return ((u.astype(np.int64) - (1 << spread)) / 65536.0).reshape(shape)
 
 
@@ -192,13 +184,13 @@ def cases() -> Iterator[tuple[str, Json]]:
 
     # A sum of three encodings, each by its own rounding seed, plus integer noise.
     summing = EncodingParams(Field61, clip=2.0, scale=1.0 / 1024, beta=beta, rotate=True)
-    rotation_seed = _seed(510)
+    rotation_seed = case_seed(510)
     updates = [_dyadic_update(511 + j, (7,), spread=17) for j in range(3)]
     encodings = [
-        encode(u, params=summing, rotation_seed=rotation_seed, rounding_seed=_seed(514 + j))
+        encode(u, params=summing, rotation_seed=rotation_seed, rounding_seed=case_seed(514 + j))
         for j, u in enumerate(updates)
     ]
-    noise = Xof(_seed(517), Tag("vectors.encoding.noise")).uniform_ints(201, count=8)
+    noise = Xof(case_seed(517), Tag("vectors.encoding.noise")).uniform_ints(201, count=8)
     total = Field61.signed_encode(noise.astype(np.int64) - 100)
     for enc in encodings:
         total = total + enc.values
@@ -342,21 +334,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _expect_error(obj: Mapping[str, Any], run: Callable[[], object], problems: list[str]) -> None:
-    name = obj["error"]
-    cls = ERRORS_BY_NAME.get(name)
-    if cls is None:
-        problems.append(f"error: unknown error class {name!r}")
-        return
-    try:
-        run()
-    except SdlError as exc:
-        if not isinstance(exc, cls):
-            problems.append(f"error: expected {name}, got {type(exc).__name__}: {exc}")
-        return
-    problems.append(f"error: expected {name}, but the operation succeeded")
-
-
 def check(obj: Mapping[str, Any], problems: list[str]) -> None:
     """Recompute one encoding vector; append a string per mismatch to ``problems``.
 
@@ -389,7 +366,7 @@ def _check_encode(obj: Mapping[str, Any], problems: list[str]) -> None:
         )
 
     if "error" in obj:
-        _expect_error(obj, run, problems)
+        expect_error(obj, run, problems)
         return
     params = _params_from(obj)
     update = _update_from(obj)
@@ -426,7 +403,7 @@ def _check_decode_sum(obj: Mapping[str, Any], problems: list[str]) -> None:
         return [float(v) for v in out]
 
     if "error" in obj:
-        _expect_error(obj, run, problems)
+        expect_error(obj, run, problems)
         return
     _eq(problems, "decoded", obj["decoded"], run())
 
@@ -449,7 +426,7 @@ def _check_bounds(obj: Mapping[str, Any], problems: list[str]) -> None:
 def _check_choose_field(obj: Mapping[str, Any], problems: list[str]) -> None:
     inputs = obj["inputs"]
     if "error" in obj:
-        _expect_error(obj, lambda: _choose(inputs), problems)
+        expect_error(obj, lambda: _choose(inputs), problems)
         return
     _eq(problems, "chosen", obj["chosen"], _choose(inputs).__name__)
 
@@ -468,7 +445,7 @@ def _check_check_field(obj: Mapping[str, Any], problems: list[str]) -> None:
         )
 
     if "error" in obj:
-        _expect_error(obj, run, problems)
+        expect_error(obj, run, problems)
         return
     run()
 
