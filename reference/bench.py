@@ -156,3 +156,79 @@ def bench_shamir(
         galois_dimension=gdim,
         galois_agrees=agrees,
     )
+
+
+@dataclass(frozen=True)
+class AccountingBench:
+    """Figures of ``sdl bench accounting``."""
+
+    rounds: int
+    sampling_rate: float
+    noise_multiplier: float
+    sdl: Timing
+    sdl_epsilon: float
+    dp_accounting_rdp: Timing | None
+    dp_accounting_epsilon: float | None
+
+    def as_json(self) -> dict[str, object]:
+        body = asdict(self)
+        if self.dp_accounting_rdp is not None:
+            body["ratio_sdl_over_dp_accounting"] = self.sdl.median / self.dp_accounting_rdp.median
+        body["target_seconds_at_most"] = 0.05
+        return body
+
+
+def bench_accounting(
+    *,
+    rounds: int = 1000,
+    sampling_rate: float = 0.01,
+    noise_multiplier: float = 1.1,
+    delta: float = 1e-5,
+    repeats: int = 5,
+) -> AccountingBench:
+    """Time ε for ``rounds`` Poisson-subsampled Gaussian rounds, beside dp-accounting's RDP."""
+    from protocol import accounting  # noqa: PLC0415
+
+    def ours() -> float:
+        event = accounting.ComposedEvent(
+            event=accounting.PoissonSampledEvent(
+                event=accounting.GaussianEvent(noise_multiplier=noise_multiplier),
+                sampling_rate=sampling_rate,
+            ),
+            count=rounds,
+        )
+        return accounting.epsilon(event, delta=delta).epsilon
+
+    sdl_t = time_it(ours, repeats)
+    theirs_t: Timing | None = None
+    theirs_eps: float | None = None
+    try:
+        import dp_accounting  # noqa: PLC0415
+    except ImportError:
+        dp_accounting = None
+    if dp_accounting is not None:
+
+        def theirs() -> float:
+            acc = dp_accounting.rdp.RdpAccountant(list(accounting.DEFAULT_ORDERS))
+            acc.compose(
+                dp_accounting.SelfComposedDpEvent(
+                    dp_accounting.PoissonSampledDpEvent(
+                        sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)
+                    ),
+                    rounds,
+                )
+            )
+            value: float = acc.get_epsilon(delta)
+            return value
+
+        theirs_t = time_it(theirs, repeats)
+        theirs_eps = theirs()
+    return AccountingBench(
+        rounds=rounds,
+        sampling_rate=sampling_rate,
+        noise_multiplier=noise_multiplier,
+        sdl=sdl_t,
+        sdl_epsilon=ours(),
+        dp_accounting_rdp=theirs_t,
+        dp_accounting_epsilon=theirs_eps,
+    )

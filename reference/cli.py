@@ -176,6 +176,165 @@ def _cmd_noise_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- privacy
+
+#: The noise parameter each mechanism is described (and calibrated) by.
+_NOISE_PARAMETER = {"gaussian": "noise_multiplier", "skellam": "variance", "dgauss": "sigma"}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text}")
+    return value
+
+
+def _open_unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1]; got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1]; got {text}")
+    return value
+
+
+def _privacy_event(args: argparse.Namespace, noise: float) -> object:
+    """The accountant's event for one release, subsampled and composed over the rounds."""
+    from protocol import accounting  # noqa: PLC0415
+
+    event: object
+    if args.mechanism == "gaussian":
+        event = accounting.GaussianEvent(noise_multiplier=noise)
+    elif args.mechanism == "skellam":
+        event = accounting.SkellamEvent(
+            variance=noise,
+            l2_sensitivity=args.l2_sensitivity,
+            l1_sensitivity=args.l1_sensitivity,
+        )
+    else:
+        event = accounting.DistributedDiscreteGaussianEvent(
+            sigma2=noise * noise,
+            clients=args.clients,
+            dimension=args.dimension,
+            l2_sensitivity=args.l2_sensitivity,
+            l1_sensitivity=args.l1_sensitivity,
+        )
+    if args.sampling_rate < 1:
+        event = accounting.PoissonSampledEvent(event=event, sampling_rate=args.sampling_rate)
+    return accounting.ComposedEvent(event=event, count=args.rounds)
+
+
+def _check_privacy_args(args: argparse.Namespace, *, need_noise: bool) -> str | None:
+    """The first missing or contradictory argument, as a one-line message, or None."""
+    parameter = _NOISE_PARAMETER[args.mechanism]
+    if need_noise and getattr(args, parameter) is None:
+        return f"--mechanism {args.mechanism} needs --{parameter.replace('_', '-')}"
+    if args.mechanism in ("skellam", "dgauss"):
+        for name in ("l2_sensitivity", "l1_sensitivity"):
+            if getattr(args, name) is None:
+                return f"--mechanism {args.mechanism} needs --{name.replace('_', '-')}"
+    if args.mechanism == "dgauss":
+        for name in ("clients", "dimension"):
+            if getattr(args, name) is None:
+                return f"--mechanism dgauss needs --{name}"
+    return None
+
+
+def _cmd_privacy_epsilon(args: argparse.Namespace) -> int:
+    from protocol import accounting  # noqa: PLC0415
+
+    problem = _check_privacy_args(args, need_noise=True)
+    if problem is not None:
+        print(f"sdl: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    parameter = _NOISE_PARAMETER[args.mechanism]
+    noise = getattr(args, parameter)
+    result = accounting.epsilon(_privacy_event(args, noise), delta=args.delta)
+    body = {
+        "epsilon": result.epsilon,
+        "order": result.order,
+        "delta": args.delta,
+        "mechanism": args.mechanism,
+        parameter: noise,
+        "rounds": args.rounds,
+        "sampling_rate": args.sampling_rate,
+    }
+    if args.json:
+        _emit(body)
+    else:
+        print(
+            f"epsilon = {result.epsilon:.6g} at delta = {args.delta:g} "
+            f"(Renyi order {result.order:g}) after {args.rounds} round(s) of "
+            f"{args.mechanism}, {parameter} = {noise:g}, sampling rate {args.sampling_rate:g}"
+        )
+    return EXIT_OK
+
+
+def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
+    from protocol import accounting  # noqa: PLC0415
+
+    problem = _check_privacy_args(args, need_noise=False)
+    if problem is not None:
+        print(f"sdl: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    parameter = _NOISE_PARAMETER[args.mechanism]
+
+    def cost(noise: float) -> float:
+        return accounting.epsilon(_privacy_event(args, noise), delta=args.delta).epsilon
+
+    # Find a noise level that meets the target, doubling from a small one.
+    high = 1e-3
+    while cost(high) > args.epsilon:
+        high *= 2
+        if high > 1e12:
+            print(
+                f"sdl: error: no noise up to 1e12 reaches epsilon = {args.epsilon:g} "
+                f"at delta = {args.delta:g}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    result = accounting.calibrate(
+        lambda noise: _privacy_event(args, noise),
+        target_epsilon=args.epsilon,
+        delta=args.delta,
+        low=high / 2 if high > 1e-3 else 0.0,
+        high=high,
+    )
+    achieved = accounting.epsilon(_privacy_event(args, result.noise), delta=args.delta)
+    body = {
+        parameter: result.noise,
+        "epsilon": achieved.epsilon,
+        "order": achieved.order,
+        "target_epsilon": args.epsilon,
+        "delta": args.delta,
+        "mechanism": args.mechanism,
+        "rounds": args.rounds,
+        "sampling_rate": args.sampling_rate,
+    }
+    if args.json:
+        _emit(body)
+    else:
+        print(
+            f"{parameter} = {result.noise:.6g} gives epsilon = {achieved.epsilon:.6g} "
+            f"<= {args.epsilon:g} at delta = {args.delta:g} over {args.rounds} round(s)"
+        )
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- bench
 
 
@@ -234,6 +393,40 @@ def _cmd_bench_shamir(args: argparse.Namespace) -> int:
         )
         print(f"  galois and SDL products agree bit for bit: {result.galois_agrees}")
     print("\ntargets: share <= 250 ms; galois product / share >= 70x")
+    return EXIT_OK
+
+
+def _cmd_bench_accounting(args: argparse.Namespace) -> int:
+    from reference.bench import bench_accounting  # noqa: PLC0415
+
+    result = bench_accounting(
+        rounds=args.rounds,
+        sampling_rate=args.sampling_rate,
+        noise_multiplier=args.noise_multiplier,
+        repeats=args.repeats,
+    )
+    if args.json:
+        _emit(result.as_json())
+        return EXIT_OK
+    print(
+        f"epsilon of {result.rounds} Poisson-subsampled Gaussian rounds "
+        f"(q = {result.sampling_rate:g}, z = {result.noise_multiplier:g}), median of "
+        f"{result.sdl.repeats} runs:"
+    )
+    print(
+        f"  SDL accountant          {result.sdl.median * 1e3:8.2f} ms   "
+        f"epsilon = {result.sdl_epsilon:.6g}"
+    )
+    if result.dp_accounting_rdp is not None and result.dp_accounting_epsilon is not None:
+        ratio = result.sdl.median / result.dp_accounting_rdp.median
+        print(
+            f"  dp-accounting RDP       {result.dp_accounting_rdp.median * 1e3:8.2f} ms   "
+            f"epsilon = {result.dp_accounting_epsilon:.6g}   (SDL / dp-accounting: "
+            f"{ratio:.2f}x)"
+        )
+    else:
+        print("  (dp-accounting not installed: pip install -e '.[dev]' adds it as a baseline)")
+    print("\ntarget: <= 50 ms for 1000 subsampled rounds")
     return EXIT_OK
 
 
@@ -364,6 +557,69 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--json", action="store_true", help="print one JSON object")
     ns.set_defaults(func=_cmd_noise_sample)
 
+    privacy = sub.add_parser(
+        "privacy",
+        help="what a training run costs in (epsilon, delta), and the noise a target needs",
+        description=(
+            "An RDP accountant for SDL's releases (spec/08-accounting.md): Gaussian, "
+            "the sum of discrete Gaussians, Skellam; Poisson subsampling; composition "
+            "over rounds; conversion to (epsilon, delta). Sensitivities and variances are "
+            "in the integer domain of the encoded updates."
+        ),
+    )
+    psub = privacy.add_subparsers(dest="privacy_command", required=True, metavar="ACTION")
+
+    def privacy_options(p: argparse.ArgumentParser, *, calibrating: bool) -> None:
+        p.add_argument("--mechanism", choices=("gaussian", "skellam", "dgauss"), required=True)
+        if not calibrating:
+            p.add_argument(
+                "--noise-multiplier",
+                type=_positive_float,
+                metavar="Z",
+                help="gaussian: sigma / sensitivity",
+            )
+            p.add_argument(
+                "--variance",
+                type=_positive_float,
+                metavar="V",
+                help="skellam: the total variance lambda of the released sum",
+            )
+            p.add_argument(
+                "--sigma", type=_positive_float, metavar="S", help="dgauss: each client's sigma"
+            )
+        p.add_argument("--l2-sensitivity", type=_positive_float, metavar="S2")
+        p.add_argument("--l1-sensitivity", type=_positive_float, metavar="S1")
+        p.add_argument("--clients", type=_positive, metavar="N", help="dgauss: clients summed")
+        p.add_argument("--dimension", type=_positive, metavar="DIM", help="dgauss: coordinates")
+        p.add_argument(
+            "--sampling-rate",
+            type=_rate,
+            default=1.0,
+            metavar="Q",
+            help="Poisson sampling rate in (0, 1] (default 1: no subsampling)",
+        )
+        p.add_argument("--rounds", type=_positive, required=True, metavar="R")
+        p.add_argument("--delta", type=_open_unit, required=True, metavar="D")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pe = psub.add_parser(
+        "epsilon",
+        help="epsilon spent by R rounds of a mechanism",
+        epilog="example: sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 "
+        "--sampling-rate 0.01 --rounds 1000 --delta 1e-5",
+    )
+    privacy_options(pe, calibrating=False)
+    pe.set_defaults(func=_cmd_privacy_epsilon)
+    pc = psub.add_parser(
+        "calibrate",
+        help="the least noise that meets a target epsilon over R rounds",
+        epilog="example: sdl privacy calibrate --mechanism skellam --epsilon 2 --delta 1e-5 "
+        "--rounds 100 --l2-sensitivity 256 --l1-sensitivity 8192",
+    )
+    pc.add_argument("--epsilon", type=_positive_float, required=True, metavar="E")
+    privacy_options(pc, calibrating=True)
+    pc.set_defaults(func=_cmd_privacy_calibrate)
+
     bench = sub.add_parser("bench", help="benchmarks, as ratios against same-run baselines")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     bs = bsub.add_parser(
@@ -388,6 +644,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bs.add_argument("--json", action="store_true", help="print one JSON object")
     bs.set_defaults(func=_cmd_bench_shamir)
+    ba = bsub.add_parser(
+        "accounting",
+        help="time the accountant on many subsampled rounds, beside dp-accounting",
+    )
+    ba.add_argument("--rounds", type=_positive, default=1000)
+    ba.add_argument("--sampling-rate", type=_rate, default=0.01)
+    ba.add_argument("--noise-multiplier", type=_positive_float, default=1.1)
+    ba.add_argument("--repeats", type=_positive, default=5)
+    ba.add_argument("--json", action="store_true", help="print one JSON object")
+    ba.set_defaults(func=_cmd_bench_accounting)
     return parser
 
 
