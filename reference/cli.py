@@ -449,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
               sdl vectors generate out/        write the test vectors
               sdl vectors check spec/vectors   check vectors (ours or another implementation's)
               sdl noise sample --mechanism skellam --variance 10 --count 5 --seed 1
+              sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 \\
+                  --sampling-rate 0.01 --rounds 1000 --delta 1e-5
               sdl bench shamir                 share/reconstruct speed against numpy and galois
+              sdl bench accounting             the accountant on 1000 rounds, beside dp-accounting
             """
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -496,8 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen = vsub.add_parser(
         "generate",
         help="write every vector file into DIR",
-        description="Write the field, xof and shamir vector families into "
-        "DIR/<family>/, replacing those folders atomically.",
+        description="Write every vector family (field, xof, shamir, encoding, noise, "
+        "noise_plan) into DIR/<family>/, replacing those folders atomically.",
     )
     gen.add_argument("dir", metavar="DIR")
     gen.add_argument("--json", action="store_true", help="print the written files as JSON")
@@ -515,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     noise = sub.add_parser(
         "noise",
         help="sample integer DP noise, reproducibly from a seed",
-        description="Exact integer noise samplers (spec/06-noise.md), for use as an oracle.",
+        description="Integer DP noise (spec/06-noise.md): the fast table sampler, or the "
+        "exact rational samplers, from a seed; for use as an oracle.",
     )
     nsub = noise.add_subparsers(dest="noise_command", required=True, metavar="ACTION")
     ns = nsub.add_parser(
