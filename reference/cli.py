@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from protocol.errors import SdlError
 from protocol.field import FIELDS
 from protocol.xof import Tag, Xof
-from reference import vectors
+from reference import conformance, vectors
 from reference.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -433,6 +433,39 @@ def _cmd_bench_accounting(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 
 
+# ---------------------------------------------------------------------- conformance
+
+
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    try:
+        report = conformance.run(args.impl, timeout=args.timeout)
+    except conformance.ConformanceStartError as exc:
+        print(f"sdl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        _emit(report.to_json())
+    else:
+        print(f"conformance of: {report.command}")
+        print(f"{'operation':<22}{'status':<13}{'pass':>6}{'fail':>6}{'unsup':>7}")
+        for r in report.ops.values():
+            print(f"{r.op:<22}{r.status:<13}{r.passed:>6}{r.failed:>6}{r.unsupported:>7}")
+            if r.first_mismatch:
+                print(f"    first mismatch: {r.first_mismatch}")
+        print("all supported operations pass" if report.ok else "FAILED")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"expected a positive number of seconds; got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdl",
@@ -451,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
               sdl noise sample --mechanism skellam --variance 10 --count 5 --seed 1
               sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 \\
                   --sampling-rate 0.01 --rounds 1000 --delta 1e-5
+              sdl conformance --impl "node tests/interop/sdl_consumer.mjs serve"
               sdl bench shamir                 share/reconstruct speed against numpy and galois
               sdl bench accounting             the accountant on 1000 rounds, beside dp-accounting
             """
@@ -623,6 +657,25 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--epsilon", type=_positive_float, required=True, metavar="E")
     privacy_options(pc, calibrating=True)
     pc.set_defaults(func=_cmd_privacy_calibrate)
+
+    conf = sub.add_parser(
+        "conformance",
+        help="check another implementation of sections 2-4 over a stdio harness",
+        description=(
+            "Start COMMAND (no shell), send it one JSON-lines request per operation "
+            "(spec/11-conformance.md) and compare each answer with the reference's. "
+            "Exits 1 if any supported operation fails, 2 if COMMAND cannot start."
+        ),
+    )
+    conf.add_argument("--impl", required=True, metavar="COMMAND", help="the command to run")
+    conf.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=conformance.DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each answer (default {conformance.DEFAULT_TIMEOUT:g})",
+    )
+    conf.add_argument("--json", action="store_true", help="print one JSON object")
+    conf.set_defaults(func=_cmd_conformance)
 
     bench = sub.add_parser("bench", help="benchmarks, as ratios against same-run baselines")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")

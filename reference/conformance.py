@@ -1,0 +1,402 @@
+"""A stdio conformance harness for other implementations of sections 2-4.
+
+Spec: spec/11-conformance.md
+
+The harness starts an implementation as a subprocess (no shell), sends it
+one JSON-lines request per operation, and compares each answer with the one
+SDL's reference (``protocol/``) computes. The request set is fixed and
+derived from fixed seeds, so every run sends the same requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import shlex
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import IO
+
+from protocol.errors import ERRORS_BY_NAME, SdlError
+from protocol.field import Field31, Field61, field_for_modulus
+from protocol.shamir import Shamir, Share
+from protocol.xof import Tag, Xof, as_seed, derive_seed
+
+OPS: tuple[str, ...] = (
+    "field.add",
+    "field.sub",
+    "field.mul",
+    "field.inv",
+    "field.encode",
+    "field.decode",
+    "field.signed_decode",
+    "xof.bytes",
+    "xof.uniform_ints",
+    "xof.field_elements",
+    "shamir.reconstruct",
+)
+
+DEFAULT_TIMEOUT = 10.0
+
+Request = dict[str, object]
+Answer = dict[str, object]
+
+
+class ConformanceStartError(Exception):
+    """The implementation's command could not be started or stopped answering at once."""
+
+
+# ------------------------------------------------------------------ requests
+
+
+def _seed(i: int) -> bytes:
+    return derive_seed(as_seed(bytes(32)), Tag("conformance", (i,)))
+
+
+def _draw(i: int, modulus: int, count: int) -> list[str]:
+    return [
+        str(v)
+        for v in Xof(as_seed(_seed(i)), Tag("conformance.inputs"))
+        .uniform_ints(modulus, count=count)
+        .tolist()
+    ]
+
+
+def build_requests() -> list[Request]:
+    """The fixed request set: every op on Field31, Field61 and GF(97), plus negatives."""
+    reqs: list[Request] = []
+    moduli = [Field31.MODULUS, Field61.MODULUS, 97]
+    case = 0
+
+    def add(req: Request) -> None:
+        req["id"] = len(reqs)
+        reqs.append(req)
+
+    for p in moduli:
+        edges = ["0", "1", str(p - 1), str(p - 2), str((p - 1) // 2), str((p + 1) // 2)]
+        case += 1
+        a = edges + _draw(case, p, 10)
+        case += 1
+        b = list(reversed(edges)) + _draw(case, p, 10)
+        for op in ("field.add", "field.sub", "field.mul"):
+            add({"op": op, "modulus": str(p), "a": a, "b": b})
+        add({"op": "field.inv", "modulus": str(p), "a": [x for x in a if x != "0"]})
+        add({"op": "field.encode", "modulus": str(p), "a": a})
+        add(
+            {
+                "op": "field.decode",
+                "modulus": str(p),
+                "data": field_for_modulus(p).from_json(b).encode().hex(),
+            }
+        )
+        add({"op": "field.signed_decode", "modulus": str(p), "a": a})
+        # Negative requests.
+        width = field_for_modulus(p).ENCODED_SIZE
+        add({"op": "field.decode", "modulus": str(p), "data": p.to_bytes(width, "little").hex()})
+        add({"op": "field.decode", "modulus": str(p), "data": "00" * (width + 1)})
+        add({"op": "field.inv", "modulus": str(p), "a": ["1", "0"]})
+        add({"op": "field.add", "modulus": str(p), "a": ["07"], "b": ["1"]})
+        add({"op": "field.mul", "modulus": str(p), "a": [str(p)], "b": ["1"]})
+    add({"op": "field.add", "modulus": "100", "a": ["1"], "b": ["2"]})
+    add({"op": "field.add", "modulus": str(1 << 61), "a": ["1"], "b": ["2"]})
+
+    tags: list[dict[str, object]] = [
+        {"purpose": "shamir.share", "params": []},
+        {"purpose": "conformance.xof", "params": ["7", str((1 << 64) - 1)]},
+        {"purpose": "a b ~", "params": ["0"]},
+    ]
+    for i, tag in enumerate(tags):
+        seed = _seed(100 + i).hex()
+        add({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 0})
+        add({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 200})
+        for bound in (1, 2, 11, 97, 256, 257, 65537, Field31.MODULUS, Field61.MODULUS, 1 << 64):
+            add(
+                {
+                    "op": "xof.uniform_ints",
+                    "seed": seed,
+                    "tag": tag,
+                    "bound": str(bound),
+                    "count": 20,
+                }
+            )
+        for p in moduli:
+            add(
+                {
+                    "op": "xof.field_elements",
+                    "seed": seed,
+                    "tag": tag,
+                    "modulus": str(p),
+                    "count": 20,
+                }
+            )
+    add({"op": "xof.bytes", "seed": "00" * 31, "tag": tags[0], "n": 4})
+    add(
+        {
+            "op": "xof.bytes",
+            "seed": "00" * 32,
+            "tag": {"purpose": "x", "params": [str(1 << 64)]},
+            "n": 4,
+        }
+    )
+    add({"op": "xof.bytes", "seed": "00" * 32, "tag": {"purpose": "", "params": []}, "n": 4})
+    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "0", "count": 1})
+
+    for i, (p, t, k, d, n) in enumerate(
+        [
+            (Field31.MODULUS, 1, 1, 4, 3),
+            (Field31.MODULUS, 3, 4, 10, 11),
+            (Field61.MODULUS, 2, 2, 5, 6),
+            (97, 2, 1, 3, 5),
+        ]
+    ):
+        F = field_for_modulus(p)
+        scheme = Shamir(F, t, k)
+        secret = F.from_json(_draw(200 + i, p, d))
+        points = list(range(1, n + 1))
+        shares = scheme.share(secret, points=points, seed=as_seed(_seed(300 + i)))
+        js = [{"x": str(s.x), "y": s.y.to_json()} for s in shares]
+        base: Request = {
+            "op": "shamir.reconstruct",
+            "modulus": str(p),
+            "threshold": t,
+            "packing": k,
+            "length": d,
+        }
+        K = t + k
+        add({**base, "shares": js})  # all shares
+        add({**base, "shares": list(reversed(js[:K]))})  # exactly K, out of order
+        add({**base, "shares": js[: K - 1]})  # too few
+        bad = [dict(s) for s in js]
+        y0 = list(bad[-1]["y"])
+        y0[0] = str((int(y0[0]) + 1) % p)
+        bad[-1] = {"x": bad[-1]["x"], "y": y0}
+        if n > K:
+            add({**base, "shares": bad})  # inconsistent
+        add({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
+        add({**base, "shares": js[:K], "length": d + k})  # wrong length
+    return reqs
+
+
+# ------------------------------------------------------------------ reference answers
+
+
+def _tag(obj: object) -> Tag:
+    assert isinstance(obj, dict)
+    return Tag(str(obj["purpose"]), tuple(int(v) for v in obj["params"]))
+
+
+def _strs(obj: object) -> list[str]:
+    assert isinstance(obj, list)
+    return [str(v) for v in obj]
+
+
+def _compute(req: Request) -> object:
+    op = req["op"]
+    if op.__class__ is not str:
+        raise TypeError(op)
+    if op.startswith("field."):
+        F = field_for_modulus(int(str(req["modulus"])))
+        if op == "field.decode":
+            return F.decode(bytes.fromhex(str(req["data"]))).to_json()
+        a = F.from_json(_strs(req["a"]))
+        if op in ("field.add", "field.sub", "field.mul"):
+            b = F.from_json(_strs(req["b"]))
+            r = a + b if op == "field.add" else a - b if op == "field.sub" else a * b
+            return r.to_json()
+        if op == "field.inv":
+            return a.inv().to_json()
+        if op == "field.encode":
+            return a.encode().hex()
+        if op == "field.signed_decode":
+            return [str(int(v)) for v in a.signed_decode().tolist()]
+    if op.startswith("xof."):
+        stream = Xof(as_seed(bytes.fromhex(str(req["seed"]))), _tag(req["tag"]))
+        count = req.get("count")
+        if op == "xof.bytes":
+            n = req["n"]
+            assert isinstance(n, int)
+            return stream.next_bytes(n).hex()
+        assert isinstance(count, int)
+        bound = int(str(req["bound"])) if op == "xof.uniform_ints" else int(str(req["modulus"]))
+        if op == "xof.field_elements":
+            return stream.field_elements(field_for_modulus(bound), count).to_json()
+        return [str(stream.uniform_int(bound)) for _ in range(count)]
+    if op == "shamir.reconstruct":
+        F = field_for_modulus(int(str(req["modulus"])))
+        t, k, length = req["threshold"], req["packing"], req["length"]
+        assert isinstance(t, int) and isinstance(k, int) and isinstance(length, int)
+        raw = req["shares"]
+        assert isinstance(raw, list)
+        shares = [Share(int(s["x"]), F.from_json(s["y"])) for s in raw]
+        return Shamir(F, t, k).reconstruct(shares, length=length).to_json()
+    raise ValueError(f"unknown op {op!r}")
+
+
+def expected_answer(req: Request) -> Answer:
+    """What a conforming implementation answers: ``{"result": …}`` or ``{"error": name}``."""
+    try:
+        return {"result": _compute(req)}
+    except SdlError as exc:
+        return {"error": _spec_name(exc)}
+
+
+def _spec_name(exc: SdlError) -> str:
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ERRORS_BY_NAME and ERRORS_BY_NAME[cls.__name__] is cls:
+            return cls.__name__
+    return "SdlError"
+
+
+# ------------------------------------------------------------------ running
+
+
+@dataclass
+class OpReport:
+    op: str
+    passed: int = 0
+    failed: int = 0
+    unsupported: int = 0
+    first_mismatch: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "fail"
+        if self.passed:
+            return "pass"
+        return "unsupported"
+
+
+@dataclass
+class Report:
+    command: str
+    ops: dict[str, OpReport] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.failed == 0 for r in self.ops.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "command": self.command,
+            "ok": self.ok,
+            "ops": [
+                {
+                    "op": r.op,
+                    "status": r.status,
+                    "passed": r.passed,
+                    "failed": r.failed,
+                    "unsupported": r.unsupported,
+                    "first_mismatch": r.first_mismatch,
+                }
+                for r in self.ops.values()
+            ],
+        }
+
+
+def _judge(want: Answer, got: object, req_id: object) -> str | None:
+    """None if ``got`` satisfies ``want``, else a description of the mismatch."""
+    if not isinstance(got, dict):
+        return f"request {req_id}: response is not a JSON object: {got!r}"
+    if got.get("id") != req_id:
+        return f"request {req_id}: response has id {got.get('id')!r}"
+    if "error" in want:
+        name = got.get("error")
+        wanted = ERRORS_BY_NAME[str(want["error"])]
+        got_cls = ERRORS_BY_NAME.get(name) if isinstance(name, str) else None
+        if got_cls is not None and issubclass(got_cls, wanted):
+            return None
+        shown = f"error {name!r}" if "error" in got else f"result {got.get('result')!r}"
+        return f"request {req_id}: expected error {want['error']!r}, got {shown}"
+    if "result" not in got:
+        return f"request {req_id}: expected result {want['result']!r}, got {got!r}"
+    if got["result"] != want["result"]:
+        return f"request {req_id}: expected {want['result']!r}, got {got['result']!r}"
+    return None
+
+
+def _reader(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def run(
+    command: str, *, timeout: float = DEFAULT_TIMEOUT, requests: list[Request] | None = None
+) -> Report:
+    """Run the request set against ``command`` and report per operation.
+
+    Raises:
+        ConformanceStartError: if the command is empty or cannot be started.
+    """
+    argv = shlex.split(command)
+    if not argv:
+        raise ConformanceStartError("the implementation command is empty")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            shell=False,
+        )
+    except OSError as exc:
+        raise ConformanceStartError(f"cannot start {argv[0]!r}: {exc}") from exc
+    assert proc.stdin is not None and proc.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    report = Report(command=command, ops={op: OpReport(op) for op in OPS})
+    dead: str | None = None
+    try:
+        for req in requests if requests is not None else build_requests():
+            op = str(req["op"])
+            entry = report.ops.setdefault(op, OpReport(op))
+            want = expected_answer(req)
+            problem: str | None
+            if dead is not None:
+                problem = f"request {req['id']}: {dead}"
+                got: object = None
+            else:
+                try:
+                    proc.stdin.write(json.dumps(req, sort_keys=True) + "\n")
+                    proc.stdin.flush()
+                    line = lines.get(timeout=timeout)
+                except (OSError, ValueError):
+                    line = None
+                except queue.Empty:
+                    dead = f"no answer within {timeout:g} s"
+                    problem = f"request {req['id']}: {dead}"
+                    entry.failed += 1
+                    entry.first_mismatch = entry.first_mismatch or problem
+                    continue
+                if line is None:
+                    dead = "the implementation exited"
+                    problem = f"request {req['id']}: {dead}"
+                else:
+                    try:
+                        got = json.loads(line)
+                    except json.JSONDecodeError:
+                        got = line.strip()
+                    if isinstance(got, dict) and got.get("unsupported") is True:
+                        entry.unsupported += 1
+                        continue
+                    problem = _judge(want, got, req["id"])
+            if problem is None:
+                entry.passed += 1
+            else:
+                entry.failed += 1
+                entry.first_mismatch = entry.first_mismatch or problem
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return report

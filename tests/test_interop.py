@@ -1,0 +1,125 @@
+"""An independent JavaScript consumer of sections 2-4, driven by the conformance harness.
+
+Spec: spec/11-conformance.md
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference import cli, conformance
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSUMER = ROOT / "tests" / "interop" / "sdl_consumer.mjs"
+SCHEMAS = ROOT / "spec" / "schemas"
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on PATH")
+
+
+@needs_node
+def test_js_consumer_passes_the_harness(capsys: pytest.CaptureFixture[str]) -> None:
+    command = f"{shlex.quote(str(NODE))} {shlex.quote(str(CONSUMER))} serve"
+    code = cli.main(["conformance", "--impl", command, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["ok"] is True
+    statuses = {r["op"]: r["status"] for r in report["ops"]}
+    assert statuses == dict.fromkeys(conformance.OPS, "pass")
+
+
+@needs_node
+def test_js_consumer_replays_the_vectors() -> None:
+    assert NODE is not None
+    proc = subprocess.run(
+        [NODE, str(CONSUMER), "replay", str(ROOT / "spec" / "vectors")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    passed = [line for line in proc.stdout.splitlines() if line.startswith("pass ")]
+    assert len(passed) >= 20
+    assert not any(line.startswith("FAIL") for line in proc.stdout.splitlines())
+
+
+WRONG_IMPL = """\
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "field.mul":
+        print(json.dumps({"id": req["id"], "result": ["1"] * len(req["a"])}), flush=True)
+    else:
+        print(json.dumps({"id": req["id"], "unsupported": True}), flush=True)
+"""
+
+
+def test_wrong_implementation_fails_and_names_the_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "wrong.py"
+    script.write_text(WRONG_IMPL)
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    code = cli.main(["conformance", "--impl", command])
+    out = capsys.readouterr().out
+    assert code == 1
+    row = next(line for line in out.splitlines() if line.startswith("field.mul"))
+    assert "fail" in row
+    assert "first mismatch: request" in out
+    assert re.search(r"^field\.add\s+unsupported", out, re.MULTILINE)
+
+
+def test_command_that_cannot_start_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["conformance", "--impl", "/nonexistent/sdl-impl serve"])
+    assert code == 2
+    assert "cannot start" in capsys.readouterr().err
+
+
+def test_schemas_are_draft_2020_12() -> None:
+    for name in ("conformance-request", "conformance-response"):
+        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["type"] == "object"
+
+
+def _structural_check(req: dict[str, object], schema: dict[str, object]) -> None:
+    """A minimal check of a request against the request schema's per-op required keys."""
+    ops = schema["properties"]
+    assert isinstance(ops, dict)
+    assert req["op"] in ops["op"]["enum"]
+    assert isinstance(req["id"], int)
+    branches = schema["allOf"]
+    assert isinstance(branches, list)
+    branch = next(b for b in branches if b["if"]["properties"]["op"]["const"] == req["op"])
+    assert set(branch["then"]["required"]) <= set(req), (req["op"], sorted(req))
+    canonical = re.compile(r"0|[1-9][0-9]*")
+    for key in ("modulus", "bound"):
+        if key in req:
+            assert isinstance(req[key], str) and canonical.fullmatch(req[key])
+
+
+def test_harness_requests_match_the_request_schema() -> None:
+    schema = json.loads((SCHEMAS / "conformance-request.schema.json").read_text())
+    requests = conformance.build_requests()
+    assert {r["op"] for r in requests} == set(conformance.OPS)
+    assert [r["id"] for r in requests] == list(range(len(requests)))
+    for req in requests:
+        _structural_check(req, schema)
+
+
+def test_request_set_has_negative_cases() -> None:
+    errors = {
+        (str(r["op"]), conformance.expected_answer(r).get("error"))
+        for r in conformance.build_requests()
+    }
+    assert ("field.decode", "EncodingError") in errors
+    assert ("shamir.reconstruct", "ThresholdNotMet") in errors
+    assert ("shamir.reconstruct", "InconsistentShares") in errors
