@@ -182,34 +182,24 @@ def _cmd_noise_sample(args: argparse.Namespace) -> int:
 _NOISE_PARAMETER = {"gaussian": "noise_multiplier", "skellam": "variance", "dgauss": "sigma"}
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text}")
-    return value
+def _float_where(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a float for which ``ok`` holds, else an error naming ``what``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text}")
+        return value
+
+    return parse
 
 
-def _open_unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1]; got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1]; got {text}")
-    return value
+_positive_float = _float_where("a positive finite number", lambda v: 0 < v < float("inf"))
+_open_unit = _float_where("a number in (0, 1)", lambda v: 0 < v < 1)
+_rate = _float_where("a rate in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def _privacy_event(args: argparse.Namespace, noise: float) -> object:
