@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -330,9 +331,18 @@ def lagrange_matrix(field: type[Field], *, nodes: Sequence[int], targets: Sequen
 
     Pre-conditions:
         - ``nodes`` are distinct modulo p
+
+    The result is immutable, so it is memoized per (field, nodes, targets).
     """
+    return _lagrange_matrix(field, tuple(nodes), tuple(targets))  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=256)
+def _lagrange_matrix(
+    field: type[Field], nodes_: tuple[int, ...], targets: tuple[int, ...]
+) -> Field:
     p = field.MODULUS
-    nodes = [x % p for x in nodes]
+    nodes = [x % p for x in nodes_]
     if len(set(nodes)) != len(nodes):
         raise ParameterError(f"interpolation nodes must be distinct mod {p}; got {nodes}")
     # Barycentric weights w_i = 1 / prod_{l != i} (x_i - x_l).

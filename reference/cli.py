@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from protocol.errors import SdlError
 from protocol.field import FIELDS
 from protocol.xof import Tag, Xof
-from reference import conformance, vectors
+from reference import cli_protocol, conformance, vectors
 from reference.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -469,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               sdl demo                         one secure-aggregation round, explained
               sdl demo --seed 1 --json         the same, reproducible, as JSON
+              sdl simulate --nodes 7 --threshold 2 --dropouts 1 --seed 1 --transcript run.jsonl
+              sdl verify run.jsonl             replay a transcript through the state machines
+              sdl schema spec/schemas          write the messages' JSON Schemas
               sdl vectors generate out/        write the test vectors
               sdl vectors check spec/vectors   check vectors (ours or another implementation's)
               sdl noise sample --mechanism skellam --variance 10 --count 5 --seed 1
@@ -666,6 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conf.add_argument("--json", action="store_true", help="print one JSON object")
     conf.set_defaults(func=_cmd_conformance)
+
+    cli_protocol.add_parsers(sub, positive=_positive, non_negative=_non_negative)
 
     bench = sub.add_parser("bench", help="benchmarks, as ratios against same-run baselines")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")

@@ -41,10 +41,10 @@ from protocol.noise import (
 from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference import vectors_encoding
+from reference import vectors_encoding, vectors_protocol
 from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
 
-FAMILIES = ("field", "xof", "shamir", "encoding", "noise", "noise_plan")
+FAMILIES = ("field", "xof", "shamir", "encoding", "noise", "noise_plan", "protocol")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -581,6 +581,7 @@ def generate() -> dict[str, Json]:
         vectors_encoding.cases(),
         _noise_cases(),
         _noise_plan_cases(),
+        vectors_protocol.cases(),
     ):
         for path, obj in cases:
             out[path] = obj
@@ -815,6 +816,7 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "encoding": lambda obj, out: vectors_encoding.check(obj, out.problems),
     "noise": _check_noise,
     "noise_plan": _check_noise_plan,
+    "protocol": lambda obj, out: vectors_protocol.check(obj, out.problems),
 }
 
 

@@ -188,3 +188,154 @@ def shamir_cases(
     points = draw(valid_points(field, threshold=t, packing=k, count=n))
     length = draw(st.integers(1, max_length))
     return ShamirCase(field, t, k, tuple(points), length)
+
+
+# --- protocol (issue 5) ---------------------------------------------------------
+# Strategies and builders for the round's messages and parameters
+# (spec/09-protocol.md). They build messages through the models' own
+# constructors, so every drawn message is valid as a *message*; whether a
+# machine accepts it is what the tests check.
+
+from fractions import Fraction  # noqa: E402
+
+from protocol.messages import (  # noqa: E402
+    REASONS,
+    Abort,
+    Decision,
+    Message,
+    PartialSum,
+    Report,
+    Share,
+)
+from protocol.noise_plan import plan  # noqa: E402
+from protocol.params import RoundParams  # noqa: E402
+from protocol.xof import as_seed  # noqa: E402
+
+#: The session of every round the protocol tests build.
+PROTOCOL_SESSION = as_seed(bytes(range(100, 132)))
+
+
+def round_params(
+    *,
+    n: int,
+    threshold: int = 1,
+    packing: int = 1,
+    max_dropouts: int = 0,
+    max_colluders: int = 0,
+    min_contributors: int = 1,
+    dimension: int = 1,
+    field: type[Field] = Field31,
+    aggregators: tuple[int, ...] | None = None,
+    contributors: tuple[int, ...] | None = None,
+    coordinator: int | None = None,
+    mechanism: str = "skellam",
+    target: Fraction = Fraction(100),
+    round: int = 0,
+) -> RoundParams:
+    """A round of nodes ``1..n``; by default every node contributes and aggregates."""
+    nodes = tuple(range(1, n + 1))
+    contributors = nodes if contributors is None else contributors
+    aggregators = nodes if aggregators is None else aggregators
+    return RoundParams(
+        session=PROTOCOL_SESSION,
+        round=round,
+        field=field,
+        nodes=nodes,
+        contributors=contributors,
+        aggregators=aggregators,
+        coordinator=aggregators[0] if coordinator is None else coordinator,
+        threshold=threshold,
+        packing=packing,
+        dimension=dimension,
+        noise=plan(
+            mechanism=mechanism,
+            target_variance=target,
+            contributors=len(contributors),
+            max_dropouts=max_dropouts,
+            max_colluders=max_colluders,
+        ),
+        min_contributors=min_contributors,
+    )
+
+
+@st.composite
+def small_round_params(draw: st.DrawFn, *, max_n: int = 5, min_n: int = 2) -> RoundParams:
+    """A round of ``min_n..max_n`` nodes in Field31 with every threshold that fits."""
+    n = draw(st.integers(min_n, max_n))
+    threshold = draw(st.integers(1, n - 1))
+    max_dropouts = draw(st.integers(0, n - 1))
+    max_colluders = draw(st.integers(0, n - 1 - max_dropouts))
+    min_contributors = draw(st.integers(1, n))
+    dimension = draw(st.integers(1, 2))
+    return round_params(
+        n=n,
+        threshold=threshold,
+        max_dropouts=max_dropouts,
+        max_colluders=max_colluders,
+        min_contributors=min_contributors,
+        dimension=dimension,
+    )
+
+
+ANY_ROUND = st.integers(0, (1 << 53) - 1)
+ANY_NODE_ID = st.integers(1, (1 << 32) - 1)
+ANY_STAGE = st.integers(0, (1 << 16) - 1)
+hex32 = st.binary(min_size=32, max_size=32).map(bytes.hex)
+#: Every value a message's element may take: canonical decimals of up to 20 digits.
+element_strings = st.one_of(
+    st.sampled_from(["0", "1", str(Field31.MODULUS - 1), str(Field31.MODULUS), str((1 << 64) - 1)]),
+    st.integers(0, 10**20 - 1).map(str),
+)
+
+
+def id_lists(
+    ids: st.SearchStrategy[int], *, min_size: int = 0
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """Strictly increasing tuples of node ids, as the messages require."""
+    return st.lists(ids, min_size=min_size, max_size=8, unique=True).map(lambda v: tuple(sorted(v)))
+
+
+@st.composite
+def messages(
+    draw: st.DrawFn,
+    *,
+    kinds: tuple[type[Message], ...] = (Share, Report, Decision, PartialSum, Abort),
+    sessions: st.SearchStrategy[str] = hex32,
+    rounds: st.SearchStrategy[int] = ANY_ROUND,
+    ids: st.SearchStrategy[int] = ANY_NODE_ID,
+    stages: st.SearchStrategy[int] = ANY_STAGE,
+    values: st.SearchStrategy[str] = element_strings,
+    max_values: int = 6,
+) -> Message:
+    """One message of any kind, every field drawn from its whole domain (or the given one)."""
+    kind = draw(st.sampled_from(kinds))
+    header: dict[str, object] = {
+        "session": draw(sessions),
+        "round": draw(rounds),
+        "sender": draw(ids),
+        "recipient": draw(ids),
+        "role": draw(st.sampled_from(kind.ROLES)),
+    }
+    vals = st.lists(values, min_size=1, max_size=max_values).map(tuple)
+    body: dict[str, object]
+    if kind is Share:
+        body = {"stage": draw(stages), "values": draw(vals)}
+    elif kind is Report:
+        body = {"stage": draw(stages), "holds": draw(id_lists(ids))}
+    elif kind is Decision:
+        body = {
+            "stage": draw(stages),
+            "contributors": draw(id_lists(ids, min_size=1)),
+            "aggregators": draw(id_lists(ids, min_size=1)),
+            "final": draw(st.booleans()),
+        }
+    elif kind is PartialSum:
+        body = {
+            "stage": draw(stages),
+            "contributors": draw(id_lists(ids, min_size=1)),
+            "aggregators": draw(id_lists(ids, min_size=1)),
+            "values": draw(vals),
+        }
+    else:
+        body = {"reason": draw(st.sampled_from(REASONS))}
+    return kind(**header, **body)  # type: ignore[arg-type]

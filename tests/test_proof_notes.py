@@ -32,6 +32,15 @@ from protocol.field import (
     _split,
     field_for_modulus,
 )
+from protocol.noise_plan import plan
+from protocol.params import (
+    DECISION_WINDOWS,
+    REPORT_WINDOWS,
+    TOP_UP_REPORT_WINDOWS,
+    TOP_UP_WINDOWS,
+    RoundParams,
+    round_windows,
+)
 from protocol.shamir import (
     _decode_column,
     _interpolate,
@@ -759,3 +768,213 @@ def test_skellam_closure_pgf() -> None:
     d2 = sympy.diff(g(lam), z, 2).subs(z, 1)
     assert sympy.simplify(d1) == 0
     assert sympy.simplify(d2 + d1 - d1**2 - lam) == 0
+
+
+# ====================================================================== protocol-*.md
+#
+# The algebraic steps of the protocol's notes (spec/09-protocol.md#hazards).
+
+SIGMA2, N_, T_, C_, D_ = sympy.symbols("sigma2 n T c d", positive=True)
+
+
+def _s(d: sympy.Expr) -> sympy.Expr:
+    """A survivor's noise after d dropouts, s(d) = σ*²/(n − d − T)."""
+    return SIGMA2 / (N_ - d - T_)
+
+
+def _lagrange_at(points: Sequence[sympy.Expr], j: int, x: sympy.Expr) -> sympy.Expr:
+    """ℓ_j(x) over ``points``."""
+    out = sympy.Integer(1)
+    for m, xm in enumerate(points):
+        if m != j:
+            out *= (x - xm) / (points[j] - xm)
+    return out
+
+
+def _poly(name: str, degree: int, x: sympy.Expr) -> tuple[sympy.Expr, sympy.Symbol]:
+    """A polynomial with symbolic coefficients, and its constant term (the secret)."""
+    coeffs = sympy.symbols(f"{name}_0:{degree + 1}")
+    return sum(c * x**i for i, c in enumerate(coeffs)), coeffs[0]
+
+
+def test_protocol_top_up_telescopes() -> None:
+    """proofs_notes/protocol-top-up-iteration.md (E1)–(E3): the increments
+    s(d_r) − s(d_{r−1}) added to v0 = s(0) telescope to s(d_m); (n − d − T)·s(d) = σ*²;
+    the honest members carry σ*² + (T − c)·s(d). Then the same on the real NoisePlan,
+    along every increasing sequence of d, for small plans."""
+    v0 = SIGMA2 / (N_ - T_)
+    assert _is_zero(_s(sympy.Integer(0)) - v0)
+    for m in range(5):
+        ds = sympy.symbols(f"d0:{m + 1}", positive=True)
+        total = v0
+        prev: sympy.Expr = sympy.Integer(0)
+        for d in ds:
+            total += _s(d) - _s(prev)
+            prev = d
+        assert _is_zero(total - _s(ds[-1])), m  # (E1)
+        # Control: forgetting one increment does not reach s(d_m).
+        if m >= 1:
+            assert not _is_zero(total - (_s(ds[0]) - v0) - _s(ds[-1]))
+    assert _is_zero((N_ - D_ - T_) * _s(D_) - SIGMA2)  # (E3)
+    assert _is_zero((N_ - D_ - C_) * _s(D_) - (SIGMA2 + (T_ - C_) * _s(D_)))  # (E2)
+    for n, big_d, big_t in itertools.product(range(1, 7), range(4), range(3)):
+        if n - big_d - big_t < 1:
+            continue
+        p = plan(mechanism="skellam", target_variance=Fraction(60), contributors=n,
+                 max_dropouts=big_d, max_colluders=big_t)  # fmt: skip
+        for size in range(1, big_d + 1):
+            for seq in itertools.combinations(range(1, big_d + 1), size):
+                carried = p.initial_share_variance()
+                prev_d = 0
+                for d in seq:
+                    carried += p.top_up_increment(from_dropouts=prev_d, to_dropouts=d)
+                    prev_d = d
+                assert carried == p.survivor_variance(seq[-1]), (n, big_d, big_t, seq)
+                assert (n - seq[-1] - big_t) * carried == Fraction(60)
+
+
+def test_protocol_top_up_stages_are_at_most_d_plus_one() -> None:
+    """proofs_notes/protocol-top-up-iteration.md claim 2: the dropouts of the
+    non-final decisions strictly increase within [1, D], so there are at most D
+    of them and at most D + 1 decisions; checked exhaustively for D <= 8."""
+    for big_d in range(9):
+        longest = 0
+        for size in range(big_d + 2):
+            for seq in itertools.combinations(range(1, big_d + 1), size):
+                assert all(a < b for a, b in itertools.pairwise(seq))
+                longest = max(longest, len(seq))
+        assert longest == big_d
+        assert longest + 1 == big_d + 1  # the final decision follows the last top-up
+
+
+def test_protocol_release_is_the_sum_of_the_contributions() -> None:
+    """proofs_notes/protocol-release-correctness.md (E3): interpolating, at the
+    secret point 0, the holder-wise sums of the sharings of two contributors over
+    two stages gives the sum of the four secrets (t = 1, 2, 3; k = 1)."""
+    x = sympy.Symbol("X")
+    for t in (1, 2, 3):
+        points = sympy.symbols(f"x1:{t + 2}")
+        polys = [_poly(f"f{i}{s}", t, x) for i in range(2) for s in range(2)]
+        total = sum(sympy.expand(f) for f, _ in polys)
+        combined = sum(
+            _lagrange_at(points, j, sympy.Integer(0)) * total.subs(x, xj)
+            for j, xj in enumerate(points)
+        )
+        secrets = sum(c for _, c in polys)
+        assert _is_zero(combined - secrets), t
+        # Control: one point fewer does not determine the sum.
+        fewer = points[:-1]
+        partial = sum(
+            _lagrange_at(fewer, j, sympy.Integer(0)) * total.subs(x, xj)
+            for j, xj in enumerate(fewer)
+        )
+        assert not _is_zero(partial - secrets)
+
+
+def test_protocol_mixed_sets_do_not_reconstruct_a_sum() -> None:
+    """proofs_notes/protocol-same-contributor-set.md (E1): values of F1 at B1 and
+    of F2 at B2, interpolated at 0, give F1(0) + Σ_{j∈B2} λ_j (F2 − F1)(x_j), and the
+    extra term is not identically zero when the sets differ (U1 = {a, b}, U2 = {a, c})."""
+    x = sympy.Symbol("X")
+    for t in (1, 2, 3):
+        points = sympy.symbols(f"x1:{t + 2}")
+        fa, _ = _poly("a", t, x)
+        fb, _ = _poly("b", t, x)
+        fc, _ = _poly("c", t, x)
+        f1, f2 = sympy.expand(fa + fb), sympy.expand(fa + fc)
+        split = len(points) // 2 + 1
+        b1, b2 = list(enumerate(points))[:split], list(enumerate(points))[split:]
+        lam = [_lagrange_at(points, j, sympy.Integer(0)) for j in range(len(points))]
+        mixed = sum(lam[j] * f1.subs(x, xj) for j, xj in b1) + sum(
+            lam[j] * f2.subs(x, xj) for j, xj in b2
+        )
+        extra = sum(lam[j] * (f2 - f1).subs(x, xj) for j, xj in b2)
+        assert _is_zero(mixed - (f1.subs(x, 0) + extra)), t
+        if b2:
+            assert not _is_zero(extra), t
+            assert not _is_zero(mixed - f1.subs(x, 0)) and not _is_zero(mixed - f2.subs(x, 0))
+
+
+def test_protocol_smallest_set_keeps_an_honest_member_and_the_target() -> None:
+    """proofs_notes/protocol-isolation.md (E1), (E2): in sympy, (n − d − c)·s(d) − σ*² =
+    (T − c)·s(d); and on real RoundParams and NoisePlan for n <= 7, every D, T,
+    min_contributors and |U| >= smallest_set: |U| − T >= 1 and the honest members
+    carry at least the target."""
+    assert _is_zero((N_ - D_ - C_) * _s(D_) - SIGMA2 - (T_ - C_) * _s(D_))
+    target = Fraction(42)
+    for n in range(1, 8):
+        ids = tuple(range(1, n + 1))
+        for big_d, big_t in itertools.product(range(n), range(n)):
+            if n - big_d - big_t < 1:
+                continue
+            noise = plan(mechanism="skellam", target_variance=target, contributors=n,
+                         max_dropouts=big_d, max_colluders=big_t)  # fmt: skip
+            for min_contributors in range(1, n + 1):
+                p = RoundParams(
+                    session=SEED, round=0, field=Field31, nodes=(*ids, n + 1, n + 2),
+                    contributors=ids, aggregators=(n + 1, n + 2), coordinator=n + 1,
+                    threshold=1, packing=1, dimension=1, noise=noise,
+                    min_contributors=min_contributors,
+                )  # fmt: skip
+                assert p.smallest_set == max(min_contributors, n - big_d)
+                for size in range(p.smallest_set, n + 1):
+                    d = n - size
+                    assert size - big_t >= 1  # (E1)
+                    for c in range(min(big_t, size) + 1):
+                        honest = (size - c) * noise.survivor_variance(d)
+                        assert honest >= target  # (E2)
+                        assert honest - target == (big_t - c) * noise.survivor_variance(d)
+
+
+def test_protocol_honest_noise_counts_the_plan_colluders_only() -> None:
+    """proofs_notes/protocol-honest-noise-only.md (E1)–(E3): (n − d)·s(d) =
+    honest(d, c) + c·s(d); honest(d, c) − honest(d, T) = (T − c)·s(d) >= 0; and
+    s(d) − v0 = σ*²·d/((n − T)(n − d − T)) >= 0, so (|U| − T)·v0 <= σ*²."""
+    honest_c = (N_ - D_ - C_) * _s(D_)
+    honest_t = (N_ - D_ - T_) * _s(D_)
+    assert _is_zero((N_ - D_) * _s(D_) - (honest_c + C_ * _s(D_)))  # (E1)
+    assert _is_zero(honest_t - SIGMA2)
+    assert _is_zero(honest_c - honest_t - (T_ - C_) * _s(D_))  # (E2)
+    v0 = SIGMA2 / (N_ - T_)
+    gap = _s(D_) - v0
+    assert _is_zero(gap - SIGMA2 * D_ / ((N_ - T_) * (N_ - D_ - T_)))  # (E3)
+    assert _is_zero((N_ - D_ - T_) * _s(D_) - (N_ - D_ - T_) * v0 - (N_ - D_ - T_) * gap)
+
+
+def test_protocol_round_timer_outlasts_the_last_partial_sum() -> None:
+    """proofs_notes/protocol-dropout-tolerance.md (E1)–(E4) on the constants of
+    protocol/params.py; (E4) for symbolic D on the real round_windows."""
+    assert REPORT_WINDOWS >= 1  # stage-0 shares arrive before the report timer
+    assert 1 + REPORT_WINDOWS <= DECISION_WINDOWS  # (E1)
+    assert TOP_UP_REPORT_WINDOWS >= 2  # (E2): 1 + 1 windows
+    assert 1 + TOP_UP_REPORT_WINDOWS + 1 <= TOP_UP_WINDOWS  # (E3)
+    big_d = sympy.Symbol("D", integer=True, nonnegative=True)
+    slack = round_windows(big_d) - (DECISION_WINDOWS + TOP_UP_WINDOWS * big_d + 2)
+    assert sympy.simplify(slack) == 1  # (E4), strictly positive for every D
+    assert all(round_windows(d) == 4 * d + 5 for d in range(50))
+
+
+def test_protocol_coalition_view_is_a_function_of_the_honest_sum() -> None:
+    """proofs_notes/protocol-coalition-view.md (E1): the honest part G of the
+    released polynomial equals its interpolation from the honest sum S at the k
+    secret points and the holder-wise sums at t holder points, for t = 1, 2, 3
+    (k = 1) and t = 2, k = 2, with two honest contributors."""
+    x = sympy.Symbol("X")
+    for t, k in ((1, 1), (2, 1), (3, 1), (2, 2)):
+        big_k = t + k
+        secret_points = [sympy.Integer(-a) for a in range(k)]
+        holders = list(sympy.symbols(f"z1:{t + 1}"))
+        g1, _ = _poly("g", big_k - 1, x)
+        g2, _ = _poly("h", big_k - 1, x)
+        g = sympy.expand(g1 + g2)
+        basis = secret_points + holders
+        rebuilt = sum(
+            _lagrange_at(basis, j, x) * (g1.subs(x, b) + g2.subs(x, b)) for j, b in enumerate(basis)
+        )
+        assert _is_zero(rebuilt - g), (t, k)
+        # Control: with one holder point fewer, G is not determined.
+        fewer = basis[:-1]
+        partial = sum(
+            _lagrange_at(fewer, j, x) * (g1.subs(x, b) + g2.subs(x, b)) for j, b in enumerate(fewer)
+        )
+        assert not _is_zero(partial - g)

@@ -131,6 +131,9 @@ def test_proof_note_test_reference_exists(note: str, test_file: str, test_name: 
     assert path.is_file(), f"{note} names missing {test_file}"
     if test_name is not None:
         source = path.read_text(encoding="utf-8")
-        assert re.search(rf"^def {test_name}\(", source, re.MULTILINE), (
+        # A test function, a test class, or a name bound to one
+        # (``TestStatefulRound = RoundMachine.TestCase``).
+        defined = rf"^(def {test_name}\(|class {test_name}\b|{test_name} = )"
+        assert re.search(defined, source, re.MULTILINE), (
             f"{note} names {test_file}::{test_name}, which does not exist"
         )

@@ -1,0 +1,763 @@
+"""The state machines of one round: one transition table per role, one pure ``step``.
+
+Spec: spec/09-protocol.md#state-machines
+
+A node of the round runs up to four role machines: *contributor* (shares
+its noisy update, and its top-ups), *aggregator* (holds shares, reports
+what it holds, releases one partial sum), *coordinator* (one aggregator
+that fixes the contributor set) and *receiver* (rebuilds the released sum
+from the partial sums). Each is a frozen state; :func:`step` maps a state
+and an event to the next state and the outputs (messages to send, timers
+to set). Nothing here does I/O, reads a clock or draws randomness that is
+not derived from the round's seeds.
+
+:data:`TRANSITIONS` is the single source of truth for which event each
+phase accepts and which phases it can lead to; the spec's diagram is
+generated from it (:func:`mermaid`). An event a phase does not accept
+raises (``LocalProtocolError`` for the node's own events,
+``InvalidMessage`` for a peer's message) and the state is unchanged, since
+states are immutable. ``DONE``, ``RELEASED`` and ``ABORTED`` accept nothing:
+they cannot be left.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import ClassVar, TypeAlias
+
+from protocol.errors import (
+    EncodingError,
+    InconsistentShares,
+    InvalidMessage,
+    LocalProtocolError,
+    ThresholdNotMet,
+)
+from protocol.field import Field
+from protocol.messages import Abort, Decision, Message, PartialSum, Reason, Report, Role, Share
+from protocol.noise import MECHANISMS, sample_table
+from protocol.params import (
+    DECISION_WINDOWS,
+    REPORT_WINDOWS,
+    TOP_UP_REPORT_WINDOWS,
+    TOP_UP_WINDOWS,
+    RoundParams,
+    round_windows,
+)
+from protocol.shamir import Share as ShamirShare
+from protocol.xof import Seed, Tag, Xof, derive_seed
+
+
+class Phase(enum.Enum):
+    """Where a role machine is. Spec: spec/09-protocol.md#state-machines"""
+
+    IDLE = "idle"
+    SHARED = "shared"
+    COLLECTING = "collecting"
+    REPORTED = "reported"
+    DONE = "done"
+    RELEASED = "released"
+    ABORTED = "aborted"
+
+
+TERMINAL: frozenset[Phase] = frozenset({Phase.DONE, Phase.RELEASED, Phase.ABORTED})
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Begin the round. A contributor's start carries its encoded update and fresh seed.
+
+    Spec: spec/09-protocol.md#events
+
+    ``update`` is the encoded update (spec/05-encoding.md), a vector of
+    ``params.dimension`` field elements; ``seed`` is the contributor's fresh
+    secret seed for this round (spec/07-noise-plan.md#streams). Both are
+    ``None`` for the other roles.
+    """
+
+    update: Field | None = None
+    seed: Seed | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """A message arrived on the authenticated channel. Spec: spec/09-protocol.md#events"""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """A timer this machine set has fired. Spec: spec/09-protocol.md#timers
+
+    ``stage`` is the stage the timer was set for, or ``None`` for the round timer.
+    """
+
+    stage: int | None
+
+
+Event: TypeAlias = Start | Receive | Timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Ask the driver for ``Timeout(stage)`` after ``windows`` windows.
+
+    Spec: spec/09-protocol.md#timers
+
+    ``stage=None`` is the round timer: the round is over when it fires.
+    """
+
+    stage: int | None
+    windows: int
+
+
+Output: TypeAlias = Message | Timer
+
+
+def event_kind(event: Event) -> str:
+    """The key of an event in :data:`TRANSITIONS`: ``start``, ``timeout`` or a message kind."""
+    if isinstance(event, Start):
+        return "start"
+    if isinstance(event, Timeout):
+        return "timeout"
+    return event.message.kind
+
+
+# ---------------------------------------------------------------------- states
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    params: RoundParams
+    node: int
+    phase: Phase = Phase.IDLE
+    #: Why the machine aborted (``ABORTED`` only).
+    reason: Reason | None = None
+    #: The stage the machine is at: 0 for the initial shares, s >= 1 for top-up s.
+    stage: int = 0
+
+    ROLE: ClassVar[Role] = "contributor"
+
+    @property
+    def role(self) -> Role:
+        return self.ROLE
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class ContributorState(_State):
+    """A contributor. Spec: spec/09-protocol.md#contributor"""
+
+    ROLE: ClassVar[Role] = "contributor"
+    seed: Seed | None = None
+    #: The sum of every secret this contributor has shared: update + noise + top-ups.
+    contribution: Field | None = None
+    #: The dropouts its noise so far covers: it carries ``s(dropouts)`` (spec 07).
+    dropouts: int = 0
+    #: The total noise variance (mechanism parameter) it has added.
+    noise_variance: Fraction = Fraction(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AggregatorState(_State):
+    """An aggregator. Spec: spec/09-protocol.md#aggregator"""
+
+    ROLE: ClassVar[Role] = "aggregator"
+    #: The contributors expected at this stage (``E_s``).
+    expected: tuple[int, ...] = ()
+    #: Members of ``expected`` whose every earlier stage this aggregator holds.
+    prior: frozenset[int] = frozenset()
+    #: Contributors whose share for this stage has arrived.
+    delivered: frozenset[int] = frozenset()
+    #: Shares for the next stage that arrived before the decision did.
+    early: Mapping[int, Field] = field(default_factory=dict)
+    #: Per contributor, the sum of the shares held from it, over all stages.
+    held: Mapping[int, Field] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorState(_State):
+    """The coordinator. Spec: spec/09-protocol.md#coordinator"""
+
+    ROLE: ClassVar[Role] = "coordinator"
+    expected: tuple[int, ...] = ()
+    #: The dropouts the current members' noise covers (``d_s``).
+    dropouts: int = 0
+    reports: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    #: The final decision, once made: (stage, contributors, aggregators).
+    decision: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverState(_State):
+    """A receiver. Spec: spec/09-protocol.md#receiver"""
+
+    ROLE: ClassVar[Role] = "receiver"
+    #: What the first partial sum fixed: (stage, contributors, aggregators).
+    covers: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
+    partials: Mapping[int, Field] = field(default_factory=dict)
+    #: The released sum (``RELEASED`` only), and the aggregators corrected around.
+    result: Field | None = None
+    faulty: tuple[int, ...] = ()
+
+
+State: TypeAlias = ContributorState | AggregatorState | CoordinatorState | ReceiverState
+
+STATE_TYPES: Mapping[Role, type[State]] = {
+    "contributor": ContributorState,
+    "aggregator": AggregatorState,
+    "coordinator": CoordinatorState,
+    "receiver": ReceiverState,
+}
+
+
+def initial(params: RoundParams, *, node: int, role: Role) -> State:
+    """The ``IDLE`` state of ``role`` at ``node``.
+
+    Raises:
+        LocalProtocolError: ``node`` does not hold ``role`` in this round.
+    """
+    holders: Mapping[Role, tuple[int, ...]] = {
+        "contributor": params.contributors,
+        "aggregator": params.aggregators,
+        "coordinator": (params.coordinator,),
+        "receiver": params.nodes,
+    }
+    if role not in holders:
+        raise LocalProtocolError(f"role must be one of {sorted(holders)}; got {role!r}")
+    if node not in holders[role]:
+        raise LocalProtocolError(f"node {node} is not a {role} of this round")
+    return STATE_TYPES[role](params=params, node=node)
+
+
+# ---------------------------------------------------------------------- the table
+
+P = Phase
+#: Per role: (phase, event kind) -> the phases the event can lead to.
+#: Spec: spec/09-protocol.md#state-machines
+TRANSITIONS: Mapping[Role, Mapping[tuple[Phase, str], frozenset[Phase]]] = {
+    "contributor": {
+        (P.IDLE, "start"): frozenset({P.SHARED}),
+        (P.IDLE, "decision"): frozenset({P.DONE}),
+        (P.IDLE, "abort"): frozenset({P.ABORTED}),
+        (P.SHARED, "decision"): frozenset({P.SHARED, P.DONE}),
+        (P.SHARED, "abort"): frozenset({P.ABORTED}),
+        (P.SHARED, "timeout"): frozenset({P.ABORTED}),
+    },
+    "aggregator": {
+        (P.IDLE, "start"): frozenset({P.COLLECTING}),
+        (P.COLLECTING, "share"): frozenset({P.COLLECTING, P.REPORTED}),
+        (P.COLLECTING, "timeout"): frozenset({P.COLLECTING, P.REPORTED, P.ABORTED}),
+        (P.COLLECTING, "decision"): frozenset({P.COLLECTING, P.REPORTED, P.DONE, P.ABORTED}),
+        (P.COLLECTING, "abort"): frozenset({P.ABORTED}),
+        (P.REPORTED, "share"): frozenset({P.REPORTED}),
+        (P.REPORTED, "timeout"): frozenset({P.REPORTED, P.ABORTED}),
+        (P.REPORTED, "decision"): frozenset({P.COLLECTING, P.REPORTED, P.DONE, P.ABORTED}),
+        (P.REPORTED, "abort"): frozenset({P.ABORTED}),
+    },
+    "coordinator": {
+        (P.IDLE, "start"): frozenset({P.COLLECTING}),
+        (P.COLLECTING, "report"): frozenset({P.COLLECTING, P.DONE, P.ABORTED}),
+        (P.COLLECTING, "timeout"): frozenset({P.COLLECTING, P.DONE, P.ABORTED}),
+    },
+    "receiver": {
+        (P.IDLE, "start"): frozenset({P.COLLECTING}),
+        (P.COLLECTING, "partial_sum"): frozenset({P.COLLECTING, P.RELEASED, P.ABORTED}),
+        (P.COLLECTING, "timeout"): frozenset({P.RELEASED, P.ABORTED}),
+        (P.COLLECTING, "abort"): frozenset({P.ABORTED}),
+    },
+}
+
+#: Who may send each message kind (the channel authenticates ``sender``).
+_SENDERS: Mapping[str, Callable[[RoundParams], tuple[int, ...]]] = {
+    "share": lambda p: p.contributors,
+    "report": lambda p: p.aggregators,
+    "decision": lambda p: (p.coordinator,),
+    "partial_sum": lambda p: p.aggregators,
+    "abort": lambda p: (p.coordinator,),
+}
+
+
+def step(state: State, event: Event) -> tuple[State, tuple[Output, ...]]:
+    """The next state of a role machine, and what it sends.
+
+    Spec: spec/09-protocol.md#state-machines
+
+    Raises:
+        LocalProtocolError: the node's own event (``Start``, ``Timeout``) is
+            not allowed in this phase, or is malformed.
+        InvalidMessage: a received message is out of round, misaddressed,
+            from a node that may not send it, late, duplicated or malformed.
+        In both cases ``state`` is unchanged: states are immutable and
+        nothing is sent.
+    """
+    kind = event_kind(event)
+    allowed = TRANSITIONS[state.role].get((state.phase, kind))
+    if isinstance(event, Receive):
+        _check_envelope(state, event.message)
+    if allowed is None:
+        text = (
+            f"the {state.role} at node {state.node} is {state.phase.value}"
+            f"{' (terminal)' if state.terminal else ''} and accepts no {kind}"
+        )
+        if isinstance(event, Receive):
+            raise InvalidMessage(f"{text} (from node {event.message.sender})")
+        raise LocalProtocolError(text)
+    new, out = _HANDLERS[(state.role, kind)](state, event)
+    assert new.phase in allowed, (state.role, state.phase, kind, new.phase)
+    return new, tuple(out)
+
+
+def _check_envelope(state: State, m: Message) -> None:
+    p = state.params
+    if m.session != p.session.hex() or m.round != p.round:
+        raise InvalidMessage(
+            f"message is for session {m.session[:16]}… round {m.round}; this machine is "
+            f"in session {p.session.hex()[:16]}… round {p.round}"
+        )
+    if m.recipient != state.node or m.role != state.role:
+        raise InvalidMessage(
+            f"message is addressed to the {m.role} at node {m.recipient}; "
+            f"this is the {state.role} at node {state.node}"
+        )
+    senders = _SENDERS[m.kind](p)
+    if m.sender not in senders:
+        raise InvalidMessage(f"node {m.sender} may not send a {m.kind} in this round")
+
+
+def _values(state: State, values: tuple[str, ...], sender: int) -> Field:
+    p = state.params
+    if len(values) != p.share_length:
+        raise InvalidMessage(
+            f"node {sender} sent {len(values)} values; this round's shares have {p.share_length}"
+        )
+    try:
+        return p.field.from_json(values)
+    except EncodingError as exc:
+        raise InvalidMessage(f"node {sender} sent a value outside the field: {exc}") from None
+
+
+def _header(state: State, *, recipient: int, role: Role) -> dict[str, object]:
+    p = state.params
+    return {
+        "session": p.session.hex(),
+        "round": p.round,
+        "sender": state.node,
+        "recipient": recipient,
+        "role": role,
+    }
+
+
+def _abort_all(state: State, reason: Reason) -> list[Output]:
+    p = state.params
+    out: list[Output] = []
+    for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators),
+                      ("receiver", p.nodes)):  # fmt: skip
+        out += [Abort(**_header(state, recipient=i, role=role), reason=reason) for i in ids]  # type: ignore[arg-type]
+    return out
+
+
+# ---------------------------------------------------------------------- contributor
+
+
+def _mechanism_index(p: RoundParams) -> int:
+    return MECHANISMS.index(p.noise.mechanism)
+
+
+def _share_out(state: ContributorState, secret: Field, stage: int) -> list[Output]:
+    """Share ``secret`` for ``stage`` to every aggregator. Spec: spec/09-protocol.md#share"""
+    p = state.params
+    assert state.seed is not None
+    seed = derive_seed(state.seed, Tag("protocol.share", (p.round, stage)))
+    shares = p.sharing().share(secret, points=list(p.aggregators), seed=seed)
+    return [
+        Share(**_header(state, recipient=s.x, role="aggregator"), stage=stage,  # type: ignore[arg-type]
+              values=tuple(s.y.to_json()))
+        for s in shares
+    ]  # fmt: skip
+
+
+def _noise(p: RoundParams, seed: Seed, tag: Tag, variance: Fraction) -> Field:
+    values = sample_table(Xof(seed, tag), p.noise.mechanism, variance, p.dimension)
+    try:
+        return p.field.signed_encode(values)
+    except EncodingError as exc:
+        # Spec: spec/09-protocol.md#contributor (the field must hold the noise).
+        raise LocalProtocolError(
+            f"a noise draw does not fit {p.field.__name__} as a signed value ({exc}); "
+            "the round's field is too small for its noise plan"
+        ) from None
+
+
+def _contributor_start(s: ContributorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#contributor
+    assert isinstance(e, Start)
+    p = s.params
+    if not isinstance(e.update, p.field) or e.update.shape != (p.dimension,):
+        raise LocalProtocolError(
+            f"a contributor's start needs an update of {p.dimension} {p.field.__name__} "
+            f"elements; got {e.update!r}"
+        )
+    if not isinstance(e.seed, bytes) or len(e.seed) != 32:
+        raise LocalProtocolError(f"a contributor's start needs a 32-byte seed; got {e.seed!r}")
+    v0 = p.noise.initial_share_variance()
+    noisy = e.update + _noise(p, e.seed, Tag("noise.share", (p.round, _mechanism_index(p))), v0)
+    new = replace(s, phase=Phase.SHARED, seed=e.seed, contribution=noisy, noise_variance=v0)
+    round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
+    return new, [*_share_out(new, noisy, 0), round_timer]
+
+
+def _contributor_decision(s: ContributorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#contributor
+    assert isinstance(e, Receive) and isinstance(e.message, Decision)
+    m, p = e.message, s.params
+    stray = sorted(set(m.contributors) - set(p.contributors))
+    if stray:
+        raise InvalidMessage(f"decision lists {stray}, which are not contributors of the round")
+    member = s.node in m.contributors
+    if s.phase is Phase.IDLE or m.stage > s.stage:
+        # It never shared, or missed a stage: the set cannot contain it.
+        if member:
+            raise InvalidMessage(
+                f"decision for stage {m.stage} lists node {s.node}, which has not "
+                f"contributed to stage {m.stage}"
+            )
+        return replace(s, phase=Phase.DONE), []
+    if m.stage < s.stage:
+        raise InvalidMessage(f"stale decision for stage {m.stage}; this node is at {s.stage}")
+    if m.final or not member:
+        return replace(s, phase=Phase.DONE), []
+    d = len(p.contributors) - len(m.contributors)
+    if not s.dropouts < d <= p.noise.max_dropouts:
+        raise InvalidMessage(
+            f"a top-up decision must raise the dropouts from {s.dropouts} to at most "
+            f"D = {p.noise.max_dropouts}; got {d}"
+        )
+    assert s.seed is not None and s.contribution is not None
+    increment = p.noise.top_up_increment(from_dropouts=s.dropouts, to_dropouts=d)
+    top_up = _noise(p, s.seed, Tag("noise.top_up", (p.round, _mechanism_index(p), d)), increment)
+    new = replace(
+        s,
+        stage=m.stage + 1,
+        dropouts=d,
+        contribution=s.contribution + top_up,
+        noise_variance=s.noise_variance + increment,
+    )
+    return new, _share_out(new, top_up, m.stage + 1)
+
+
+def _to_aborted(s: State, e: Event) -> tuple[State, list[Output]]:
+    if isinstance(e, Receive):
+        assert isinstance(e.message, Abort)
+        return replace(s, phase=Phase.ABORTED, reason=e.message.reason), []
+    return replace(s, phase=Phase.ABORTED, reason="no-decision"), []
+
+
+# ---------------------------------------------------------------------- aggregator
+
+
+def _aggregator_start(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#aggregator
+    if not (isinstance(e, Start) and e.update is None and e.seed is None):
+        raise LocalProtocolError("an aggregator's start carries no update and no seed")
+    p = s.params
+    new = replace(s, phase=Phase.COLLECTING, expected=p.contributors,
+                  prior=frozenset(p.contributors))  # fmt: skip
+    round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
+    return new, [Timer(stage=0, windows=REPORT_WINDOWS), round_timer]
+
+
+def _report(s: AggregatorState) -> tuple[State, list[Output]]:
+    holds = tuple(sorted(s.prior & s.delivered))
+    report = Report(**_header(s, recipient=s.params.coordinator, role="coordinator"),  # type: ignore[arg-type]
+                    stage=s.stage, holds=holds)  # fmt: skip
+    return replace(s, phase=Phase.REPORTED), [report]
+
+
+def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#aggregator
+    assert isinstance(e, Receive) and isinstance(e.message, Share)
+    m = e.message
+    i = m.sender
+    if m.stage == s.stage + 1:
+        # A top-up that overtook the decision asking for it: kept until then.
+        if i in s.early:
+            raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
+        if i not in s.expected:
+            raise InvalidMessage(f"node {i} is not expected at stage {s.stage}")
+        y = _values(s, m.values, i)
+        return replace(s, early={**s.early, i: y}), []
+    if m.stage != s.stage or s.phase is Phase.REPORTED:
+        raise InvalidMessage(
+            f"share from node {i} for stage {m.stage} arrived while this aggregator "
+            f"{'has reported' if s.phase is Phase.REPORTED else 'collects'} stage {s.stage}"
+        )
+    if i not in s.expected:
+        raise InvalidMessage(f"node {i} is not in the contributor set of stage {s.stage}")
+    if i in s.delivered:
+        raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
+    y = _values(s, m.values, i)
+    held = s.held.get(i)
+    new = replace(
+        s, delivered=s.delivered | {i}, held={**s.held, i: y if held is None else held + y}
+    )
+    if new.delivered == frozenset(new.expected):
+        return _report(new)
+    return new, []
+
+
+def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    assert isinstance(e, Timeout)
+    if e.stage is None:
+        # The round timer: the decision that would end this machine never came.
+        return replace(s, phase=Phase.ABORTED, reason="no-decision"), []
+    if s.phase is Phase.COLLECTING and e.stage == s.stage:
+        return _report(s)
+    return s, []  # the timer of a stage already reported
+
+
+def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#aggregator
+    assert isinstance(e, Receive) and isinstance(e.message, Decision)
+    m, p = e.message, s.params
+    if m.stage != s.stage:
+        raise InvalidMessage(f"decision for stage {m.stage}; this aggregator is at {s.stage}")
+    u = m.contributors
+    stray = sorted(set(u) - set(s.expected))
+    if stray:
+        raise InvalidMessage(f"decision lists {stray}, not expected at stage {s.stage}")
+    if len(u) < p.min_contributors:
+        # Isolation: refuse a set below the minimum (spec 09, hazard 2).
+        return replace(s, phase=Phase.ABORTED, reason="too-few-contributors"), []
+    if len(p.contributors) - len(u) > p.noise.max_dropouts:
+        return replace(s, phase=Phase.ABORTED, reason="too-many-dropouts"), []
+    if m.final != (len(u) == len(s.expected)):
+        # Final exactly when no member dropped since the last stage (spec 09, hazard 4).
+        raise InvalidMessage(
+            f"a {'final' if m.final else 'top-up'} decision must list "
+            f"{'every' if m.final else 'fewer than all'} of the {len(s.expected)} "
+            f"contributors expected at stage {s.stage}; it lists {len(u)}"
+        )
+    if m.final:
+        if s.node not in m.aggregators:
+            return replace(s, phase=Phase.DONE), []
+        missing = sorted(set(u) - (s.prior & s.delivered))
+        if missing:
+            raise InvalidMessage(
+                f"final decision lists {missing}, whose shares this aggregator did not report"
+            )
+        total = p.field.zeros(p.share_length)
+        for i in u:
+            total = total + s.held[i]
+        out: list[Output] = [
+            PartialSum(**_header(s, recipient=r, role="receiver"), stage=s.stage,  # type: ignore[arg-type]
+                       contributors=u, aggregators=m.aggregators, values=tuple(total.to_json()))
+            for r in p.nodes
+        ]  # fmt: skip
+        return replace(s, phase=Phase.DONE), out
+    # A top-up stage: members of u owe stage s + 1.
+    prior = (s.prior & s.delivered) & frozenset(u)
+    early = {i: y for i, y in s.early.items() if i in u}
+    held = dict(s.held)
+    for i, y in early.items():
+        held[i] = held[i] + y if i in held else y
+    new = replace(
+        s,
+        phase=Phase.COLLECTING,
+        stage=s.stage + 1,
+        expected=u,
+        prior=prior,
+        delivered=frozenset(early),
+        early={},
+        held=held,
+    )
+    out = [Timer(stage=new.stage, windows=TOP_UP_REPORT_WINDOWS)]
+    if new.delivered == frozenset(u):
+        reported, more = _report(new)
+        return reported, out + more
+    return new, list(out)
+
+
+# ---------------------------------------------------------------------- coordinator
+
+
+def _coordinator_start(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    if not (isinstance(e, Start) and e.update is None and e.seed is None):
+        raise LocalProtocolError("a coordinator's start carries no update and no seed")
+    new = replace(s, phase=Phase.COLLECTING, expected=s.params.contributors)
+    return new, [Timer(stage=0, windows=DECISION_WINDOWS)]
+
+
+def _coordinator_report(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#coordinator
+    assert isinstance(e, Receive) and isinstance(e.message, Report)
+    m = e.message
+    if m.stage != s.stage:
+        raise InvalidMessage(f"report for stage {m.stage}; the coordinator is at {s.stage}")
+    if m.sender in s.reports:
+        raise InvalidMessage(f"duplicate report from node {m.sender} for stage {m.stage}")
+    stray = sorted(set(m.holds) - set(s.expected))
+    if stray:
+        raise InvalidMessage(f"report lists {stray}, not expected at stage {s.stage}")
+    new = replace(s, reports={**s.reports, m.sender: frozenset(m.holds)})
+    if len(new.reports) == len(s.params.aggregators):
+        return _decide(new)
+    return new, []
+
+
+def _coordinator_timeout(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    assert isinstance(e, Timeout)
+    if e.stage != s.stage:
+        return s, []
+    return _decide(s)
+
+
+def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
+    """Fix the contributor set of this stage. Spec: spec/09-protocol.md#the-contributor-set"""
+    p = s.params
+    aggregators = tuple(sorted(s.reports))
+    if len(aggregators) < p.quorum:
+        return _coordinator_abort(s, "too-few-aggregators")
+    holds = frozenset(s.expected)
+    for h in s.reports.values():
+        holds &= h
+    u = tuple(sorted(holds))
+    d = len(p.contributors) - len(u)
+    if d > p.noise.max_dropouts:
+        return _coordinator_abort(s, "too-many-dropouts")
+    if len(u) < p.min_contributors:
+        return _coordinator_abort(s, "too-few-contributors")
+    final = d == s.dropouts
+    out: list[Output] = []
+    for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators)):
+        out += [
+            Decision(**_header(s, recipient=i, role=role), stage=s.stage,  # type: ignore[arg-type]
+                     contributors=u, aggregators=aggregators, final=final)
+            for i in ids
+        ]  # fmt: skip
+    if final:
+        return replace(s, phase=Phase.DONE, decision=(s.stage, u, aggregators)), out
+    new = replace(s, stage=s.stage + 1, expected=u, dropouts=d, reports={})
+    return new, [*out, Timer(stage=new.stage, windows=TOP_UP_WINDOWS)]
+
+
+def _coordinator_abort(s: CoordinatorState, reason: Reason) -> tuple[State, list[Output]]:
+    return replace(s, phase=Phase.ABORTED, reason=reason), _abort_all(s, reason)
+
+
+# ---------------------------------------------------------------------- receiver
+
+
+def _receiver_start(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
+    if not (isinstance(e, Start) and e.update is None and e.seed is None):
+        raise LocalProtocolError("a receiver's start carries no update and no seed")
+    windows = round_windows(s.params.noise.max_dropouts)
+    return replace(s, phase=Phase.COLLECTING), [Timer(stage=None, windows=windows)]
+
+
+def _receiver_partial(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#receiver
+    assert isinstance(e, Receive) and isinstance(e.message, PartialSum)
+    m, p = e.message, s.params
+    covers = (m.stage, m.contributors, m.aggregators)
+    if s.covers is not None and covers != s.covers:
+        raise InvalidMessage(
+            f"partial sum from node {m.sender} covers stage {m.stage}, contributors "
+            f"{list(m.contributors)}; the first covered stage {s.covers[0]}, "
+            f"contributors {list(s.covers[1])}: sums over different sets never combine"
+        )
+    if m.sender not in m.aggregators:
+        raise InvalidMessage(f"node {m.sender} is not among the aggregators its sum names")
+    if m.sender in s.partials:
+        raise InvalidMessage(f"duplicate partial sum from node {m.sender}")
+    stray = sorted(set(m.contributors) - set(p.contributors))
+    if stray or not set(m.aggregators) <= set(p.aggregators):
+        raise InvalidMessage("a partial sum names nodes that do not hold that role")
+    if len(m.contributors) < p.smallest_set:
+        raise InvalidMessage(
+            f"a partial sum over {len(m.contributors)} contributors is below the smallest "
+            f"releasable set max(min_contributors, n − D) = {p.smallest_set}"
+        )
+    if len(m.aggregators) < p.quorum:
+        raise InvalidMessage(f"a partial sum names {len(m.aggregators)} aggregators; "
+                             f"the quorum is {p.quorum}")  # fmt: skip
+    y = _values(s, m.values, m.sender)
+    new = replace(s, covers=covers, partials={**s.partials, m.sender: y})
+    if len(new.partials) == len(m.aggregators):
+        return _reconstruct(new)
+    return new, []
+
+
+def _receiver_timeout(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
+    assert isinstance(e, Timeout)
+    if len(s.partials) < s.params.quorum:
+        return replace(s, phase=Phase.ABORTED, reason="too-few-partial-sums"), []
+    return _reconstruct(s)
+
+
+def _reconstruct(s: ReceiverState) -> tuple[State, list[Output]]:
+    """Rebuild the released sum, correcting what the redundancy allows.
+
+    Spec: spec/09-protocol.md#receiver
+    """
+    p = s.params
+    shares = [ShamirShare(x=j, y=y) for j, y in sorted(s.partials.items())]
+    max_errors = (len(shares) - p.quorum) // 2
+    try:
+        r = p.sharing().robust_reconstruct(shares, length=p.dimension, max_errors=max_errors)
+    except (InconsistentShares, ThresholdNotMet):
+        return replace(s, phase=Phase.ABORTED, reason="inconsistent-partial-sums"), []
+    return replace(s, phase=Phase.RELEASED, result=r.secret, faulty=r.bad_points), []
+
+
+_Handler = Callable[[State, Event], tuple[State, list[Output]]]
+
+_HANDLERS: Mapping[tuple[Role, str], _Handler] = {
+    ("contributor", "start"): _contributor_start,  # type: ignore[dict-item]
+    ("contributor", "decision"): _contributor_decision,  # type: ignore[dict-item]
+    ("contributor", "abort"): _to_aborted,
+    ("contributor", "timeout"): _to_aborted,
+    ("aggregator", "start"): _aggregator_start,  # type: ignore[dict-item]
+    ("aggregator", "share"): _aggregator_share,  # type: ignore[dict-item]
+    ("aggregator", "timeout"): _aggregator_timeout,  # type: ignore[dict-item]
+    ("aggregator", "decision"): _aggregator_decision,  # type: ignore[dict-item]
+    ("aggregator", "abort"): _to_aborted,
+    ("coordinator", "start"): _coordinator_start,  # type: ignore[dict-item]
+    ("coordinator", "report"): _coordinator_report,  # type: ignore[dict-item]
+    ("coordinator", "timeout"): _coordinator_timeout,  # type: ignore[dict-item]
+    ("receiver", "start"): _receiver_start,  # type: ignore[dict-item]
+    ("receiver", "partial_sum"): _receiver_partial,  # type: ignore[dict-item]
+    ("receiver", "timeout"): _receiver_timeout,  # type: ignore[dict-item]
+    ("receiver", "abort"): _to_aborted,
+}
+
+
+def mermaid(role: Role) -> str:
+    """The Mermaid state diagram of ``role``, generated from :data:`TRANSITIONS`.
+
+    Spec: spec/09-protocol.md#state-machines
+    """
+    lines = ["stateDiagram-v2", f"    [*] --> {Phase.IDLE.value}"]
+    edges: dict[tuple[Phase, Phase], list[str]] = {}
+    for (src, kind), targets in TRANSITIONS[role].items():
+        for dst in sorted(targets, key=lambda ph: ph.value):
+            edges.setdefault((src, dst), []).append(kind)
+    for (src, dst), kinds in sorted(edges.items(), key=lambda kv: (kv[0][0].value, kv[0][1].value)):
+        lines.append(f"    {src.value} --> {dst.value}: {', '.join(sorted(kinds))}")
+    for ph in sorted(TERMINAL, key=lambda ph: ph.value):
+        if any(ph in t for t in TRANSITIONS[role].values()):
+            lines.append(f"    {ph.value} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+def outputs_messages(outputs: Iterable[Output]) -> list[Message]:
+    """The messages among ``outputs`` (not the timers)."""
+    return [o for o in outputs if not isinstance(o, Timer)]

@@ -1,0 +1,118 @@
+"""Build simulation scenarios from a few numbers, as ``sdl simulate`` and the vectors do.
+
+Spec: spec/12-transcripts.md#scenario
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+
+from protocol.errors import ParameterError
+from protocol.field import Field, Field31
+from protocol.noise_plan import plan
+from protocol.params import RoundParams, select_committee
+from protocol.xof import Seed, Tag, Xof, derive_seed
+from reference.simulate import Network, Scenario
+
+
+def _pick(xof: Xof, pool: list[int], count: int) -> list[int]:
+    """``count`` distinct members of ``pool``, by a partial Fisher–Yates shuffle."""
+    pool = list(pool)
+    for i in range(count):
+        j = i + xof.uniform_int(len(pool) - i)
+        pool[i], pool[j] = pool[j], pool[i]
+    return sorted(pool[:count])
+
+
+def build(
+    *,
+    master: Seed,
+    nodes: int,
+    threshold: int,
+    dropouts: int = 0,
+    colluders: int = 0,
+    max_dropouts: int | None = None,
+    committee: int | None = None,
+    min_contributors: int | None = None,
+    dimension: int = 8,
+    packing: int = 1,
+    mechanism: str = "skellam",
+    target_variance: Fraction = Fraction(1000),
+    field: type[Field] = Field31,
+    window: int = 4,
+    network: Network | None = None,
+    crashes: Mapping[int, int] | None = None,
+    tamper: tuple[int, ...] = (),
+    round: int = 0,
+) -> Scenario:
+    """A scenario: ``nodes`` nodes, all contributors and receivers; who drops and colludes.
+
+    Spec: spec/12-transcripts.md#scenario
+
+    - The session id is ``derive_seed(master, Tag("sim.session"))``.
+    - The aggregators are all nodes, or ``committee`` of them drawn by
+      :func:`~protocol.params.select_committee`; the first drawn coordinates.
+    - ``dropouts`` nodes other than the coordinator, drawn from
+      ``Xof(master, Tag("sim.dropouts"))``, crash before they have sent all
+      their initial shares: each after ``uniform_int(m)`` sends, with ``m``
+      the number of aggregators. ``crashes`` adds explicit ones.
+    - ``colluders`` contributors, drawn from ``Xof(master, Tag("sim.colluders"))``,
+      collude; the noise plan's ``T`` is ``colluders``.
+    - The plan's ``D`` is ``max_dropouts`` (default ``dropouts``); the minimum
+      contributor set is ``min_contributors`` (default ``min(n, max(2, n − D))``).
+
+    Raises:
+        ParameterError: a count is out of range (the message names it).
+    """
+    if type(nodes) is not int or nodes < 2:
+        raise ParameterError(f"nodes must be an int >= 2; got {nodes!r}")
+    ids = tuple(range(1, nodes + 1))
+    session = derive_seed(master, Tag("sim.session"))
+    size = nodes if committee is None else committee
+    drawn = select_committee(session=session, round=round, nodes=ids, size=size)
+    coordinator, aggregators = drawn[0], tuple(sorted(drawn))
+    big_d = dropouts if max_dropouts is None else max_dropouts
+    if type(dropouts) is not int or not 0 <= dropouts <= nodes - 1:
+        raise ParameterError(
+            f"dropouts must be an int in [0, nodes − 1 = {nodes - 1}]; got {dropouts!r}"
+        )
+    if type(colluders) is not int or not 0 <= colluders <= nodes:
+        raise ParameterError(f"colluders must be an int in [0, {nodes}]; got {colluders!r}")
+    noise = plan(
+        mechanism=mechanism,
+        target_variance=target_variance,
+        contributors=nodes,
+        max_dropouts=big_d,
+        max_colluders=colluders,
+    )
+    if min_contributors is None:
+        min_contributors = min(nodes, max(2, nodes - big_d))
+    params = RoundParams(
+        session=session,
+        round=round,
+        field=field,
+        nodes=ids,
+        contributors=ids,
+        aggregators=aggregators,
+        coordinator=coordinator,
+        threshold=threshold,
+        packing=packing,
+        dimension=dimension,
+        noise=noise,
+        min_contributors=min_contributors,
+        window=window,
+    )
+    xof = Xof(master, Tag("sim.dropouts"))
+    dropped = _pick(xof, [i for i in ids if i != coordinator], dropouts)
+    all_crashes = {i: xof.uniform_int(len(aggregators)) for i in dropped}
+    all_crashes.update(crashes or {})
+    colluding = _pick(Xof(master, Tag("sim.colluders")), list(ids), colluders)
+    return Scenario(
+        params=params,
+        master=master,
+        network=network or Network(),
+        crashes=all_crashes,
+        colluders=tuple(colluding),
+        tamper=tamper,
+    )

@@ -1,0 +1,325 @@
+"""Transcripts: read one, and verify it by replaying it through the state machines.
+
+Spec: spec/12-transcripts.md
+
+A transcript is JSON lines: a header with the round's parameters, then
+every event a machine processed (start, delivery, timeout) in order, each
+followed by what the machine did (the messages it sent, or the error it
+rejected the event with), drops and crashes, and a final result line.
+
+:func:`verify` checks that every node followed the protocol: it rebuilds
+every role machine from the header, feeds it each recorded event, and
+requires the recorded sends to be exactly the machine's outputs, in order.
+Deliveries must carry messages that were sent (the channel is
+authenticated), timeouts must fire when and for what a machine asked, and
+the result must be what the final states give. The first line that breaks
+a rule is named, with why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from protocol.errors import ParameterError, ProtocolError, SdlError
+from protocol.machine import Event, Receive, Start, State, Timeout, Timer, initial, step
+from protocol.messages import Message, Role, dump, from_obj
+from protocol.params import RoundParams
+from protocol.xof import SEED_SIZE, as_seed
+from reference.simulate import TRANSCRIPT_FORMAT, holders, outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The result of :func:`verify`: valid, or the first offending line and why.
+
+    Spec: spec/12-transcripts.md#verification
+    """
+
+    valid: bool
+    line: int | None = None
+    why: str | None = None
+    result: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"valid": self.valid, "line": self.line, "why": self.why, "result": self.result}
+
+
+class _Invalid(Exception):
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(why)
+        self.line = line
+        self.why = why
+
+
+def _diff(a: Any, b: Any, where: str = "") -> str:
+    """The first path where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _diff(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _diff(x, y, f"{where}[{i}]")
+    return f"{where or 'value'}: transcript has {json.dumps(a)}, the machine gives {json.dumps(b)}"
+
+
+def read_lines(text: str) -> list[tuple[int, Any]]:
+    """Parse JSON lines; returns (line number, object) pairs. Blank lines are not allowed."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        try:
+            out.append((number, json.loads(raw)))
+        except json.JSONDecodeError as exc:
+            raise _Invalid(number, f"not JSON: {exc.msg}") from None
+    return out
+
+
+def verify(text: str) -> Verdict:
+    """Replay a transcript through the state machines. Spec: spec/12-transcripts.md#verification"""
+    try:
+        return _verify(read_lines(text))
+    except _Invalid as exc:
+        return Verdict(False, exc.line, exc.why)
+
+
+def _get(obj: Mapping[str, Any], key: str, number: int) -> Any:
+    if not isinstance(obj, Mapping) or key not in obj:
+        raise _Invalid(number, f"missing key {key!r}")
+    return obj[key]
+
+
+def _message(obj: Any, number: int) -> Message:
+    try:
+        return from_obj(obj)
+    except ProtocolError as exc:
+        raise _Invalid(number, f"malformed message: {exc}") from None
+
+
+def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
+    items = deque(lines)
+    if not items:
+        raise _Invalid(1, "empty transcript: expected a header line")
+    number, header = items.popleft()
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise _Invalid(number, "the first line must be the header")
+    if header.get("format") != TRANSCRIPT_FORMAT:
+        raise _Invalid(
+            number, f"format must be {TRANSCRIPT_FORMAT!r}; got {header.get('format')!r}"
+        )
+    try:
+        params = RoundParams.from_json(_get(header, "params", number))
+    except (SdlError, KeyError, TypeError) as exc:
+        raise _Invalid(number, f"invalid params: {exc}") from None
+    colluders = _get(header, "colluders", number)
+    if not isinstance(colluders, list) or not all(type(c) is int for c in colluders):
+        raise _Invalid(number, f"colluders must be a list of node ids; got {colluders!r}")
+
+    states: dict[tuple[int, Role], State] = {
+        (node, role): initial(params, node=node, role=role) for node, role in holders(params)
+    }
+    timers: dict[tuple[int, Role], list[tuple[int, int | None]]] = {k: [] for k in states}
+    started: set[tuple[int, Role]] = set()
+    sent: set[str] = set()
+    sends_by: dict[int, int] = dict.fromkeys(params.nodes, 0)
+    crashed: set[int] = set()
+    expect: deque[Message] = deque()
+    last_time = 0
+
+    while items:
+        number, line = items.popleft()
+        kind = _get(line, "type", number)
+        if kind == "send":
+            m = _message(_get(line, "message", number), number)
+            if not expect:
+                raise _Invalid(
+                    number,
+                    f"node {m.sender} sends a {m.kind} that no step of its machine produces here",
+                )
+            want = expect.popleft()
+            if dump(m) != dump(want):
+                raise _Invalid(
+                    number,
+                    f"node {want.sender}'s {want.kind} differs from what its machine sends: "
+                    + _diff(m.model_dump(mode="json"), want.model_dump(mode="json")),
+                )
+            sent.add(dump(m))
+            sends_by[m.sender] += 1
+            continue
+        if kind == "drop":
+            m = _message(_get(line, "message", number), number)
+            if dump(m) not in sent:
+                raise _Invalid(number, "the network drops a message nobody sent")
+            continue
+        if kind == "crash":
+            node = _get(line, "node", number)
+            if not expect or expect[0].sender != node:
+                raise _Invalid(number, f"node {node} crashes while it is not sending")
+            if _get(line, "sent", number) != sends_by.get(node):
+                raise _Invalid(
+                    number,
+                    f"node {node} crashes after {sends_by.get(node)} sends, not {line['sent']}",
+                )
+            crashed.add(node)
+            expect.clear()
+            continue
+        if expect:
+            raise _Invalid(
+                number,
+                f"node {expect[0].sender}'s machine also sends a {expect[0].kind} to node "
+                f"{expect[0].recipient} that the transcript does not show",
+            )
+        if kind == "result":
+            return _check_result(
+                line,
+                number,
+                params=params,
+                states=states,
+                colluders=colluders,
+                crashed=crashed,
+                timers=timers,
+                rest=items,
+            )
+        if kind == "reject":
+            raise _Invalid(number, "a reject line must follow the event it rejects")
+        time = _get(line, "time", number)
+        if type(time) is not int or time < last_time:
+            raise _Invalid(number, f"time must be an int that never decreases; got {time!r}")
+        last_time = time
+        node, role = _get(line, "node", number), _get(line, "role", number)
+        if (node, role) not in states:
+            raise _Invalid(number, f"node {node!r} holds no {role!r} machine in this round")
+        if node in crashed:
+            raise _Invalid(number, f"node {node} crashed; it processes nothing more")
+        state = states[(node, role)]
+        event = _event(
+            line,
+            number,
+            kind=kind,
+            params=params,
+            state=state,
+            timers=timers,
+            started=started,
+            sent=sent,
+        )
+        try:
+            new, outputs = step(state, event)
+        except ProtocolError as exc:
+            if not items or items[0][1].get("type") != "reject":
+                raise _Invalid(
+                    number,
+                    f"the {role} at node {node} rejects this with {type(exc).__name__} "
+                    f"({exc}); the transcript does not say so",
+                ) from None
+            rnumber, reject = items.popleft()
+            if reject.get("error") != type(exc).__name__ or reject.get("node") != node:
+                raise _Invalid(  # noqa: B904  (the verdict, not a failure of the replay)
+                    rnumber,
+                    f"the rejection must be {type(exc).__name__} at node "
+                    f"{node}; got {reject.get('error')!r}",
+                )
+            continue
+        if items and items[0][1].get("type") == "reject":
+            raise _Invalid(items[0][0], f"the {role} at node {node} accepts the event before it")
+        states[(node, role)] = new
+        for out in outputs:
+            if isinstance(out, Timer):
+                timers[(node, role)].append((time + out.windows * params.window, out.stage))
+            else:
+                expect.append(out)
+    raise _Invalid(number + 1, "the transcript ends without a result line")
+
+
+def _event(
+    line: Mapping[str, Any],
+    number: int,
+    *,
+    kind: str,
+    params: RoundParams,
+    state: State,
+    timers: dict[tuple[int, Role], list[tuple[int, int | None]]],
+    started: set[tuple[int, Role]],
+    sent: set[str],
+) -> Event:
+    key = (state.node, state.role)
+    if kind == "start":
+        if key in started:
+            raise _Invalid(number, f"the {state.role} at node {state.node} starts twice")
+        started.add(key)
+        if state.role != "contributor":
+            return Start()
+        try:
+            update = params.field.from_json(_get(line, "update", number))
+            seed = bytes.fromhex(_get(line, "seed", number))
+        except (SdlError, ValueError, TypeError) as exc:
+            raise _Invalid(number, f"invalid start: {exc}") from None
+        if len(seed) != SEED_SIZE:
+            raise _Invalid(number, f"seed must be {SEED_SIZE} bytes")
+        return Start(update=update, seed=as_seed(seed))
+    if kind == "timeout":
+        due = (line.get("time"), line.get("stage"))
+        if due not in timers[key]:
+            raise _Invalid(
+                number,
+                f"the {state.role} at node {state.node} set no timer for "
+                f"stage {due[1]} due at time {due[0]}",
+            )
+        timers[key].remove(due)
+        return Timeout(stage=due[1])
+    if kind == "deliver":
+        m = _message(_get(line, "message", number), number)
+        if dump(m) not in sent:
+            raise _Invalid(
+                number,
+                f"a {m.kind} from node {m.sender} is delivered but was never "
+                "sent: the channel is authenticated",
+            )
+        if (m.recipient, m.role) != key:
+            raise _Invalid(
+                number,
+                f"a message to the {m.role} at node {m.recipient} is "
+                f"delivered to the {state.role} at node {state.node}",
+            )
+        return Receive(m)
+    raise _Invalid(number, f"unknown line type {kind!r}")
+
+
+def _check_result(
+    line: Mapping[str, Any],
+    number: int,
+    *,
+    params: RoundParams,
+    states: Mapping[tuple[int, Role], State],
+    colluders: list[int],
+    crashed: set[int],
+    timers: Mapping[tuple[int, Role], list[tuple[int, int | None]]],
+    rest: deque[tuple[int, Any]],
+) -> Verdict:
+    if rest:
+        raise _Invalid(rest[0][0], "nothing may follow the result line")
+    for (node, role), pending in sorted(timers.items()):
+        state = states[(node, role)]
+        if pending and node not in crashed and not state.terminal:
+            raise _Invalid(
+                number,
+                f"the round is not over: the {role} at node {node} is "
+                f"{state.phase.value} with a timer due at time {min(t for t, _ in pending)}",
+            )
+    try:
+        got = outcome(params, states, colluders=colluders, crashed=frozenset(crashed)).to_json()
+    except ParameterError as exc:
+        raise _Invalid(number, f"cannot compute the result: {exc}") from None
+    claimed = {k: v for k, v in line.items() if k != "type"}
+    if claimed != got:
+        raise _Invalid(number, f"result {_diff(claimed, got)}")
+    if not got["aggregate_correct"]:
+        raise _Invalid(number, "the released value is not the sum over its contributor set")
+    honest = Fraction(got["honest_noise_variance_exact"])
+    if got["status"] == "released" and honest < params.noise.target_variance:
+        raise _Invalid(number, "the released sum carries less honest noise than the target")
+    return Verdict(True, None, None, got)
