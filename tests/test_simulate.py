@@ -162,14 +162,14 @@ def check_round(scenario: Scenario, outcome: Outcome, lines: Sequence[Line]) -> 
 # ---------------------------------------------------------------- crash schedules
 
 
-def crash_points(lines: Sequence[Line]) -> dict[int, list[int | None]]:
+def crash_points(lines: Sequence[Line], *, mid_batch: bool = True) -> dict[int, list[int | None]]:
     """Per node, every crash point of the fault-free run ``lines`` came from.
 
     A node's *sending steps* are the events (start, delivery, timeout) after
     which it sent at least one message; each sends a *batch*. Its crash
     points are: ``None`` (never crashes), and for each batch, "before it"
-    (budget = the sends before the batch) and "after its first message"
-    (budget + 1). The simulator's ``crashes[i] = k`` kills node ``i`` when
+    (budget = the sends before the batch) and, if ``mid_batch``, "after its
+    first message" (budget + 1). The simulator's ``crashes[i] = k`` kills node ``i`` when
     it is about to send its ``k + 1``-th message, so a budget is exactly a
     crash point.
     """
@@ -185,7 +185,9 @@ def crash_points(lines: Sequence[Line]) -> dict[int, list[int | None]]:
         elif line["type"] == "send":
             assert current is not None
             if batch_start:
-                points[current] |= {sends[current], sends[current] + 1}
+                points[current] |= (
+                    {sends[current], sends[current] + 1} if mid_batch else {sends[current]}
+                )
                 batch_start = False
             sends[current] += 1
     # "After the first message" of a one-message batch that ended the node's
@@ -196,9 +198,11 @@ def crash_points(lines: Sequence[Line]) -> dict[int, list[int | None]]:
     }
 
 
-def every_crash_schedule(p: RoundParams, seed: Seed) -> list[dict[int, int]]:
+def every_crash_schedule(
+    p: RoundParams, seed: Seed, *, mid_batch: bool = True
+) -> list[dict[int, int]]:
     _, lines = run(Scenario(p, seed))
-    points = crash_points(lines)
+    points = crash_points(lines, mid_batch=mid_batch)
     nodes = sorted(points)
     schedules = []
     for choice in itertools.product(*(points[node] for node in nodes)):
@@ -229,13 +233,18 @@ CRASH_CASES_THOROUGH: list[tuple[int, int, int, int, int, int]] = [
     (5, 2, 2, 1, 3, 1),
     (5, 1, 1, 2, 4, 2),
 ]
+#: n = 5 in ci, at step granularity: a node crashes before one of its batches.
+CRASH_CASES_CI_STEPS: list[tuple[int, int, int, int, int, int]] = CRASH_CASES_THOROUGH
 
 
 @pytest.mark.parametrize(
-    "case", CRASH_CASES_CI + (CRASH_CASES_THOROUGH if THOROUGH else []), ids=str
+    ("case", "mid_batch"),
+    [(c, True) for c in CRASH_CASES_CI + (CRASH_CASES_THOROUGH if THOROUGH else [])]
+    + ([] if THOROUGH else [(c, False) for c in CRASH_CASES_CI_STEPS]),
+    ids=str,
 )
 def test_every_crash_schedule_ends_released_and_correct_or_aborted(
-    case: tuple[int, int, int, int, int, int],
+    case: tuple[int, int, int, int, int, int], mid_batch: bool
 ) -> None:
     """Exhaustively, every crash schedule ends released-and-correct or aborted with a reason.
 
@@ -252,15 +261,17 @@ def test_every_crash_schedule_ends_released_and_correct_or_aborted(
     In the ``ci`` profile this covers the ``n <= 4`` cases of
     ``CRASH_CASES_CI`` (1728 schedules for each n = 4 case, ~15 s in all);
     ``n = 5`` (10368 schedules per case, about a minute each) runs
-    exhaustively only with ``HYPOTHESIS_PROFILE=thorough``
-    (``CRASH_CASES_THOROUGH``).
+    exhaustively with mid-batch crashes only with
+    ``HYPOTHESIS_PROFILE=thorough`` (``CRASH_CASES_THOROUGH``); in ``ci``
+    the same ``n = 5`` cases run exhaustively at step granularity (every
+    node crashes before any one of its batches, or never).
     """
     n, t, d, c, mn, dim = case
     p = _params_for(n, t, d, c, mn, dim)
     seed = master(*case)
     colluders = tuple(p.contributors[-c:]) if c else ()
     statuses: Counter[str] = Counter()
-    for crashes in every_crash_schedule(p, seed):
+    for crashes in every_crash_schedule(p, seed, mid_batch=mid_batch):
         scenario = Scenario(p, seed, crashes=crashes, colluders=colluders)
         outcome, lines = run(scenario)
         checked = check_round(scenario, outcome, lines)
