@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable
 from fractions import Fraction
@@ -19,25 +17,13 @@ from typing import Any
 from protocol.errors import ParameterError
 from protocol.field import FIELDS
 from protocol.messages import schemas
+from reference.atomic import write_text_atomically
 from reference.scenarios import build
 from reference.seeds import fresh_seed, seed_from_hex
 from reference.simulate import Network, canonical_line, simulate
 from reference.transcript import verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fraction_in_unit(text: str) -> Fraction:
@@ -106,7 +92,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     lines: list[dict[str, Any]] = []
     result = simulate(scenario, sink=lines.append)
     if args.transcript is not None:
-        _write_atomically(args.transcript, "".join(canonical_line(x) + "\n" for x in lines))
+        write_text_atomically(args.transcript, "".join(canonical_line(x) + "\n" for x in lines))
     p = scenario.params
     obj = {
         **result.to_json(),
@@ -185,7 +171,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     written = []
     for name, schema in sorted(schemas().items()):
         path = args.directory / name
-        _write_atomically(path, json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(path, json.dumps(schema, indent=2, sort_keys=True) + "\n")
         written.append(str(path))
     if args.json:
         print(json.dumps({"written": written}, indent=2))

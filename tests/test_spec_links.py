@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_FILES = sorted([*ROOT.glob("protocol/*.py"), *ROOT.glob("reference/*.py")])
+CODE_FILES = sorted([*ROOT.glob("protocol/*.py"), *ROOT.glob("reference/**/*.py")])
 SPEC_FILES = sorted(ROOT.glob("spec/*.md"))
 
 CITATION = re.compile(r"\b(spec/[\w./-]+\.md)(?:#([\w-]+))?|\b(proofs_notes/[\w./-]+\.md)")

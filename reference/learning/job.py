@@ -1,0 +1,693 @@
+"""The decentralized-learning job: DP-SGD whose every aggregate goes through SDL.
+
+Spec: spec/13-learning.md
+
+Each round, every node Poisson-samples its own records, computes their
+per-example gradients and clips each to ``clip``. What it contributes
+depends on the privacy unit:
+
+- ``record``: each clipped gradient is encoded on its own
+  (spec/05-encoding.md) and the node sums the encodings in the field; one
+  record changes one encoding, so the round's sensitivity is that of one
+  encoding (proofs_notes/record-level-sensitivity.md);
+- ``node``: the node sums its clipped gradients, clips the sum to
+  ``node_clip`` and encodes it once; the sensitivity is that of one node's
+  encoding.
+
+The trust model decides who adds the noise and what is revealed:
+
+- ``distributed`` (SDL): every node adds its share of the noise plan
+  (spec/07-noise-plan.md) and Shamir-shares its update; the round runs
+  through the protocol's state machines in the simulator (spec/09, spec/12),
+  dropouts included; only the noisy sum is revealed;
+- ``central``: a trusted aggregator sums the encodings and adds the target
+  noise once;
+- ``local``: every node adds the full target noise to its own update, with
+  no MPC;
+- ``none``: no noise.
+
+The noise is calibrated before the first round (the smallest that meets
+the target ε over the planned rounds) and the reported ε is the realized
+one: the accountant's value for the rounds that were released, with the
+table samplers' statistical distance charged to δ (spec/08-accounting.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.accounting import (
+    ComposedEvent,
+    ComposedSequence,
+    DiscreteGaussianEvent,
+    DistributedDiscreteGaussianEvent,
+    PoissonSampledEvent,
+    SkellamEvent,
+    calibrate,
+    epsilon,
+    realized_event,
+)
+from protocol.encoding import (
+    EncodingParams,
+    choose_field,
+    decode_sum,
+    encode,
+    l1_sensitivity,
+    l2_sensitivity,
+)
+from protocol.errors import ParameterError
+from protocol.field import Field, Field61
+from protocol.machine import Phase, ReceiverState
+from protocol.noise import STATISTICAL_DISTANCE_BOUND, sample_table
+from protocol.noise_plan import plan
+from protocol.params import RoundParams, select_committee
+from protocol.release import round_record
+from protocol.xof import Seed, Tag, Xof, derive_seed
+from reference.atomic import write_text_atomically
+from reference.learning.data import (
+    Dataset,
+    load_digits,
+    load_file,
+    partition,
+    poisson_sample,
+    realized_rate,
+    split,
+)
+from reference.learning.models import Model, accuracy, clip_rows, make_model
+from reference.simulate import Scenario, canonical_line, simulate
+
+F64 = npt.NDArray[np.float64]
+
+TRUST_MODELS = ("distributed", "central", "local", "none")
+MECHANISM_NAMES = ("skellam", "dgauss")
+UNITS = ("record", "node")
+
+#: Integer steps per unit of ``clip``: the encoding's granularity is ``clip / STEPS``.
+STEPS = 256
+#: One rounding attempt may exceed the inflated bound with probability β (spec 05).
+BETA = math.exp(-0.5)
+#: The field must hold the true sum except with this probability per round.
+WRAP_PROBABILITY = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """Everything a run depends on. Spec: spec/13-learning.md#configuration"""
+
+    seed: Seed
+    nodes: int = 10
+    rounds: int = 60
+    epsilon: float = 2.0
+    delta: float = 1e-5
+    mechanism: str = "skellam"
+    trust: str = "distributed"
+    unit: str = "record"
+    threshold: int = 2
+    colluders: int = 0
+    dropout_rate: float = 0.0
+    model: str = "softmax"
+    partition: str = "iid"
+    data: Path | None = None
+    sampling_rate: float = 1.0
+    clip: float = 2.0
+    learning_rate: float = 4.0
+    node_clip: float | None = None
+    test_fraction: float = 0.2
+    measure_bytes: bool = False
+    #: The randomized Hadamard rotation of spec/05-encoding.md#rotation. Off by
+    #: default: the field is chosen so that no sum wraps (spec 13), which is
+    #: what the rotation protects against, and it doubles the encoding cost.
+    rotate: bool = False
+    #: Aggregators per round, drawn from public randomness (spec/09-protocol.md#committee);
+    #: ``None``: ``min(nodes, 10)``.
+    committee: int | None = None
+
+    def __post_init__(self) -> None:
+        def count(name: str, minimum: int) -> None:
+            v = getattr(self, name)
+            if type(v) is not int or v < minimum:
+                raise ParameterError(f"{name} must be an int >= {minimum}; got {v!r}")
+
+        def real(name: str, ok: Callable[[float], bool], what: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ParameterError(f"{name} must be a finite number; got {v!r}")
+            if not ok(float(v)):
+                raise ParameterError(f"{name} must be {what}; got {v!r}")
+
+        count("nodes", 2)
+        count("rounds", 1)
+        count("threshold", 1)
+        count("colluders", 0)
+        real("epsilon", lambda v: v > 0, "> 0")
+        real("delta", lambda v: 0 < v < 1, "in (0, 1)")
+        real("dropout_rate", lambda v: 0 <= v < 1, "in [0, 1)")
+        real("sampling_rate", lambda v: 0 < v <= 1, "in (0, 1]")
+        real("clip", lambda v: v > 0, "> 0")
+        real("learning_rate", lambda v: v > 0, "> 0")
+        real("test_fraction", lambda v: 0 < v < 1, "in (0, 1)")
+        if self.committee is not None:
+            count("committee", self.threshold + 1)
+            if self.committee > self.nodes:
+                raise ParameterError(
+                    f"committee must be <= nodes = {self.nodes}; got {self.committee}"
+                )
+        if not isinstance(self.rotate, bool):
+            raise ParameterError(f"rotate must be a bool; got {self.rotate!r}")
+        if self.node_clip is not None:
+            real("node_clip", lambda v: v > 0, "> 0")
+        for name, allowed in (
+            ("mechanism", MECHANISM_NAMES),
+            ("trust", TRUST_MODELS),
+            ("unit", UNITS),
+            ("model", ("softmax", "mlp")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ParameterError(
+                    f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}"
+                )
+        committee = self.committee if self.committee is not None else min(self.nodes, 10)
+        if self.threshold >= committee:
+            raise ParameterError(
+                f"threshold must be below the {committee} aggregators (t + 1 partial sums "
+                f"rebuild the sum); got {self.threshold}"
+            )
+        if self.colluders >= self.nodes:
+            raise ParameterError(f"colluders must be < nodes = {self.nodes}; got {self.colluders}")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundLog:
+    """What one round did. Spec: spec/13-learning.md#outputs"""
+
+    round: int
+    released: bool
+    reason: str | None
+    contributors: int
+    dropouts: int
+    sampled: int
+    accuracy: float
+    epsilon: float
+    seconds_local: float
+    seconds_aggregate: float
+    seconds_update: float
+    messages: int
+    bytes_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The outcome of a run. Spec: spec/13-learning.md#outputs"""
+
+    config: JobConfig
+    accuracy: float
+    epsilon: float
+    delta: float
+    noise_variance: float
+    l2_sensitivity: float
+    planned_dropouts: int
+    packing: int
+    field: str
+    dataset: str
+    train_records: int
+    test_records: int
+    seconds: float
+    history: tuple[RoundLog, ...] = dataclass_field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.config
+        released = sum(1 for r in self.history if r.released)
+        return {
+            "accuracy": self.accuracy,
+            "epsilon": self.epsilon,
+            "target_epsilon": c.epsilon,
+            "delta": self.delta,
+            "rounds": c.rounds,
+            "released_rounds": released,
+            "nodes": c.nodes,
+            "trust": c.trust,
+            "mechanism": c.mechanism,
+            "unit": c.unit,
+            "model": c.model,
+            "partition": c.partition,
+            "threshold": c.threshold,
+            "colluders": c.colluders,
+            "dropout_rate": c.dropout_rate,
+            "sampling_rate": c.sampling_rate,
+            "clip": c.clip,
+            "learning_rate": c.learning_rate,
+            "noise_variance": self.noise_variance,
+            "l2_sensitivity": self.l2_sensitivity,
+            "planned_dropouts": self.planned_dropouts,
+            "packing": self.packing,
+            "field": self.field,
+            "dataset": self.dataset,
+            "train_records": self.train_records,
+            "test_records": self.test_records,
+            "seed": c.seed.hex(),
+            "seconds": self.seconds,
+            "history": [
+                {k: getattr(r, k) for k in RoundLog.__dataclass_fields__} for r in self.history
+            ],
+        }
+
+
+# ---------------------------------------------------------------------- setup
+
+
+def planned_dropouts(cfg: JobConfig) -> int:
+    """``D``: dropouts the plan withstands; about 3 standard deviations above the mean.
+
+    Spec: spec/13-learning.md#dropouts
+
+    ``ceil(r·n + 3·sqrt(r(1 − r)·n))`` for a dropout rate ``r > 0`` (0 when
+    ``r = 0``), capped so that the honest-survivor bound ``n − D − T >= 1``
+    and a quorum ``t + 1`` of aggregators can survive.
+    """
+    n, r = cfg.nodes, cfg.dropout_rate
+    if r == 0:
+        return 0
+    wanted = math.ceil(r * n + 3 * math.sqrt(r * (1 - r) * n))
+    return max(0, min(wanted, n - cfg.colluders - 1, n - cfg.threshold - 1))
+
+
+def _one_round_event(cfg: JobConfig, variance: float, l2: float, l1: float, dim: int) -> object:
+    """What one round costs at noise ``variance`` in the worst case the plan allows."""
+    n, t, d_max = cfg.nodes, cfg.colluders, planned_dropouts(cfg)
+    inner: object
+    if cfg.trust in ("central", "local"):
+        # One node's release (local) or the aggregator's (central): one draw.
+        if cfg.mechanism == "skellam":
+            inner = SkellamEvent(variance=variance, l2_sensitivity=l2, l1_sensitivity=l1)
+        else:
+            inner = DiscreteGaussianEvent(sigma2=variance, l2_sensitivity=l2)
+    elif cfg.mechanism == "skellam":
+        # The plan guarantees honest noise Sk(σ*²) whatever drops (spec 07).
+        inner = SkellamEvent(variance=variance, l2_sensitivity=l2, l1_sensitivity=l1)
+    else:
+        # Only the initial draws v0 = σ*²/(n − T) of the n − D − T honest survivors count.
+        inner = DistributedDiscreteGaussianEvent(
+            sigma2=variance / (n - t),
+            clients=n - d_max - t,
+            dimension=dim,
+            l2_sensitivity=l2,
+            l1_sensitivity=l1,
+        )
+    rate = _accounting_rate(cfg)
+    return inner if rate == 1 else PoissonSampledEvent(event=inner, sampling_rate=rate)
+
+
+def _accounting_rate(cfg: JobConfig) -> float:
+    # Record level: each record is kept with the realized rate of poisson_sample.
+    # Node level: every node takes part in every round.
+    return realized_rate(cfg.sampling_rate) if cfg.unit == "record" else 1.0
+
+
+def _sampler_distance(cfg: JobConfig, d_pad: int) -> float:
+    """The table samplers' total statistical distance over the planned rounds.
+
+    Spec: spec/06-noise.md#table-sampler. Each coordinate's draw is within
+    2^-64 of exact; a node draws at most ``D + 1`` times per coordinate
+    (initial share and top-ups), Skellam counting as one draw per table use.
+    """
+    if cfg.trust == "none":
+        return 0.0
+    per_round = cfg.nodes * (planned_dropouts(cfg) + 1) * d_pad * 2
+    return float(cfg.rounds * per_round * STATISTICAL_DISTANCE_BOUND)
+
+
+def calibrate_noise(cfg: JobConfig, *, l2: float, l1: float, dim: int) -> float:
+    """The smallest integer noise parameter σ*² meeting the target ε over the planned rounds.
+
+    Spec: spec/13-learning.md#calibration
+    """
+    distance = _sampler_distance(cfg, dim)
+    delta = cfg.delta - (1 + math.exp(cfg.epsilon)) * distance
+
+    def make(variance: float) -> object:
+        return ComposedEvent(event=_one_round_event(cfg, variance, l2, l1, dim), count=cfg.rounds)
+
+    result = calibrate(
+        make,
+        target_epsilon=cfg.epsilon,
+        delta=delta,
+        low=l2 * l2 * 1e-3,
+        high=l2 * l2 * 1e7,
+        tolerance=1e-4 * l2 * l2,
+    )
+    return float(math.ceil(result.noise))
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Setup:
+    cfg: JobConfig
+    model: Model
+    train: Dataset
+    test: Dataset
+    shards: list[Dataset]
+    encoding: EncodingParams
+    dim: int
+    d_pad: int
+    l2: float
+    l1: float
+    variance: float
+    dropouts_planned: int
+    packing: int
+    node_clip: float
+
+
+def _load(cfg: JobConfig) -> Dataset:
+    return load_digits() if cfg.data is None else load_file(cfg.data)
+
+
+def setup(cfg: JobConfig) -> _Setup:
+    """Load, split and partition the data; fix the encoding; calibrate the noise."""
+    data = _load(cfg)
+    train, test = split(
+        data, test_fraction=cfg.test_fraction, seed=derive_seed(cfg.seed, Tag("learning.split"))
+    )
+    if cfg.nodes > len(train):
+        raise ParameterError(f"nodes must be <= the {len(train)} training records; got {cfg.nodes}")
+    shards = partition(
+        train,
+        nodes=cfg.nodes,
+        scheme=cfg.partition,
+        seed=derive_seed(cfg.seed, Tag("learning.partition")),
+    )
+    model = make_model(cfg.model, train.x.shape[1], train.classes)
+    dim = model.size
+    expected_batch = cfg.sampling_rate * len(train)
+    node_clip = (
+        cfg.node_clip
+        if cfg.node_clip is not None
+        else cfg.clip * max(1.0, expected_batch / cfg.nodes)
+    )
+    unit_clip = cfg.clip if cfg.unit == "record" else node_clip
+    big_d = planned_dropouts(cfg)
+    # The sensitivities do not depend on the field: calibrate first, then
+    # choose the smallest field that holds the worst-case sum plus noise.
+    sizing = EncodingParams(
+        Field61, clip=unit_clip, scale=unit_clip / STEPS, beta=BETA, rotate=cfg.rotate
+    )
+    l2 = l2_sensitivity(sizing, length=dim)
+    l1 = l1_sensitivity(sizing, length=dim)
+    d_pad = sizing.padded_length(dim)
+    variance = 0.0 if cfg.trust == "none" else calibrate_noise(cfg, l2=l2, l1=l1, dim=d_pad)
+    # Worst case: every record sampled; the most noise any trust model adds
+    # (local: n·σ*²; distributed: at most n·σ*²/(n − D − T)).
+    most_noise = Fraction(int(variance)) * cfg.nodes * cfg.nodes
+    probe = EncodingParams(
+        choose_field(
+            clip=unit_clip,
+            scale=unit_clip / STEPS,
+            beta=BETA,
+            rotate=cfg.rotate,
+            contributors=len(train) if cfg.unit == "record" else cfg.nodes,
+            length=dim,
+            noise_variance=max(most_noise, Fraction(1)),
+            wrap_probability=WRAP_PROBABILITY,
+            mechanism=cfg.mechanism,
+        ),
+        clip=unit_clip,
+        scale=unit_clip / STEPS,
+        beta=BETA,
+        rotate=cfg.rotate,
+    )
+    committee = cfg.committee if cfg.committee is not None else min(cfg.nodes, 10)
+    # Packing k secrets per polynomial cuts the shares k-fold; the quorum t + k
+    # must survive D dropouts among the aggregators.
+    packing = max(1, min(4, committee - big_d - cfg.threshold))
+    return _Setup(
+        cfg,
+        model,
+        train,
+        test,
+        shards,
+        probe,
+        dim,
+        d_pad,
+        l2,
+        l1,
+        variance,
+        big_d,
+        packing,
+        node_clip,
+    )
+
+
+def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = None) -> JobResult:
+    """Train for ``cfg.rounds`` rounds; return the accuracy and the realized ε.
+
+    Spec: spec/13-learning.md
+    """
+    started = time.perf_counter()
+    s = setup(cfg)
+    params = s.model.init(derive_seed(cfg.seed, Tag("learning.init")))
+    charges: list[object] = []
+    history: list[RoundLog] = []
+    expected_batch = cfg.sampling_rate * len(s.train)
+    distance_per_round = _sampler_distance(cfg, s.d_pad) / cfg.rounds
+    for r in range(cfg.rounds):
+        t0 = time.perf_counter()
+        alive = _alive(cfg, r)
+        contributions, sampled = _local_contributions(s, params, r, alive)
+        t1 = time.perf_counter()
+        total, charge, info = _aggregate(s, r, contributions, alive)
+        t2 = time.perf_counter()
+        if total is not None:
+            rotation = _rotation_seed(cfg, r)
+            update = decode_sum(total, params=s.encoding, rotation_seed=rotation, length=s.dim)
+            params = params - cfg.learning_rate * update / expected_batch
+        if charge is not None:
+            charges.append(charge)
+        spent = _spent(charges, cfg.delta, distance_per_round * len(charges))
+        t3 = time.perf_counter()
+        log = RoundLog(
+            round=r + 1,
+            released=total is not None,
+            reason=info.get("reason"),
+            contributors=int(info.get("contributors", 0)),
+            dropouts=cfg.nodes - len(alive),
+            sampled=sampled,
+            accuracy=accuracy(s.model, params, s.test),
+            epsilon=spent,
+            seconds_local=t1 - t0,
+            seconds_aggregate=t2 - t1,
+            seconds_update=t3 - t2,
+            messages=int(info.get("messages", 0)),
+            bytes_sent=int(info.get("bytes", 0)),
+        )
+        history.append(log)
+        if on_round is not None:
+            on_round(log)
+    final = history[-1]
+    return JobResult(
+        config=cfg,
+        accuracy=final.accuracy,
+        epsilon=final.epsilon,
+        delta=cfg.delta,
+        noise_variance=s.variance,
+        l2_sensitivity=s.l2,
+        planned_dropouts=s.dropouts_planned,
+        packing=s.packing,
+        field=s.encoding.field.__name__,
+        dataset=s.train.name,
+        train_records=len(s.train),
+        test_records=len(s.test),
+        seconds=time.perf_counter() - started,
+        history=tuple(history),
+    )
+
+
+def realized_epsilon(charges: list[object], *, delta: float, sampler_distance: float) -> float:
+    """ε of the released rounds, charged as they happened. Spec: spec/13-learning.md#accounting"""
+    return _spent(charges, delta, sampler_distance)
+
+
+def _spent(charges: list[object], delta: float, distance: float) -> float:
+    if not charges:
+        return 0.0
+    grouped = Counter(charges)
+    event = ComposedSequence(
+        events=tuple(ComposedEvent(event=e, count=c) for e, c in grouped.items())
+    )
+    return epsilon(event, delta=delta, sampler_distance=distance).epsilon
+
+
+def _rotation_seed(cfg: JobConfig, r: int) -> Seed:
+    # Public per-round randomness shared by every node (spec 05, rotation).
+    return derive_seed(cfg.seed, Tag("learning.rotation", (r,)))
+
+
+def _alive(cfg: JobConfig, r: int) -> list[int]:
+    """The nodes that do not drop out of round ``r`` (each drops with ``dropout_rate``)."""
+    nodes = list(range(1, cfg.nodes + 1))
+    if cfg.dropout_rate == 0:
+        return nodes
+    dropped = set(
+        int(i) + 1
+        for i in poisson_sample(
+            cfg.nodes, rate=cfg.dropout_rate, seed=cfg.seed, tag=Tag("learning.dropouts", (r,))
+        )
+    )
+    return [i for i in nodes if i not in dropped]
+
+
+def _local_contributions(
+    s: _Setup, params: F64, r: int, alive: list[int]
+) -> tuple[dict[int, Field], int]:
+    """Each live node's encoded contribution (zero if it sampled nothing)."""
+    cfg = s.cfg
+    rotation = _rotation_seed(cfg, r)
+    out: dict[int, Field] = {}
+    sampled = 0
+    for i in alive:
+        shard = s.shards[i - 1]
+        node_seed = derive_seed(cfg.seed, Tag("learning.node", (i,)))
+        keep = poisson_sample(
+            len(shard), rate=cfg.sampling_rate, seed=node_seed, tag=Tag("learning.sample", (r,))
+        )
+        sampled += len(keep)
+        total = s.encoding.field.zeros(s.d_pad)
+        if len(keep):
+            grads = clip_rows(
+                s.model.per_example_gradients(params, shard.x[keep], shard.y[keep]), cfg.clip
+            )
+            if cfg.unit == "record":
+                # One encoding per record, its rounding seed keyed by the
+                # record's place in the shard: a record added or removed
+                # changes its own encoding and no other
+                # (proofs_notes/record-level-sensitivity.md).
+                rows, keys = grads, [int(k) for k in keep]
+            else:
+                rows, keys = clip_rows(grads.sum(0)[None, :], s.node_clip), [len(shard)]
+            for key, row in zip(keys, rows, strict=True):
+                rounding = derive_seed(node_seed, Tag("learning.rounding", (r, key)))
+                total = (
+                    total
+                    + encode(
+                        row, params=s.encoding, rotation_seed=rotation, rounding_seed=rounding
+                    ).values
+                )
+        out[i] = total
+    return out, sampled
+
+
+def _aggregate(
+    s: _Setup, r: int, contributions: dict[int, Field], alive: list[int]
+) -> tuple[Field | None, object | None, dict[str, Any]]:
+    """The round's released sum (or ``None``), what it costs, and what happened."""
+    cfg = s.cfg
+    fld = s.encoding.field
+    if cfg.trust == "distributed":
+        return _distributed(s, r, contributions, alive)
+    total = fld.zeros(s.d_pad)
+    for i in alive:
+        total = total + contributions[i]
+    info: dict[str, Any] = {"contributors": len(alive)}
+    if cfg.trust == "none":
+        return total, None, info
+    variance = Fraction(int(s.variance))
+    draws = [0] if cfg.trust == "central" else alive
+    for who in draws:
+        xof = Xof(
+            derive_seed(cfg.seed, Tag("learning.noise_seed", (r, who))), Tag("learning.noise")
+        )
+        total = total + fld.signed_encode(sample_table(xof, cfg.mechanism, variance, s.d_pad))
+    inner = _one_round_event(cfg, float(variance), s.l2, s.l1, s.d_pad)
+    return total, inner, info
+
+
+def _distributed(
+    s: _Setup, r: int, contributions: dict[int, Field], alive: list[int]
+) -> tuple[Field | None, object | None, dict[str, Any]]:
+    """Run the round through the protocol's machines in the simulator (spec 09, 12)."""
+    cfg = s.cfg
+    nodes = tuple(range(1, cfg.nodes + 1))
+    session = derive_seed(cfg.seed, Tag("learning.session"))
+    size = cfg.committee if cfg.committee is not None else min(cfg.nodes, 10)
+    drawn = select_committee(session=session, round=r, nodes=nodes, size=size)
+    coordinator, aggregators = drawn[0], tuple(sorted(drawn))
+    noise = plan(
+        mechanism=cfg.mechanism,
+        target_variance=Fraction(int(s.variance)),
+        contributors=cfg.nodes,
+        max_dropouts=s.dropouts_planned,
+        max_colluders=cfg.colluders,
+    )
+    params = RoundParams(
+        session=session,
+        round=r,
+        field=s.encoding.field,
+        nodes=nodes,
+        contributors=nodes,
+        aggregators=aggregators,
+        coordinator=coordinator,
+        threshold=cfg.threshold,
+        packing=s.packing,
+        dimension=s.d_pad,
+        noise=noise,
+        min_contributors=max(2, cfg.nodes - s.dropouts_planned),
+    )
+    updates = {i: contributions.get(i, s.encoding.field.zeros(s.d_pad)) for i in nodes}
+    crashes = {i: 0 for i in nodes if i not in alive}
+    scenario = Scenario(
+        params=params,
+        master=derive_seed(cfg.seed, Tag("learning.protocol", (r,))),
+        crashes=crashes,
+        updates=updates,
+    )
+    counted = {"messages": 0, "bytes": 0}
+
+    def sink(line: dict[str, Any]) -> None:
+        if line["type"] == "send":
+            counted["messages"] += 1
+            if cfg.measure_bytes:
+                counted["bytes"] += len(canonical_line(line["message"]))
+
+    outcome = simulate(scenario, sink=sink)
+    info: dict[str, Any] = {"reason": outcome.reason, **counted}
+    if outcome.status != "released":
+        return None, None, info
+    receiver = next(
+        st
+        for st in outcome.states.values()
+        if isinstance(st, ReceiverState) and st.phase is Phase.RELEASED
+    )
+    info["contributors"] = len(outcome.contributors)
+    record = round_record(
+        receiver,
+        sampling_rate=_accounting_rate(cfg),
+        l2_sensitivity=s.l2,
+        l1_sensitivity=s.l1,
+        unit="record" if cfg.unit == "record" else "node",
+    )
+    (charge,) = realized_event([record]).events
+    return outcome.released, charge, info
+
+
+def write_outputs(result: JobResult, out: Path) -> list[Path]:
+    """Write ``run.json`` and ``run.png`` into ``out`` atomically; return their paths."""
+    from reference.learning.plots import plot_run  # noqa: PLC0415  (matplotlib is slow to load)
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "run.json"
+    write_text_atomically(data, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    png = out / "run.png"
+    plot_run(result, png)
+    return [data, png]
