@@ -97,7 +97,14 @@ def cases() -> Iterator[tuple[str, Json]]:
         plain,
     )
 
-    def crashing(seed: int, nodes: int, budgets: list[int], *, max_dropouts: int) -> Scenario:
+    def crashing(
+        seed: int,
+        nodes: int,
+        budgets: list[int],
+        *,
+        max_dropouts: int,
+        min_contributors: int | None = None,
+    ) -> Scenario:
         # The first non-coordinator nodes crash after the given numbers of sends.
         def make(crashes: dict[int, int]) -> Scenario:
             return build(
@@ -106,6 +113,7 @@ def cases() -> Iterator[tuple[str, Json]]:
                 threshold=1,
                 crashes=crashes,
                 max_dropouts=max_dropouts,
+                min_contributors=min_contributors,
                 dimension=DIMENSION,
                 target_variance=TARGET,
             )
@@ -149,6 +157,32 @@ def cases() -> Iterator[tuple[str, Json]]:
         "still releases",
         lossy,
     )
+    yield _run_case(
+        "run_abort_too_few_contributors",
+        "5 nodes, t = 1, D = 2, min_contributors = 5: one node crashes before sharing; "
+        "the plan could cover the dropout, but the isolation rule refuses a set of 4",
+        crashing(905, 5, [0], max_dropouts=2, min_contributors=5),
+    )
+    tampered = crashing(906, 5, [], max_dropouts=1)
+    tamperer = next(i for i in tampered.params.aggregators if i != tampered.params.coordinator)
+    lines, result = _run(
+        Scenario(params=tampered.params, master=tampered.master, tamper=(tamperer,))
+    )
+    line = next(
+        i for i, x in enumerate(lines)
+        if x["type"] == "send" and x["message"]["kind"] == "partial_sum"
+        and x["message"]["sender"] == tamperer
+    )  # fmt: skip
+    assert result["corrected"] == [tamperer], result
+    yield f"{FAMILY}/verify_bad_tampered_partial_sum.json", make_case(
+        FAMILY, "verify",
+        description=(
+            f"5 nodes, t = 1: aggregator {tamperer} adds 1 to its partial sums. The receivers "
+            "correct around it (the result line lists it under corrected), and verification "
+            "names its first altered partial sum: it did not follow the protocol"
+        ),
+        transcript=lines, valid=False, line=line + 1,
+    )  # fmt: skip
     lines, _ = _run(plain)
     forged = copy.deepcopy(lines)
     line = next(
