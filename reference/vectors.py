@@ -41,10 +41,19 @@ from protocol.noise import (
 from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference import vectors_encoding, vectors_protocol
+from reference import vectors_accounting, vectors_encoding, vectors_protocol
 from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
 
-FAMILIES = ("field", "xof", "shamir", "encoding", "noise", "noise_plan", "protocol")
+FAMILIES = (
+    "field",
+    "xof",
+    "shamir",
+    "encoding",
+    "noise",
+    "noise_plan",
+    "accounting",
+    "protocol",
+)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -581,6 +590,7 @@ def generate() -> dict[str, Json]:
         vectors_encoding.cases(),
         _noise_cases(),
         _noise_plan_cases(),
+        vectors_accounting.cases(),
         vectors_protocol.cases(),
     ):
         for path, obj in cases:
@@ -816,6 +826,7 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "encoding": lambda obj, out: vectors_encoding.check(obj, out.problems),
     "noise": _check_noise,
     "noise_plan": _check_noise_plan,
+    "accounting": lambda obj, out: vectors_accounting.check(obj, out.problems),
     "protocol": lambda obj, out: vectors_protocol.check(obj, out.problems),
 }
 
