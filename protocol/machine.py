@@ -36,7 +36,18 @@ from protocol.errors import (
     ThresholdNotMet,
 )
 from protocol.field import Field
-from protocol.messages import Abort, Decision, Message, PartialSum, Reason, Report, Role, Share
+from protocol.messages import (
+    REASONS,
+    Abort,
+    Decision,
+    Message,
+    PartialSum,
+    Reason,
+    Report,
+    Role,
+    Share,
+    from_obj,
+)
 from protocol.noise import MECHANISMS, sample_table
 from protocol.params import (
     DECISION_WINDOWS,
@@ -47,7 +58,7 @@ from protocol.params import (
     round_windows,
 )
 from protocol.shamir import Share as ShamirShare
-from protocol.xof import Seed, Tag, Xof, derive_seed
+from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
 
 
 class Phase(enum.Enum):
@@ -761,3 +772,240 @@ def mermaid(role: Role) -> str:
 def outputs_messages(outputs: Iterable[Output]) -> list[Message]:
     """The messages among ``outputs`` (not the timers)."""
     return [o for o in outputs if not isinstance(o, Timer)]
+
+
+# ---------------------------------------------------------------------- JSON forms
+# Spec: spec/09-protocol.md#state-encoding
+
+
+def _vectors_json(m: Mapping[int, Field]) -> list[dict[str, object]]:
+    return [{"node": i, "values": m[i].to_json()} for i in sorted(m)]
+
+
+def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Field]:
+    if not isinstance(items, list):
+        raise LocalProtocolError(f"{name} must be a list of {{node, values}}; got {items!r}")
+    out: dict[int, Field] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"node", "values"}:
+            raise LocalProtocolError(f"{name} entries must be {{node, values}}; got {item!r}")
+        node = item["node"]
+        if type(node) is not int or node in out:
+            raise LocalProtocolError(f"{name} nodes must be distinct ints; got {node!r}")
+        try:
+            out[node] = p.field.from_json(item["values"])
+        except EncodingError as exc:
+            raise LocalProtocolError(f"{name}[{node}]: {exc}") from None
+    return out
+
+
+def _ids_json(ids: Iterable[int]) -> list[int]:
+    return sorted(ids)
+
+
+def state_to_json(state: State) -> dict[str, object]:
+    """The JSON form of a role machine's state (without its parameters).
+
+    Spec: spec/09-protocol.md#state-encoding
+    """
+    out: dict[str, object] = {
+        "role": state.role,
+        "node": state.node,
+        "phase": state.phase.value,
+        "reason": state.reason,
+        "stage": state.stage,
+    }
+    if isinstance(state, ContributorState):
+        out |= {
+            "seed": None if state.seed is None else state.seed.hex(),
+            "contribution": None if state.contribution is None else state.contribution.to_json(),
+            "dropouts": state.dropouts,
+            "noise_variance": str(state.noise_variance),
+        }
+    elif isinstance(state, AggregatorState):
+        out |= {
+            "expected": list(state.expected),
+            "prior": _ids_json(state.prior),
+            "delivered": _ids_json(state.delivered),
+            "early": _vectors_json(state.early),
+            "held": _vectors_json(state.held),
+        }
+    elif isinstance(state, CoordinatorState):
+        out |= {
+            "expected": list(state.expected),
+            "dropouts": state.dropouts,
+            "reports": [
+                {"node": j, "holds": _ids_json(state.reports[j])} for j in sorted(state.reports)
+            ],
+            "decision": None
+            if state.decision is None
+            else {
+                "stage": state.decision[0],
+                "contributors": list(state.decision[1]),
+                "aggregators": list(state.decision[2]),
+            },
+        }
+    else:
+        out |= {
+            "covers": None
+            if state.covers is None
+            else {
+                "stage": state.covers[0],
+                "contributors": list(state.covers[1]),
+                "aggregators": list(state.covers[2]),
+            },
+            "partials": _vectors_json(state.partials),
+            "result": None if state.result is None else state.result.to_json(),
+            "faulty": list(state.faulty),
+        }
+    return out
+
+
+def state_from_json(params: RoundParams, obj: object) -> State:
+    """Parse :func:`state_to_json`'s form for a round with ``params``.
+
+    Spec: spec/09-protocol.md#state-encoding
+
+    Raises:
+        LocalProtocolError: the object is not a state of this round (the
+            message names the key).
+    """
+    if not isinstance(obj, dict):
+        raise LocalProtocolError(f"a state must be a JSON object; got {obj!r}")
+    role = obj.get("role")
+    if role not in STATE_TYPES:
+        raise LocalProtocolError(f"state.role must be one of {sorted(STATE_TYPES)}; got {role!r}")
+    base = initial(params, node=obj.get("node"), role=role)  # type: ignore[arg-type]
+    keys = set(state_to_json(base))
+    if set(obj) != keys:
+        raise LocalProtocolError(
+            f"a {role} state has exactly the keys {sorted(keys)}; "
+            f"missing {sorted(keys - set(obj))}, unexpected {sorted(set(obj) - keys)}"
+        )
+    try:
+        phase = Phase(obj["phase"])
+    except ValueError:
+        raise LocalProtocolError(f"state.phase is not a phase: {obj['phase']!r}") from None
+    reason = obj["reason"]
+    if reason is not None and reason not in REASONS:
+        raise LocalProtocolError(f"state.reason must be null or an abort reason; got {reason!r}")
+    stage = obj["stage"]
+    if type(stage) is not int or stage < 0:
+        raise LocalProtocolError(f"state.stage must be an int >= 0; got {stage!r}")
+
+    def ids(key: str) -> tuple[int, ...]:
+        v = obj[key]
+        if not isinstance(v, list) or not all(type(i) is int for i in v):
+            raise LocalProtocolError(f"state.{key} must be a list of node ids; got {v!r}")
+        return tuple(v)
+
+    def vector(key: str) -> Field | None:
+        v = obj[key]
+        if v is None:
+            return None
+        try:
+            return params.field.from_json(v)
+        except (EncodingError, TypeError) as exc:
+            raise LocalProtocolError(f"state.{key}: {exc}") from None
+
+    def triple(key: str) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+        v = obj[key]
+        if v is None:
+            return None
+        if not isinstance(v, dict) or set(v) != {"stage", "contributors", "aggregators"}:
+            raise LocalProtocolError(f"state.{key} must be null or {{stage, contributors, "
+                                     f"aggregators}}; got {v!r}")  # fmt: skip
+        return (int(v["stage"]), tuple(v["contributors"]), tuple(v["aggregators"]))
+
+    common = {"phase": phase, "reason": reason, "stage": stage}
+    try:
+        if isinstance(base, ContributorState):
+            seed = obj["seed"]
+            return replace(
+                base,
+                **common,
+                seed=None if seed is None else as_seed(bytes.fromhex(seed)),
+                contribution=vector("contribution"),
+                dropouts=int(obj["dropouts"]),
+                noise_variance=Fraction(str(obj["noise_variance"])),
+            )
+        if isinstance(base, AggregatorState):
+            return replace(
+                base,
+                **common,
+                expected=ids("expected"),
+                prior=frozenset(ids("prior")),
+                delivered=frozenset(ids("delivered")),
+                early=_vectors_from(params, obj["early"], "early"),
+                held=_vectors_from(params, obj["held"], "held"),
+            )
+        if isinstance(base, CoordinatorState):
+            reports = obj["reports"]
+            if not isinstance(reports, list):
+                raise LocalProtocolError(f"state.reports must be a list; got {reports!r}")
+            return replace(
+                base,
+                **common,
+                expected=ids("expected"),
+                dropouts=int(obj["dropouts"]),
+                reports={int(r["node"]): frozenset(r["holds"]) for r in reports},
+                decision=triple("decision"),
+            )
+        return replace(
+            base,
+            **common,
+            covers=triple("covers"),
+            partials=_vectors_from(params, obj["partials"], "partials"),
+            result=vector("result"),
+            faulty=ids("faulty"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"malformed {role} state: {exc}") from None
+
+
+def event_to_json(event: Event) -> dict[str, object]:
+    """The JSON form of an event. Spec: spec/09-protocol.md#state-encoding"""
+    if isinstance(event, Start):
+        return {
+            "type": "start",
+            "update": None if event.update is None else event.update.to_json(),
+            "seed": None if event.seed is None else event.seed.hex(),
+        }
+    if isinstance(event, Timeout):
+        return {"type": "timeout", "stage": event.stage}
+    return {"type": "receive", "message": event.message.model_dump(mode="json")}
+
+
+def event_from_json(params: RoundParams, obj: object) -> Event:
+    """Parse :func:`event_to_json`'s form.
+
+    Raises:
+        LocalProtocolError: not an event; InvalidMessage: a malformed message.
+    """
+    if not isinstance(obj, dict):
+        raise LocalProtocolError(f"an event must be a JSON object; got {obj!r}")
+    kind = obj.get("type")
+    if kind == "start" and set(obj) == {"type", "update", "seed"}:
+        update, seed = obj["update"], obj["seed"]
+        try:
+            return Start(
+                update=None if update is None else params.field.from_json(update),
+                seed=None if seed is None else as_seed(bytes.fromhex(seed)),
+            )
+        except (EncodingError, TypeError, ValueError) as exc:
+            raise LocalProtocolError(f"malformed start event: {exc}") from None
+    if kind == "timeout" and set(obj) == {"type", "stage"}:
+        stage = obj["stage"]
+        if stage is not None and (type(stage) is not int or stage < 0):
+            raise LocalProtocolError(f"timeout.stage must be null or an int >= 0; got {stage!r}")
+        return Timeout(stage=stage)
+    if kind == "receive" and set(obj) == {"type", "message"}:
+        return Receive(from_obj(obj["message"]))
+    raise LocalProtocolError(f"an event is start, timeout or receive with its keys; got {obj!r}")
+
+
+def output_to_json(output: Output) -> dict[str, object]:
+    """A message's JSON form, or ``{"timer": {stage, windows}}``."""
+    if isinstance(output, Timer):
+        return {"timer": {"stage": output.stage, "windows": output.windows}}
+    return {"message": output.model_dump(mode="json")}

@@ -1,4 +1,4 @@
-"""A stdio conformance harness for other implementations of sections 2-4.
+"""A stdio conformance harness for other implementations of sections 2-4 and 9 (one step).
 
 Spec: spec/11-conformance.md
 
@@ -17,12 +17,31 @@ import shlex
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import IO
+from fractions import Fraction
+from typing import IO, Any
 
-from protocol.errors import ERRORS_BY_NAME, SdlError
+from protocol.errors import ERRORS_BY_NAME, ProtocolError, SdlError
 from protocol.field import Field31, Field61, field_for_modulus
+from protocol.machine import (
+    Receive,
+    Start,
+    State,
+    Timeout,
+    event_from_json,
+    event_kind,
+    event_to_json,
+    initial,
+    output_to_json,
+    state_from_json,
+    state_to_json,
+    step,
+)
+from protocol.messages import Role, from_obj
+from protocol.params import RoundParams
 from protocol.shamir import Shamir, Share
 from protocol.xof import Tag, Xof, as_seed, derive_seed
+from reference.scenarios import build
+from reference.simulate import Network, holders, simulate
 
 OPS: tuple[str, ...] = (
     "field.add",
@@ -36,6 +55,7 @@ OPS: tuple[str, ...] = (
     "xof.uniform_ints",
     "xof.field_elements",
     "shamir.reconstruct",
+    "protocol.step",
 )
 
 DEFAULT_TIMEOUT = 10.0
@@ -176,7 +196,100 @@ def build_requests() -> list[Request]:
             add({**base, "shares": bad})  # inconsistent
         add({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
         add({**base, "shares": js[:K], "length": d + k})  # wrong length
+    for req in _protocol_requests():
+        add(req)
     return reqs
+
+
+#: Per (role, phase, event kind) of the recorded runs, how many steps are asked.
+_STEPS_PER_KIND = 2
+
+
+def _protocol_requests() -> list[Request]:
+    """``protocol.step`` requests: states and events recorded from small simulated rounds.
+
+    Spec: spec/11-conformance.md#requests
+
+    Three rounds (no dropout; two dropouts and a top-up; a lossy network
+    with late and duplicated messages) are replayed through the machines;
+    for every (role, phase, event kind) met, the first steps become
+    requests, plus every step that a machine rejects. Then three forged
+    events: a message for another session, an unknown phase, and a
+    contributor started twice.
+    """
+    scenarios = [
+        build(master=as_seed(_seed(700)), nodes=4, threshold=1, max_dropouts=1, dimension=2),
+        build(master=as_seed(_seed(701)), nodes=5, threshold=1, dropouts=2, max_dropouts=2,
+              dimension=3, mechanism="dgauss"),
+        build(master=as_seed(_seed(913)), nodes=5, threshold=1, max_dropouts=2, dimension=2,
+              network=Network(drop=Fraction(1, 40), late=Fraction(1, 10),
+                              duplicate=Fraction(1, 5))),
+    ]  # fmt: skip
+    out: list[Request] = []
+    for scenario in scenarios:
+        p: RoundParams = scenario.params
+        lines: list[dict[str, Any]] = []
+        simulate(scenario, sink=lines.append)
+        states: dict[tuple[int, Role], State] = {
+            key: initial(p, node=key[0], role=key[1]) for key in holders(p)
+        }
+        seen: dict[tuple[str, str, str], int] = {}
+        for line in lines:
+            kind = line["type"]
+            if kind not in ("start", "deliver", "timeout"):
+                continue
+            key: tuple[int, Role] = (line["node"], line["role"])
+            state = states[key]
+            event: Start | Receive | Timeout
+            if kind == "start" and line.get("update") is not None:
+                update = p.field.from_json(line["update"])
+                event = Start(update=update, seed=as_seed(bytes.fromhex(line["seed"])))
+            elif kind == "start":
+                event = Start()
+            elif kind == "timeout":
+                event = Timeout(stage=line["stage"])
+            else:
+                event = Receive(from_obj(line["message"]))
+            try:
+                new, _ = step(state, event)
+                rejected = False
+            except ProtocolError:
+                new, rejected = state, True
+            label = (state.role, state.phase.value, event_kind(event))
+            seen[label] = seen.get(label, 0) + 1
+            if rejected or seen[label] <= _STEPS_PER_KIND:
+                out.append(
+                    {
+                        "op": "protocol.step",
+                        "params": p.to_json(),
+                        "state": state_to_json(state),
+                        "event": event_to_json(event),
+                    }
+                )
+            states[key] = new
+    # Forged: a delivery under other parameters (out of round), an unknown
+    # phase, and a contributor started twice.
+    receive = next(r for r in out if _event_type(r) == "receive")
+    params = receive["params"]
+    assert isinstance(params, dict)
+    out.append({**receive, "params": {**params, "round": int(params["round"]) + 1}})
+    recorded = receive["state"]
+    assert isinstance(recorded, dict)
+    out.append({**receive, "state": {**recorded, "phase": "sleeping"}})
+    shared = next(r for r in out if _state_key(r) == ("contributor", "shared"))
+    start = next(r for r in out if _state_key(r) == ("contributor", "idle"))
+    out.append({**shared, "event": start["event"]})
+    return out
+
+
+def _event_type(req: Request) -> object:
+    event = req["event"]
+    return event.get("type") if isinstance(event, dict) else None
+
+
+def _state_key(req: Request) -> tuple[object, object]:
+    state = req["state"]
+    return (state.get("role"), state.get("phase")) if isinstance(state, dict) else (None, None)
 
 
 # ------------------------------------------------------------------ reference answers
@@ -223,6 +336,8 @@ def _compute(req: Request) -> object:
         if op == "xof.field_elements":
             return stream.field_elements(field_for_modulus(bound), count).to_json()
         return [str(stream.uniform_int(bound)) for _ in range(count)]
+    if op == "protocol.step":
+        return _protocol_step(req)
     if op == "shamir.reconstruct":
         F = field_for_modulus(int(str(req["modulus"])))
         t, k, length = req["threshold"], req["packing"], req["length"]
@@ -232,6 +347,14 @@ def _compute(req: Request) -> object:
         shares = [Share(int(s["x"]), F.from_json(s["y"])) for s in raw]
         return Shamir(F, t, k).reconstruct(shares, length=length).to_json()
     raise ValueError(f"unknown op {op!r}")
+
+
+def _protocol_step(req: Request) -> object:
+    params = RoundParams.from_json(req["params"])
+    state = state_from_json(params, req["state"])
+    event = event_from_json(params, req["event"])
+    new, outputs = step(state, event)
+    return {"state": state_to_json(new), "outputs": [output_to_json(o) for o in outputs]}
 
 
 def expected_answer(req: Request) -> Answer:

@@ -32,7 +32,11 @@ def test_js_consumer_passes_the_harness(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0, report
     assert report["ok"] is True
     statuses = {r["op"]: r["status"] for r in report["ops"]}
-    assert statuses == dict.fromkeys(conformance.OPS, "pass")
+    # The consumer implements sections 2-4 from the spec; not the protocol.
+    assert statuses == {
+        **dict.fromkeys(conformance.OPS, "pass"),
+        "protocol.step": "unsupported",
+    }
 
 
 @needs_node
@@ -123,3 +127,40 @@ def test_request_set_has_negative_cases() -> None:
     assert ("field.decode", "EncodingError") in errors
     assert ("shamir.reconstruct", "ThresholdNotMet") in errors
     assert ("shamir.reconstruct", "InconsistentShares") in errors
+
+
+STEP_IMPL = """
+import json, sys
+from reference.conformance import expected_answer
+BROKEN = {broken}
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] != "protocol.step":
+        print(json.dumps({{"id": req["id"], "unsupported": True}}), flush=True)
+        continue
+    answer = expected_answer(req)
+    if BROKEN and "result" in answer and answer["result"]["outputs"]:
+        answer["result"]["outputs"] = answer["result"]["outputs"][:-1]
+    print(json.dumps({{"id": req["id"], **answer}}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_protocol_step_is_judged_output_by_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: bool
+) -> None:
+    """A stdio implementation of ``protocol.step`` passes; one that drops an output fails.
+
+    The implementation here answers from SDL's own machines through the JSON
+    forms of spec/09-protocol.md#state-encoding (parse, step, serialize), so
+    the test checks the harness's plumbing and those forms; a broken copy
+    that forgets the last output of every step must fail and be named.
+    """
+    script = tmp_path / "step_impl.py"
+    script.write_text(STEP_IMPL.format(broken=broken))
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    code = cli.main(["conformance", "--impl", command, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    statuses = {r["op"]: r["status"] for r in report["ops"]}
+    assert statuses["protocol.step"] == ("fail" if broken else "pass"), report
+    assert code == (1 if broken else 0)
