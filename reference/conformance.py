@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import IO, Any
 
-from protocol.errors import ERRORS_BY_NAME, ProtocolError, SdlError
+from protocol.errors import ERRORS_BY_NAME, ParameterError, ProtocolError, SdlError
 from protocol.field import Field31, Field61, field_for_modulus
 from protocol.machine import (
     Receive,
@@ -37,6 +37,7 @@ from protocol.machine import (
     step,
 )
 from protocol.messages import Role, from_obj
+from protocol.noise import MECHANISMS, sample, sample_table
 from protocol.params import RoundParams
 from protocol.shamir import Shamir, Share
 from protocol.xof import Tag, Xof, as_seed, derive_seed
@@ -55,6 +56,7 @@ OPS: tuple[str, ...] = (
     "xof.uniform_ints",
     "xof.field_elements",
     "shamir.reconstruct",
+    "noise.sample",
     "protocol.step",
 )
 
@@ -196,6 +198,48 @@ def build_requests() -> list[Request]:
             add({**base, "shares": bad})  # inconsistent
         add({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
         add({**base, "shares": js[:K], "length": d + k})  # wrong length
+    for i, (mechanism, variance, sampler, count) in enumerate(
+        [
+            ("dgauss", "1/2", "exact", 20),
+            ("dgauss", "40", "exact", 20),
+            ("dgauss", "1000003/7", "table", 30),
+            ("skellam", "3", "exact", 20),
+            ("skellam", "250", "table", 30),
+            ("skellam", "1", "table", 0),
+        ]
+    ):
+        seed = _seed(800 + i).hex()
+        add(
+            {
+                "op": "noise.sample",
+                "seed": seed,
+                "mechanism": mechanism,
+                "variance": variance,
+                "sampler": sampler,
+                "count": count,
+            }
+        )
+    seed = _seed(899).hex()
+    add(
+        {
+            "op": "noise.sample",
+            "seed": seed,
+            "mechanism": "laplace",
+            "variance": "1",
+            "sampler": "exact",
+            "count": 1,
+        }
+    )
+    add(
+        {
+            "op": "noise.sample",
+            "seed": seed,
+            "mechanism": "skellam",
+            "variance": "0",
+            "sampler": "table",
+            "count": 1,
+        }
+    )
     for req in _protocol_requests():
         add(req)
     return reqs
@@ -219,12 +263,24 @@ def _protocol_requests() -> list[Request]:
     """
     scenarios = [
         build(master=as_seed(_seed(700)), nodes=4, threshold=1, max_dropouts=1, dimension=2),
-        build(master=as_seed(_seed(701)), nodes=5, threshold=1, dropouts=2, max_dropouts=2,
-              dimension=3, mechanism="dgauss"),
-        build(master=as_seed(_seed(913)), nodes=5, threshold=1, max_dropouts=2, dimension=2,
-              network=Network(drop=Fraction(1, 40), late=Fraction(1, 10),
-                              duplicate=Fraction(1, 5))),
-    ]  # fmt: skip
+        build(
+            master=as_seed(_seed(701)),
+            nodes=5,
+            threshold=1,
+            dropouts=2,
+            max_dropouts=2,
+            dimension=3,
+            mechanism="dgauss",
+        ),
+        build(
+            master=as_seed(_seed(913)),
+            nodes=5,
+            threshold=1,
+            max_dropouts=2,
+            dimension=2,
+            network=Network(drop=Fraction(1, 40), late=Fraction(1, 10), duplicate=Fraction(1, 5)),
+        ),
+    ]
     out: list[Request] = []
     for scenario in scenarios:
         p: RoundParams = scenario.params
@@ -338,6 +394,8 @@ def _compute(req: Request) -> object:
         return [str(stream.uniform_int(bound)) for _ in range(count)]
     if op == "protocol.step":
         return _protocol_step(req)
+    if op == "noise.sample":
+        return _noise_sample(req)
     if op == "shamir.reconstruct":
         F = field_for_modulus(int(str(req["modulus"])))
         t, k, length = req["threshold"], req["packing"], req["length"]
@@ -347,6 +405,21 @@ def _compute(req: Request) -> object:
         shares = [Share(int(s["x"]), F.from_json(s["y"])) for s in raw]
         return Shamir(F, t, k).reconstruct(shares, length=length).to_json()
     raise ValueError(f"unknown op {op!r}")
+
+
+def _noise_sample(req: Request) -> object:
+    mechanism, sampler, count = req["mechanism"], req["sampler"], req["count"]
+    if mechanism not in MECHANISMS:
+        raise ParameterError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r}")
+    if sampler not in ("exact", "table") or not isinstance(count, int):
+        raise ParameterError(f"sampler must be exact or table; got {sampler!r}")
+    variance = Fraction(str(req["variance"]))
+    xof = Xof(
+        as_seed(bytes.fromhex(str(req["seed"]))),
+        Tag("noise.sample", (MECHANISMS.index(mechanism),)),
+    )
+    draw = sample if sampler == "exact" else sample_table
+    return [str(int(v)) for v in draw(xof, mechanism, variance, count)]
 
 
 def _protocol_step(req: Request) -> object:

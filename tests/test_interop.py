@@ -32,9 +32,10 @@ def test_js_consumer_passes_the_harness(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0, report
     assert report["ok"] is True
     statuses = {r["op"]: r["status"] for r in report["ops"]}
-    # The consumer implements sections 2-4 from the spec; not the protocol.
+    # The consumer implements sections 2-4 from the spec; not the samplers or the protocol.
     assert statuses == {
         **dict.fromkeys(conformance.OPS, "pass"),
+        "noise.sample": "unsupported",
         "protocol.step": "unsupported",
     }
 
@@ -135,12 +136,15 @@ from reference.conformance import expected_answer
 BROKEN = {broken}
 for line in sys.stdin:
     req = json.loads(line)
-    if req["op"] != "protocol.step":
+    if req["op"] not in ("protocol.step", "noise.sample"):
         print(json.dumps({{"id": req["id"], "unsupported": True}}), flush=True)
         continue
     answer = expected_answer(req)
-    if BROKEN and "result" in answer and answer["result"]["outputs"]:
-        answer["result"]["outputs"] = answer["result"]["outputs"][:-1]
+    result = answer.get("result")
+    if BROKEN and isinstance(result, dict) and result["outputs"]:
+        result["outputs"] = result["outputs"][:-1]
+    if BROKEN and isinstance(result, list) and result:
+        result[-1] = str(int(result[-1]) + 1)
     print(json.dumps({{"id": req["id"], **answer}}), flush=True)
 """
 
@@ -149,12 +153,13 @@ for line in sys.stdin:
 def test_protocol_step_is_judged_output_by_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: bool
 ) -> None:
-    """A stdio implementation of ``protocol.step`` passes; one that drops an output fails.
+    """A stdio implementation of protocol.step and noise.sample passes; a broken one fails.
 
     The implementation here answers from SDL's own machines through the JSON
     forms of spec/09-protocol.md#state-encoding (parse, step, serialize), so
     the test checks the harness's plumbing and those forms; a broken copy
-    that forgets the last output of every step must fail and be named.
+    that forgets the last output of every step, and changes the last noise
+    sample, must fail on both ops.
     """
     script = tmp_path / "step_impl.py"
     script.write_text(STEP_IMPL.format(broken=broken))
@@ -163,4 +168,26 @@ def test_protocol_step_is_judged_output_by_output(
     report = json.loads(capsys.readouterr().out)
     statuses = {r["op"]: r["status"] for r in report["ops"]}
     assert statuses["protocol.step"] == ("fail" if broken else "pass"), report
+    assert statuses["noise.sample"] == ("fail" if broken else "pass"), report
     assert code == (1 if broken else 0)
+
+
+@needs_node
+def test_a_broken_copy_of_the_consumer_fails_and_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The consumer with the wrong evaluation point (1 − i instead of −i) fails shamir.reconstruct.
+
+    Everything else it does is untouched, so only that op may fail.
+    """
+    source = CONSUMER.read_text(encoding="utf-8")
+    right = "rows.push(basis(F.mod(-BigInt(i))))"
+    assert source.count(right) == 1, "the consumer changed: update this test's patch"
+    broken = tmp_path / "broken_consumer.mjs"
+    broken.write_text(source.replace(right, "rows.push(basis(F.mod(1n - BigInt(i))))"))
+    command = f"{shlex.quote(str(NODE))} {shlex.quote(str(broken))} serve"
+    code = cli.main(["conformance", "--impl", command, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    failing = {r["op"] for r in report["ops"] if r["status"] == "fail"}
+    assert failing == {"shamir.reconstruct"}, report
