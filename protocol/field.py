@@ -246,14 +246,24 @@ class Field:
     # ------------------------------------------------------------------ arithmetic
     # Spec: spec/02-field.md#arithmetic
 
-    def __add__(self, other: Field) -> Self:
+    def _operand(self, other: object) -> U64:
+        """``other``'s elements, which must be of this field and of this shape (no broadcasting)."""
         b = self._same_field(other)._a
+        if b.shape != self._a.shape:
+            raise ParameterError(
+                f"elementwise operands must have equal shapes; got {self.shape} and "
+                f"{tuple(b.shape)} (spec/02-field.md#arithmetic)"
+            )
+        return b
+
+    def __add__(self, other: Field) -> Self:
+        b = self._operand(other)
         s = self._a + b
         # s < 2p < 2^63. If s >= p then s - p < s; otherwise s - p wraps above s.
         return self._wrap(np.minimum(s, s - np.uint64(self.MODULUS)))
 
     def __sub__(self, other: Field) -> Self:
-        b = self._same_field(other)._a
+        b = self._operand(other)
         d = self._a - b  # wraps modulo 2^64 when a < b
         return self._wrap(np.minimum(d, d + np.uint64(self.MODULUS)))
 
@@ -261,7 +271,7 @@ class Field:
         return self._wrap(np.where(self._a == 0, self._a, np.uint64(self.MODULUS) - self._a))
 
     def __mul__(self, other: Field) -> Self:
-        b = self._same_field(other)._a
+        b = self._operand(other)
         return self._wrap(self._mul(self._a, b))
 
     def __truediv__(self, other: Field) -> Self:

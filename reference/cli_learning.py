@@ -92,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         clip=args.clip,
         learning_rate=args.learning_rate,
         measure_bytes=args.measure_bytes,
+        committee=args.committee,
     )
     bar = _progress(cfg.rounds, quiet=args.quiet)
 
@@ -250,6 +251,12 @@ def add_parsers(
         type=_positive_float,
         default=4.0,
         help="step size on the mean gradient (default 4)",
+    )
+    run.add_argument(
+        "--committee",
+        type=positive,
+        default=None,
+        help="aggregators per round, drawn from public randomness (default min(nodes, 10))",
     )
     run.add_argument(
         "--measure-bytes",

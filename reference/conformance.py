@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import shlex
 import subprocess
 import threading
@@ -20,8 +21,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import IO, Any
 
-from protocol.errors import ERRORS_BY_NAME, ParameterError, ProtocolError, SdlError
-from protocol.field import Field31, Field61, field_for_modulus
+from protocol.errors import (
+    ERRORS_BY_NAME,
+    EncodingError,
+    ParameterError,
+    ProtocolError,
+    SdlError,
+)
+from protocol.field import Field, Field31, Field61, field_for_modulus
 from protocol.machine import (
     Receive,
     Start,
@@ -123,6 +130,12 @@ def build_requests() -> list[Request]:
         add({"op": "field.mul", "modulus": str(p), "a": [str(p)], "b": ["1"]})
     add({"op": "field.add", "modulus": "100", "a": ["1"], "b": ["2"]})
     add({"op": "field.add", "modulus": str(1 << 61), "a": ["1"], "b": ["2"]})
+    # Shapes differ: never broadcast (spec/02-field.md#arithmetic), ParameterError.
+    add({"op": "field.add", "modulus": "97", "a": ["1", "2"], "b": ["1"]})
+    add({"op": "field.mul", "modulus": "97", "a": [], "b": ["1"]})
+    # Malformed hex of an encoding (spec/02-field.md#serialization): EncodingError.
+    for data in ("0", "0A", "zz", "0x01", "01 02"):
+        add({"op": "field.decode", "modulus": "97", "data": data})
 
     tags: list[dict[str, object]] = [
         {"purpose": "shamir.share", "params": []},
@@ -164,6 +177,32 @@ def build_requests() -> list[Request]:
     )
     add({"op": "xof.bytes", "seed": "00" * 32, "tag": {"purpose": "", "params": []}, "n": 4})
     add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "0", "count": 1})
+    # Reading rules of spec/01-conventions.md#json, one fault each: a non-canonical
+    # tag parameter, malformed seed hex, invalid small counts (all ParameterError);
+    # the bound is checked even when nothing is drawn.
+    for param in ("01", "+1", "-1", " 1", "1.0"):
+        add(
+            {
+                "op": "xof.bytes",
+                "seed": "00" * 32,
+                "tag": {"purpose": "x", "params": [param]},
+                "n": 4,
+            }
+        )
+    for bad_seed in ("0" * 63, "00" * 31 + "0A", "zz" * 32, "00" * 32 + " "):
+        add({"op": "xof.bytes", "seed": bad_seed, "tag": tags[0], "n": 4})
+    add({"op": "xof.bytes", "seed": "00" * 32, "tag": tags[0], "n": -1})
+    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "7", "count": -1})
+    add(
+        {
+            "op": "xof.field_elements",
+            "seed": "00" * 32,
+            "tag": tags[0],
+            "modulus": "97",
+            "count": -1,
+        }
+    )
+    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "0", "count": 0})
 
     for i, (p, t, k, d, n) in enumerate(
         [
@@ -198,6 +237,27 @@ def build_requests() -> list[Request]:
             add({**base, "shares": bad})  # inconsistent
         add({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
         add({**base, "shares": js[:K], "length": d + k})  # wrong length
+        if i == 0:
+            # Reading rules and the order of checks (spec/11-conformance.md#reading-requests).
+            out_of_range = {"x": str(p), "y": js[0]["y"]}
+            bad_y = {"x": js[0]["x"], "y": [str(p)]}
+            reserved = {"x": str(p - 1), "y": js[0]["y"]}
+            add({**base, "shares": [{**js[0], "x": "01"}, *js[1:]]})  # non-canonical x
+            add({**base, "shares": [{**js[0], "y": ["0" + js[0]["y"][0]]}, *js[1:]]})
+            add({**base, "shares": [out_of_range]})  # share read before the count
+            add({**base, "shares": [bad_y]})  # share read before the count
+            add({**base, "threshold": 0, "shares": [bad_y]})  # shares before parameters
+            add({**base, "threshold": p, "shares": js[:1]})  # parameters before the count
+            add({**base, "threshold": 0, "shares": js[:1]})
+            add({**base, "packing": 0, "shares": js})
+            add({**base, "shares": [reserved]})  # the count before the points
+            add({**base, "shares": bad, "length": d + k})  # length before consistency
+            add({**base, "length": -1, "shares": js})
+            # m = 0: empty shares reconstruct to the empty secret when length = 0.
+            empty = [{"x": s["x"], "y": []} for s in js]
+            add({**base, "length": 0, "shares": empty})
+            add({**base, "length": 1, "shares": empty})
+            add({**base, "length": 0, "shares": empty[: K - 1]})
     for i, (mechanism, variance, sampler, count) in enumerate(
         [
             ("dgauss", "1/2", "exact", 20),
@@ -351,14 +411,86 @@ def _state_key(req: Request) -> tuple[object, object]:
 # ------------------------------------------------------------------ reference answers
 
 
+_CANONICAL = re.compile(r"0|[1-9][0-9]*")
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+_RATIONAL = re.compile(r"(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
+
+
+def _decimal(obj: object, what: str) -> int:
+    """An integer that is not a field element, from its canonical decimal string.
+
+    Spec: spec/01-conventions.md#json
+
+    Raises:
+        ParameterError: if ``obj`` is not a canonical decimal string.
+    """
+    if not isinstance(obj, str) or not _CANONICAL.fullmatch(obj):
+        raise ParameterError(f"{what} must be a canonical decimal string; got {obj!r:.60}")
+    try:
+        return int(obj)
+    except ValueError as exc:  # more digits than Python converts
+        raise ParameterError(f"{what} has too many digits ({len(obj)})") from exc
+
+
+def _small(obj: object, what: str) -> int:
+    """A small count: a JSON integer ``>= 0`` (booleans are not integers).
+
+    Spec: spec/01-conventions.md#json
+
+    Raises:
+        ParameterError: if ``obj`` is not an integer ``>= 0``.
+    """
+    if type(obj) is not int or obj < 0:
+        raise ParameterError(f"{what} must be an integer >= 0; got {obj!r:.60}")
+    return obj
+
+
+def _hex(obj: object, what: str, error: type[SdlError]) -> bytes:
+    """A byte string from lowercase hex; ``error`` is what the input's section names.
+
+    Spec: spec/01-conventions.md#json
+    """
+    if not isinstance(obj, str) or not _HEX.fullmatch(obj):
+        raise error(f"{what} must be lowercase hex, two digits per byte; got {obj!r:.60}")
+    return bytes.fromhex(obj)
+
+
 def _tag(obj: object) -> Tag:
-    assert isinstance(obj, dict)
-    return Tag(str(obj["purpose"]), tuple(int(v) for v in obj["params"]))
+    """A tag from ``{"purpose": str, "params": [decimal, ...]}``.
+
+    Spec: spec/03-xof.md#tags
+
+    Raises:
+        ParameterError: if the object is malformed or the tag is invalid.
+    """
+    if not isinstance(obj, dict) or set(obj) != {"purpose", "params"}:
+        raise ParameterError(f"tag must be an object with purpose and params; got {obj!r:.60}")
+    purpose, params = obj["purpose"], obj["params"]
+    if not isinstance(purpose, str) or not isinstance(params, list):
+        raise ParameterError(f"tag purpose must be a string and params a list; got {obj!r:.60}")
+    return Tag(purpose, tuple(_decimal(v, f"tag parameter {i}") for i, v in enumerate(params)))
 
 
-def _strs(obj: object) -> list[str]:
-    assert isinstance(obj, list)
-    return [str(v) for v in obj]
+def _elements(F: type[Field], obj: object) -> Field:
+    # from_json refuses non-lists, but would take a tuple or a string's characters.
+    if not isinstance(obj, list):
+        raise EncodingError(f"elements must be a JSON array of decimal strings; got {obj!r:.60}")
+    return F.from_json(obj)
+
+
+def _share(F: type[Field], obj: object, i: int) -> Share:
+    """Share ``i`` of a request: ``x`` (ParameterError), then ``y`` (EncodingError).
+
+    Spec: spec/04-shamir.md#shares
+    """
+    if not isinstance(obj, dict) or "x" not in obj or "y" not in obj:
+        raise ParameterError(f"share {i} must be an object with x and y; got {obj!r:.60}")
+    x = _decimal(obj["x"], f"share {i} point x")
+    if not 0 < x < F.MODULUS:
+        raise ParameterError(f"share {i} point must be in [1, {F.MODULUS}); got {x}")
+    return Share(x, _elements(F, obj["y"]))
 
 
 def _compute(req: Request) -> object:
@@ -366,12 +498,15 @@ def _compute(req: Request) -> object:
     if op.__class__ is not str:
         raise TypeError(op)
     if op.startswith("field."):
-        F = field_for_modulus(int(str(req["modulus"])))
+        F = field_for_modulus(_decimal(req.get("modulus"), "modulus"))
         if op == "field.decode":
-            return F.decode(bytes.fromhex(str(req["data"]))).to_json()
-        a = F.from_json(_strs(req["a"]))
+            return F.decode(_hex(req.get("data"), "data", EncodingError)).to_json()
+        a = _elements(F, req.get("a"))
         if op in ("field.add", "field.sub", "field.mul"):
-            b = F.from_json(_strs(req["b"]))
+            b = _elements(F, req.get("b"))
+            if a.shape != b.shape:
+                # Spec: spec/02-field.md#arithmetic (never broadcast).
+                raise ParameterError(f"a and b must have equal shapes; got {a.shape} and {b.shape}")
             r = a + b if op == "field.add" else a - b if op == "field.sub" else a * b
             return r.to_json()
         if op == "field.inv":
@@ -381,45 +516,57 @@ def _compute(req: Request) -> object:
         if op == "field.signed_decode":
             return [str(int(v)) for v in a.signed_decode().tolist()]
     if op.startswith("xof."):
-        stream = Xof(as_seed(bytes.fromhex(str(req["seed"]))), _tag(req["tag"]))
-        count = req.get("count")
+        seed = as_seed(_hex(req.get("seed"), "seed", ParameterError))
+        stream = Xof(seed, _tag(req.get("tag")))
         if op == "xof.bytes":
-            n = req["n"]
-            assert isinstance(n, int)
-            return stream.next_bytes(n).hex()
-        assert isinstance(count, int)
-        bound = int(str(req["bound"])) if op == "xof.uniform_ints" else int(str(req["modulus"]))
+            return stream.next_bytes(_small(req.get("n"), "n")).hex()
         if op == "xof.field_elements":
-            return stream.field_elements(field_for_modulus(bound), count).to_json()
+            F = field_for_modulus(_decimal(req.get("modulus"), "modulus"))
+            return stream.field_elements(F, _small(req.get("count"), "count")).to_json()
+        # Scalar draws: bounds above 2^64 too (spec/03-xof.md#uniform-integers).
+        # The bound is checked before the count, and also when nothing is drawn.
+        bound = _decimal(req.get("bound"), "bound")
+        if bound < 1:
+            raise ParameterError(f"bound must be an int >= 1; got {bound}")
+        count = _small(req.get("count"), "count")
         return [str(stream.uniform_int(bound)) for _ in range(count)]
     if op == "protocol.step":
         return _protocol_step(req)
     if op == "noise.sample":
         return _noise_sample(req)
     if op == "shamir.reconstruct":
-        F = field_for_modulus(int(str(req["modulus"])))
-        t, k, length = req["threshold"], req["packing"], req["length"]
-        assert isinstance(t, int) and isinstance(k, int) and isinstance(length, int)
-        raw = req["shares"]
-        assert isinstance(raw, list)
-        shares = [Share(int(s["x"]), F.from_json(s["y"])) for s in raw]
-        return Shamir(F, t, k).reconstruct(shares, length=length).to_json()
+        # Order of checks: spec/11-conformance.md#reading-requests.
+        F = field_for_modulus(_decimal(req.get("modulus"), "modulus"))
+        raw = req.get("shares")
+        if not isinstance(raw, list):
+            raise ParameterError(f"shares must be a JSON array; got {raw!r:.60}")
+        shares = [_share(F, s, i) for i, s in enumerate(raw)]
+        scheme = Shamir(F, req.get("threshold"), req.get("packing"))  # type: ignore[arg-type]
+        length = _small(req.get("length"), "length")
+        return scheme.reconstruct(shares, length=length).to_json()
     raise ValueError(f"unknown op {op!r}")
 
 
 def _noise_sample(req: Request) -> object:
-    mechanism, sampler, count = req["mechanism"], req["sampler"], req["count"]
+    """``sample`` or ``sample_table`` on ``Xof(seed, Tag("noise.sample", (i,)))``.
+
+    Spec: spec/06-noise.md#sampling-a-vector. Reading order: seed, mechanism,
+    variance, sampler, count; each malformed input is a ``ParameterError``.
+    """
+    seed = as_seed(_hex(req.get("seed"), "seed", ParameterError))
+    mechanism = req.get("mechanism")
     if mechanism not in MECHANISMS:
-        raise ParameterError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r}")
-    if sampler not in ("exact", "table") or not isinstance(count, int):
-        raise ParameterError(f"sampler must be exact or table; got {sampler!r}")
-    variance = Fraction(str(req["variance"]))
-    xof = Xof(
-        as_seed(bytes.fromhex(str(req["seed"]))),
-        Tag("noise.sample", (MECHANISMS.index(mechanism),)),
-    )
+        raise ParameterError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r:.60}")
+    text = req.get("variance")
+    if not isinstance(text, str) or not _RATIONAL.fullmatch(text):
+        raise ParameterError(f"variance must be a rational string 'a' or 'a/b'; got {text!r:.60}")
+    sampler = req.get("sampler")
+    if sampler not in ("exact", "table"):
+        raise ParameterError(f"sampler must be 'exact' or 'table'; got {sampler!r:.60}")
+    count = _small(req.get("count"), "count")
+    xof = Xof(seed, Tag("noise.sample", (MECHANISMS.index(str(mechanism)),)))
     draw = sample if sampler == "exact" else sample_table
-    return [str(int(v)) for v in draw(xof, mechanism, variance, count)]
+    return [str(int(v)) for v in draw(xof, str(mechanism), Fraction(text), count)]
 
 
 def _protocol_step(req: Request) -> object:

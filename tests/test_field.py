@@ -712,3 +712,13 @@ def test_sum_of_a_vector_is_a_0d_array_computed_without_overflow_warnings(
     assert isinstance(s.values, np.ndarray)
     assert s.shape == ()
     assert s.to_ints() == [3]
+
+
+@pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__"])
+def test_elementwise_operands_of_different_shapes_are_refused(op: str) -> None:
+    """No broadcasting: spec/02-field.md#arithmetic."""
+    a, b = Field31([1, 2]), Field31([1])
+    with pytest.raises(ParameterError, match="equal shapes"):
+        getattr(a, op)(b)
+    with pytest.raises(ParameterError, match="equal shapes"):
+        getattr(Field31([[1, 2]]), op)(Field31([1, 2]))

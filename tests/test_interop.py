@@ -191,3 +191,110 @@ def test_a_broken_copy_of_the_consumer_fails_and_is_named(
     assert code == 1
     failing = {r["op"] for r in report["ops"] if r["status"] == "fail"}
     assert failing == {"shamir.reconstruct"}, report
+
+
+_SEED = "00" * 32
+_TAG = {"purpose": "x", "params": []}
+_SHARES = [{"x": "1", "y": ["1"]}, {"x": "2", "y": ["1"]}]
+_RECON = {"op": "shamir.reconstruct", "modulus": "97", "threshold": 1, "packing": 1}
+
+
+@pytest.mark.parametrize(
+    ("request_", "error"),
+    [
+        # Non-field-element integers: canonical decimals, else ParameterError.
+        ({"op": "field.add", "modulus": "097", "a": ["1"], "b": ["1"]}, "ParameterError"),
+        ({"op": "field.add", "modulus": "abc", "a": ["1"], "b": ["1"]}, "ParameterError"),
+        ({"op": "field.add", "modulus": 97, "a": ["1"], "b": ["1"]}, "ParameterError"),
+        (
+            {"op": "xof.uniform_ints", "seed": _SEED, "tag": _TAG, "bound": "07", "count": 1},
+            "ParameterError",
+        ),
+        (
+            {"op": "xof.bytes", "seed": _SEED, "tag": {"purpose": "x", "params": ["01"]}, "n": 1},
+            "ParameterError",
+        ),
+        ({"op": "xof.bytes", "seed": _SEED, "tag": {"purpose": "x"}, "n": 1}, "ParameterError"),
+        (
+            {**_RECON, "length": 1, "shares": [{"x": "01", "y": ["1"]}, _SHARES[1]]},
+            "ParameterError",
+        ),
+        # Shapes differ: never broadcast.
+        ({"op": "field.add", "modulus": "97", "a": ["1", "2"], "b": ["1"]}, "ParameterError"),
+        (
+            {"op": "field.sub", "modulus": "97", "a": ["1", "2"], "b": ["1", "2", "3"]},
+            "ParameterError",
+        ),
+        # Malformed hex: the error of the input's section.
+        ({"op": "field.decode", "modulus": "97", "data": "0A"}, "EncodingError"),
+        ({"op": "field.decode", "modulus": "97", "data": "zz"}, "EncodingError"),
+        ({"op": "xof.bytes", "seed": "AA" * 32, "tag": _TAG, "n": 1}, "ParameterError"),
+        # Small counts: JSON integers >= 0, else ParameterError.
+        ({"op": "xof.bytes", "seed": _SEED, "tag": _TAG, "n": 1.5}, "ParameterError"),
+        (
+            {"op": "xof.uniform_ints", "seed": _SEED, "tag": _TAG, "bound": "7", "count": -1},
+            "ParameterError",
+        ),
+        (
+            {"op": "xof.uniform_ints", "seed": _SEED, "tag": _TAG, "bound": "7", "count": True},
+            "ParameterError",
+        ),
+        ({**_RECON, "length": None, "shares": _SHARES}, "ParameterError"),
+        # The bound is checked even when nothing is drawn.
+        (
+            {"op": "xof.uniform_ints", "seed": _SEED, "tag": _TAG, "bound": "0", "count": 0},
+            "ParameterError",
+        ),
+        # A bad y is an EncodingError, read before the count and the parameters.
+        ({**_RECON, "length": 1, "shares": [{"x": "1", "y": ["97"]}]}, "EncodingError"),
+        (
+            {**_RECON, "threshold": 0, "length": 1, "shares": [{"x": "1", "y": "1"}]},
+            "EncodingError",
+        ),
+        # Parameters before the count; the count before the points.
+        ({**_RECON, "threshold": 97, "length": 1, "shares": _SHARES[:1]}, "ParameterError"),
+        ({**_RECON, "length": 1, "shares": [{"x": "96", "y": ["1"]}]}, "ThresholdNotMet"),
+        # Empty shares need length 0.
+        (
+            {**_RECON, "length": 1, "shares": [{"x": "1", "y": []}, {"x": "2", "y": []}]},
+            "ParameterError",
+        ),
+    ],
+)
+def test_reference_reads_requests_by_the_spec_rules(
+    request_: dict[str, object], error: str
+) -> None:
+    """Spec: spec/11-conformance.md#reading-requests (each of these crashed or was accepted)."""
+    assert conformance.expected_answer(request_) == {"error": error}
+
+
+def test_empty_shares_reconstruct_to_the_empty_secret() -> None:
+    req = {**_RECON, "length": 0, "shares": [{"x": x, "y": []} for x in ("1", "2", "3")]}
+    assert conformance.expected_answer(req) == {"result": []}
+
+
+def test_request_set_enforces_the_reading_rules() -> None:
+    """The harness sends a request for each rule of spec/11-conformance.md#reading-requests."""
+    answers = [(r, conformance.expected_answer(r)) for r in conformance.build_requests()]
+
+    def has(op: str, error: str, pred: object) -> bool:
+        return any(
+            r["op"] == op and a.get("error") == error and pred(r)  # type: ignore[operator]
+            for r, a in answers
+        )
+
+    assert has("field.add", "ParameterError", lambda r: len(r["a"]) != len(r["b"]))
+    assert has("field.decode", "EncodingError", lambda r: r["data"] == "0A")
+    assert has("xof.bytes", "ParameterError", lambda r: r["tag"]["params"] == ["01"])
+    assert has("xof.bytes", "ParameterError", lambda r: r["seed"] == "zz" * 32)
+    assert has("xof.uniform_ints", "ParameterError", lambda r: r["count"] == -1)
+    assert has("xof.uniform_ints", "ParameterError", lambda r: r["count"] == 0)
+    assert has("shamir.reconstruct", "ParameterError", lambda r: r["shares"][0]["x"] == "01")
+    assert has("shamir.reconstruct", "EncodingError", lambda r: r["threshold"] == 0)
+    assert has("shamir.reconstruct", "ThresholdNotMet", lambda r: len(r["shares"]) == 1)
+    empty = [
+        a
+        for r, a in answers
+        if r["op"] == "shamir.reconstruct" and all(s["y"] == [] for s in r["shares"])
+    ]
+    assert {"result": []} in empty

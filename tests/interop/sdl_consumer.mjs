@@ -96,7 +96,9 @@ function parseSeed(hex) {
 }
 function encodeTag(tag) {
   if (tag === null || typeof tag !== 'object') fail('ParameterError', 'tag must be an object');
-  const { purpose } = tag; const params = tag.params ?? [];
+  const keys = Object.keys(tag).sort();
+  if (Array.isArray(tag) || keys.length !== 2 || keys[0] !== 'params' || keys[1] !== 'purpose') fail('ParameterError', 'tag must be {purpose, params}');
+  const { purpose, params } = tag;
   if (typeof purpose !== 'string' || purpose.length < 1 || purpose.length > 255 || !/^[\x20-\x7e]+$/.test(purpose)) fail('ParameterError', 'bad purpose');
   if (!Array.isArray(params) || params.length > 255) fail('ParameterError', 'bad params');
   const parts = [Buffer.from([purpose.length]), Buffer.from(purpose, 'ascii'), Buffer.from([params.length])];
@@ -122,7 +124,12 @@ class Xof {
     const bits = bitlen(bound - 1n); const width = Math.ceil(bits / 8); const mask = (1n << BigInt(bits)) - 1n;
     for (;;) { const c = leInt(this.nextBytes(width)) & mask; if (c < bound) return c; }
   }
-  uniformInts(bound, count) { const out = []; for (let i = 0; i < count; i++) out.push(this.uniformInt(bound)); return out; }
+  uniformInts(bound, count) {
+    // The bound is checked before the count, and also when nothing is drawn.
+    if (typeof bound !== 'bigint' || bound < 1n) fail('ParameterError', 'bound must be >= 1');
+    parseSmall(count, 'count');
+    const out = []; for (let i = 0; i < count; i++) out.push(this.uniformInt(bound)); return out;
+  }
   bernoulli(num, den) {
     if (den < 1n || num < 0n || num > den) fail('ParameterError', 'bad bernoulli parameters');
     return this.uniformInt(den) < num;
@@ -130,24 +137,32 @@ class Xof {
 }
 
 // ---------------------------------------------------------------- Shamir (section 4)
+// Order of checks: spec/11-conformance.md#reading-requests (the shares are read
+// first, then the scheme's parameters, then reconstruct's own checks).
+function readShare(F, sh, i) {
+  if (sh === null || typeof sh !== 'object' || Array.isArray(sh) || !('x' in sh) || !('y' in sh)) fail('ParameterError', `share ${i}: not an object with x and y`);
+  const x = parseDec(sh.x, `share ${i} point`, 'ParameterError');
+  if (x < 1n || x >= F.p) fail('ParameterError', `share ${i}: point out of [1, p)`);
+  return { x, y: F.vec(sh.y) };
+}
 function reconstruct(F, t, k, length, shares) {
-  if (!Number.isInteger(t) || t < 1 || !Number.isInteger(k) || k < 1) fail('ParameterError', 'bad threshold/packing');
-  if (2n * BigInt(t + k) > F.p) fail('ParameterError', '2(t + k) > p');
-  const K = t + k; const p = F.p;
   if (!Array.isArray(shares)) fail('ParameterError', 'shares must be a list');
-  if (shares.length < K) fail('ThresholdNotMet', `need ${K} shares; got ${shares.length}`);
+  const read = shares.map((sh, i) => readShare(F, sh, i));
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 1) fail('ParameterError', 'threshold must be an integer >= 1');
+  if (typeof k !== 'number' || !Number.isInteger(k) || k < 1) fail('ParameterError', 'packing must be an integer >= 1');
+  if (2n * BigInt(t + k) > F.p) fail('ParameterError', '2(t + k) > p');
+  const d = parseSmall(length, 'length');
+  const K = t + k; const p = F.p;
+  if (read.length < K) fail('ThresholdNotMet', `need ${K} shares; got ${read.length}`);
   const xs = [];
-  for (const sh of shares) {
-    const x = parseDec(sh.x, 'point', 'ParameterError');
-    if (x < 1n || x >= p) fail('ParameterError', 'point out of [1, p)');
+  for (const { x } of read) {
     if (x >= p - BigInt(K) + 1n) fail('ParameterError', 'point is reserved');
     if (xs.includes(x)) fail('ParameterError', 'duplicate point');
     xs.push(x);
   }
-  const ys = shares.map((sh) => F.vec(sh.y));
+  const ys = read.map((sh) => sh.y);
   const m = ys[0].length;
   if (ys.some((y) => y.length !== m)) fail('ParameterError', 'shares of different lengths');
-  const d = length === undefined || length === null ? m * k : parseSmall(length, 'length');
   if (Math.ceil(d / k) !== m) fail('ParameterError', 'ceil(length / k) != m');
   const base = xs.slice(0, K);
   const basis = (z) => base.map((xi, i) => {
