@@ -7,51 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reference.cli_types import number_where
 from reference.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK = 0
 
 
-def _probability(low_open: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-        ok = (0 < value <= 1) if low_open else (0 <= value < 1)
-        if not ok:
-            where = "(0, 1]" if low_open else "[0, 1)"
-            raise argparse.ArgumentTypeError(f"expected a number in {where}; got {text}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text}")
-    return value
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text}")
-    return value
+_positive_float = number_where(float, "a positive finite number", lambda v: v > 0)
+_unit_interval = number_where(float, "a number in (0, 1)", lambda v: 0 < v < 1)
+_rate = number_where(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+_dropout_rate = number_where(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def _partition(text: str) -> str:
@@ -217,7 +188,7 @@ def add_parsers(
     )
     run.add_argument(
         "--dropout-rate",
-        type=_probability(low_open=False),
+        type=_dropout_rate,
         default=0.0,
         help="probability that a node drops out of a round (default 0)",
     )
@@ -236,7 +207,7 @@ def add_parsers(
     )
     run.add_argument(
         "--sampling-rate",
-        type=_probability(low_open=True),
+        type=_rate,
         default=1.0,
         help="probability that a record is used in a round (default 1: every record)",
     )

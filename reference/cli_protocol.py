@@ -18,6 +18,7 @@ from protocol.errors import ParameterError
 from protocol.field import FIELDS
 from protocol.messages import schemas
 from reference.atomic import write_text_atomically
+from reference.cli_types import number_where
 from reference.scenarios import build
 from reference.seeds import fresh_seed, seed_from_hex
 from reference.simulate import Network, canonical_line, simulate
@@ -26,26 +27,10 @@ from reference.transcript import verify
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _fraction_in_unit(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"expected a probability such as 0.05 or 1/20; got {text!r}"
-        ) from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1]; got {text}")
-    return value
-
-
-def _positive_fraction(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text}")
-    return value
+_fraction_in_unit = number_where(
+    Fraction, "a probability in [0, 1], such as 0.05 or 1/20", lambda v: 0 <= v <= 1
+)
+_positive_fraction = number_where(Fraction, "a positive number", lambda v: v > 0)
 
 
 def _crash(text: str) -> tuple[int, int]:
