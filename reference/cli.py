@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from protocol.errors import SdlError
 from protocol.field import FIELDS
 from protocol.xof import Tag, Xof
-from reference import cli_learning, cli_protocol, conformance, vectors
+from reference import cli_evaluate, cli_learning, cli_protocol, conformance, vectors
 from reference.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -469,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               sdl run                          train on the embedded digits (MPC + distributed DP)
               sdl run --seed 1 --trust central --json
+              sdl evaluate --quick --out DIR   accuracy vs ε per trust model, cost, dropouts
               sdl demo                         one secure-aggregation round, explained
               sdl demo --seed 1 --json         the same, reproducible, as JSON
               sdl simulate --nodes 7 --threshold 2 --dropouts 1 --seed 1 --transcript run.jsonl
@@ -674,6 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_protocol.add_parsers(sub, positive=_positive, non_negative=_non_negative)
     cli_learning.add_parsers(sub, positive=_positive, non_negative=_non_negative)
+    cli_evaluate.add_parsers(sub, positive=_positive, non_negative=_non_negative)
 
     bench = sub.add_parser("bench", help="benchmarks, as ratios against same-run baselines")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")

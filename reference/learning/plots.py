@@ -5,10 +5,10 @@ Spec: spec/13-learning.md#outputs
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from reference.atomic import replacing
 
 if TYPE_CHECKING:
     from reference.learning.job import JobResult
@@ -25,15 +25,8 @@ def _figure() -> Any:
 
 def save_atomically(fig: Any, path: Path) -> None:
     """Save a figure so that a reader never sees a half-written PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_run(result: JobResult, path: Path) -> None:

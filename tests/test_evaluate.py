@@ -1,0 +1,196 @@
+"""Tests of the evaluation grid runner and report writer (reference/learning/evaluate.py).
+
+Spec: spec/13-learning.md#evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.errors import ParameterError
+from protocol.xof import Tag, derive_seed
+from reference.cli import main
+from reference.learning import evaluate
+from reference.seeds import seed_from_hex
+
+TINY = {"nodes": 3, "rounds": 2}
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_resume_skips_configs_already_in_results(tmp_path: Path) -> None:
+    first = [evaluate.spec(0, trust="none", **TINY), evaluate.spec(0, trust="central", **TINY)]
+    outcome = evaluate.run_grid(first, out=tmp_path, workers=1)
+    assert (outcome.ran, outcome.skipped) == (2, 0)
+    more = [*first, evaluate.spec(1, trust="central", **TINY)]
+    outcome = evaluate.run_grid(more, out=tmp_path, workers=1)
+    assert (outcome.ran, outcome.skipped) == (1, 2)
+    records = _lines(tmp_path / evaluate.RESULTS_FILE)
+    assert [evaluate.config_key(r["config"]) for r in records] == [r.key for r in more]
+    assert evaluate.run_grid(more, out=tmp_path, workers=1).ran == 0
+
+
+def test_torn_last_line_is_cut_and_its_run_redone(tmp_path: Path) -> None:
+    runs = [evaluate.spec(0, trust="none", **TINY), evaluate.spec(1, trust="none", **TINY)]
+    evaluate.run_grid(runs, out=tmp_path, workers=1)
+    path = tmp_path / evaluate.RESULTS_FILE
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) - 40], encoding="utf-8")  # an interrupted append
+    outcome = evaluate.run_grid(runs, out=tmp_path, workers=1)
+    assert (outcome.ran, outcome.skipped) == (1, 1)
+    assert len(_lines(path)) == 2
+
+
+def test_corrupt_middle_line_is_refused(tmp_path: Path) -> None:
+    (tmp_path / evaluate.RESULTS_FILE).write_text('{"config": {}}\n[]\n', encoding="utf-8")
+    with pytest.raises(ParameterError, match=r"results.jsonl:1: expected an object"):
+        evaluate.read_results(tmp_path / evaluate.RESULTS_FILE)
+
+
+def test_seeds_derive_from_the_evaluation_seed() -> None:
+    for k in (0, 1, 4):
+        want = derive_seed(seed_from_hex("e"), Tag("eval.seed", (k,)))
+        assert evaluate.eval_seed(k) == want
+        assert evaluate.spec(k, trust="none").config["seed"] == want.hex()
+    assert len({evaluate.eval_seed(k) for k in range(5)}) == 5
+
+
+def test_full_grid_runs_the_eps2_iid_row_first_and_has_no_duplicates() -> None:
+    runs = evaluate.grid(evaluate.FULL)
+    assert len({r.key for r in runs}) == len(runs)
+    head = [dict(r.overrides) for r in runs[:20]]
+    assert all(h.get("epsilon", 2.0) == 2.0 and "partition" not in h for h in head)
+    assert sorted({h["trust"] for h in head}) == ["central", "distributed", "local", "none"]
+    assert sum(1 for h in head if h["trust"] == "distributed") == 5
+    # none does not depend on ε: once per seed per partition.
+    assert sum(1 for r in runs if dict(r.overrides)["trust"] == "none") == 5 + 3
+
+
+def _record(k: int, accuracy: float, **config: Any) -> dict[str, Any]:
+    history = [
+        {"dropouts": 0, "seconds_local": 0.5, "seconds_aggregate": 1.5, "seconds_update": 0.01,
+         "messages": 100, "bytes_sent": 20_000}
+    ]  # fmt: skip
+    return {
+        "config": {**config, "seed": evaluate.eval_seed(k).hex()},
+        "seed_index": k,
+        "result": {"accuracy": accuracy, "epsilon": config.get("epsilon", 2.0) * 0.99,
+                   "released_rounds": 60, "dataset": "digits", "history": history},
+        "wall_seconds": 1.0,
+    }  # fmt: skip
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def _write(tmp_path: Path, records: list[dict[str, Any]]) -> str:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    (tmp_path / evaluate.RESULTS_FILE).write_text(text, encoding="utf-8")
+    return evaluate.write_report(tmp_path, plots=False).read_text(encoding="utf-8")
+
+
+ACC = {
+    "none": [0.97, 0.965, 0.962],
+    "central": [0.93, 0.925, 0.935],
+    "distributed": [0.915, 0.92, 0.91],
+    "local": [0.70, 0.72, 0.71],
+}
+
+
+def test_report_tables_and_target_lines_match_independent_statistics(tmp_path: Path) -> None:
+    records = [
+        _record(k, acc, trust=trust, **({} if trust == "none" else {"epsilon": 2.0}))
+        for trust, accs in ACC.items()
+        for k, acc in enumerate(accs)
+    ]
+    records.append(_record(0, 0.5, trust="local", epsilon=1.0))
+    report = _write(tmp_path, records)
+    for trust, accs in ACC.items():
+        m, s = _mean_std(accs)
+        assert f"{m:.3f} ± {s:.3f} (n=3)" in report, trust
+    assert "0.500 ± 0.000 (n=1)" in report  # local at ε = 1: one run
+    assert "| trust | ε = 1 | ε = 2 |" in report
+    d, c = _mean_std(ACC["distributed"])[0], _mean_std(ACC["central"])[0]
+    assert f"- **PASS** distributed accuracy ≥ 0.90 at ε = 2: mean {d:.4f} over 3 seeds" in report
+    # central − distributed = 1.5 points: within 1.5 points, just.
+    assert (
+        f"- **PASS** distributed within 1.5 points of central at ε = 2: central {c:.4f}" in report
+    )
+    assert f"{(c - d) * 100:+.2f} points" in report
+    assert "- **PASS** local clearly below both" in report
+    assert "- **PASS** non-private accuracy ≥ 0.96: mean 0.9657 over 3 seeds" in report
+
+
+def test_report_says_fail_when_a_target_is_missed(tmp_path: Path) -> None:
+    records = [
+        _record(0, 0.85, trust="distributed"),
+        _record(0, 0.93, trust="central"),
+        _record(0, 0.92, trust="local"),
+        _record(0, 0.95, trust="none"),
+    ]
+    report = _write(tmp_path, records)
+    assert "- **FAIL** distributed accuracy ≥ 0.90 at ε = 2: mean 0.8500 over 1 seeds" in report
+    assert "- **FAIL** distributed within 1.5 points of central" in report
+    assert "+8.00 points" in report
+    assert "- **FAIL** local clearly below both" in report
+    assert "- **FAIL** non-private accuracy ≥ 0.96" in report
+
+
+def test_report_has_dropout_cost_and_node_level_tables_and_plots(tmp_path: Path) -> None:
+    records = [
+        _record(0, 0.91, trust="distributed"),
+        _record(1, 0.93, trust="distributed"),
+        _record(0, 0.87, trust="distributed", dropout_rate=0.3),
+        _record(0, 0.5, trust="central", unit="node"),
+        _record(0, 0.9, trust="distributed", nodes=20, rounds=3, measure_bytes=True),
+    ]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    (tmp_path / evaluate.RESULTS_FILE).write_text(text, encoding="utf-8")
+    report = evaluate.write_report(tmp_path).read_text(encoding="utf-8")
+    m, s = _mean_std([0.91, 0.93])
+    assert f"| 0 | {m:.3f} ± {s:.3f} (n=2) |" in report  # dropout rate 0
+    assert "| 0.3 | 0.870 ± 0.000 (n=1) |" in report
+    assert "| 10 | digits | 2 | central | 0.500 ± 0.000 (n=1) |" in report
+    # 20 000 bytes per round over 20 nodes: 1.0 kB per node.
+    assert "| softmax | 20 | 650 | 0.500 | 1.500 | 0.0100 | 100 | 1.0 |" in report
+    for png in ("accuracy_vs_epsilon_iid.png", "dropouts.png", "cost.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ("--quick", "--out", "--workers", "--seeds", "results.jsonl", "resumes",
+                   "examples:", "sdl evaluate --quick --out"):  # fmt: skip
+        assert needle in text
+
+
+def test_report_of_a_grid_leaves_out_other_grids_runs(tmp_path: Path) -> None:
+    ours = _record(0, 0.91, trust="distributed")
+    other = _record(0, 0.20, trust="distributed", rounds=20)  # e.g. a --quick run
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in (ours, other))
+    (tmp_path / evaluate.RESULTS_FILE).write_text(text, encoding="utf-8")
+    runs = [evaluate.spec(0, trust="distributed")]
+    report = evaluate.write_report(tmp_path, plots=False, runs=runs).read_text(encoding="utf-8")
+    assert "(1 runs;" in report
+    assert "0.910 ± 0.000 (n=1)" in report
+    assert "0.200" not in report
+
+
+def test_a_default_valued_override_is_the_same_run_and_counts_once(tmp_path: Path) -> None:
+    plain, explicit = evaluate.spec(0, trust="none"), evaluate.spec(0, trust="none", rounds=60)
+    assert plain.key == explicit.key
+    records = [_record(0, 0.96, trust="none"), _record(0, 0.96, trust="none", rounds=60)]
+    report = _write(tmp_path, records)
+    assert "0.960 ± 0.000 (n=1)" in report
