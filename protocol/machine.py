@@ -803,6 +803,16 @@ def _ids_json(ids: Iterable[int]) -> list[int]:
     return sorted(ids)
 
 
+def _triple_json(
+    triple: tuple[int, tuple[int, ...], tuple[int, ...]] | None,
+) -> dict[str, object] | None:
+    """A decision's ``(stage, contributors, aggregators)`` as an object, or ``None``."""
+    if triple is None:
+        return None
+    stage, contributors, aggregators = triple
+    return {"stage": stage, "contributors": list(contributors), "aggregators": list(aggregators)}
+
+
 def state_to_json(state: State) -> dict[str, object]:
     """The JSON form of a role machine's state (without its parameters).
 
@@ -837,23 +847,11 @@ def state_to_json(state: State) -> dict[str, object]:
             "reports": [
                 {"node": j, "holds": _ids_json(state.reports[j])} for j in sorted(state.reports)
             ],
-            "decision": None
-            if state.decision is None
-            else {
-                "stage": state.decision[0],
-                "contributors": list(state.decision[1]),
-                "aggregators": list(state.decision[2]),
-            },
+            "decision": _triple_json(state.decision),
         }
     else:
         out |= {
-            "covers": None
-            if state.covers is None
-            else {
-                "stage": state.covers[0],
-                "contributors": list(state.covers[1]),
-                "aggregators": list(state.covers[2]),
-            },
+            "covers": _triple_json(state.covers),
             "partials": _vectors_json(state.partials),
             "result": None if state.result is None else state.result.to_json(),
             "faulty": list(state.faulty),
