@@ -17,12 +17,12 @@ from typing import Any
 from protocol.errors import ParameterError
 from protocol.field import FIELDS
 from protocol.messages import schemas
-from reference.atomic import write_text_atomically
+from reference.atomic import replacing, write_text_atomically
 from reference.cli_types import number_where
 from reference.scenarios import build
 from reference.seeds import fresh_seed, seed_from_hex
 from reference.simulate import Network, canonical_line, simulate
-from reference.transcript import verify
+from reference.transcript import verify_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,10 +74,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
-    lines: list[dict[str, Any]] = []
-    result = simulate(scenario, sink=lines.append)
-    if args.transcript is not None:
-        write_text_atomically(args.transcript, "".join(canonical_line(x) + "\n" for x in lines))
+    if args.transcript is None:
+        result = simulate(scenario)
+    else:
+        # Streamed to a temporary file, renamed into place only when complete:
+        # memory stays flat whatever the round's size.
+        with replacing(args.transcript) as tmp, tmp.open("w", encoding="utf-8") as f:
+
+            def write(line: dict[str, Any]) -> None:
+                f.write(canonical_line(line) + "\n")
+
+            result = simulate(scenario, sink=write)
     p = scenario.params
     obj = {
         **result.to_json(),
@@ -87,7 +94,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "coordinator": p.coordinator,
         "dropouts": sorted(scenario.crashes),
         "colluders": list(scenario.colluders),
-        "messages": sum(1 for x in lines if x["type"] == "send"),
+        "messages": result.messages,
         "transcript": None if args.transcript is None else str(args.transcript),
     }
     if args.json:
@@ -129,11 +136,11 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     try:
-        text = args.transcript.read_text(encoding="utf-8")
+        with args.transcript.open(encoding="utf-8") as f:
+            verdict = verify_lines(f)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"sdl: error: cannot read {args.transcript}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    verdict = verify(text)
     if args.json:
         print(json.dumps(verdict.to_json(), sort_keys=True, indent=2))
     elif verdict.valid:

@@ -18,6 +18,7 @@ a rule is named, with why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -69,23 +70,74 @@ def _diff(a: Any, b: Any, where: str = "") -> str:
     return f"{where or 'value'}: transcript has {json.dumps(a)}, the machine gives {json.dumps(b)}"
 
 
-def read_lines(text: str) -> list[tuple[int, Any]]:
-    """Parse JSON lines; returns (line number, object) pairs. Blank lines are not allowed."""
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        try:
-            out.append((number, json.loads(raw)))
-        except json.JSONDecodeError as exc:
-            raise _Invalid(number, f"not JSON: {exc.msg}") from None
-    return out
+class _Lines:
+    """The transcript's lines, read and parsed one at a time (a file of any size fits).
+
+    Each line is parsed when it is first looked at, so the first line that
+    breaks a rule is the one named, whether its fault is its JSON or its content.
+    """
+
+    def __init__(self, raw: Iterable[str]) -> None:
+        self._raw = iter(raw)
+        self._number = 0
+        self._text: str | None = None
+        self._parsed: tuple[int, Any] | None = None
+        self._advance()
+
+    def _advance(self) -> None:
+        self._parsed = None
+        self._text = next(self._raw, None)
+        if self._text is not None:
+            self._number += 1
+
+    def __bool__(self) -> bool:
+        return self._text is not None
+
+    @property
+    def number(self) -> int:
+        """The number of the line under the cursor (the last line's + 1 at the end)."""
+        return self._number if self._text is not None else self._number + 1
+
+    def peek(self) -> tuple[int, Any]:
+        """The next (line number, object), without consuming it."""
+        if self._text is None:
+            raise _Invalid(self.number, "the transcript ends here")
+        if self._parsed is None:
+            try:
+                self._parsed = (self._number, json.loads(self._text))
+            except json.JSONDecodeError as exc:
+                raise _Invalid(self._number, f"not JSON: {exc.msg}") from None
+        return self._parsed
+
+    def popleft(self) -> tuple[int, Any]:
+        item = self.peek()
+        self._advance()
+        return item
+
+    def next_type(self) -> object:
+        """The ``type`` of the next line, or ``None`` at the end."""
+        if not self:
+            return None
+        line = self.peek()[1]
+        return line.get("type") if isinstance(line, dict) else None
 
 
 def verify(text: str) -> Verdict:
     """Replay a transcript through the state machines. Spec: spec/12-transcripts.md#verification"""
+    return verify_lines(text.splitlines())
+
+
+def verify_lines(lines: Iterable[str]) -> Verdict:
+    """:func:`verify` over lines read one at a time (an open file works)."""
     try:
-        return _verify(read_lines(text))
+        return _verify(_Lines(lines))
     except _Invalid as exc:
         return Verdict(False, exc.line, exc.why)
+
+
+def _digest(m: Message) -> bytes:
+    # The sent set keeps digests, not messages: a transcript may hold gigabytes.
+    return hashlib.sha256(dump(m).encode("utf-8")).digest()
 
 
 def _get(obj: Mapping[str, Any], key: str, number: int) -> Any:
@@ -101,8 +153,7 @@ def _message(obj: Any, number: int) -> Message:
         raise _Invalid(number, f"malformed message: {exc}") from None
 
 
-def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
-    items = deque(lines)
+def _verify(items: _Lines) -> Verdict:
     if not items:
         raise _Invalid(1, "empty transcript: expected a header line")
     number, header = items.popleft()
@@ -125,7 +176,7 @@ def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
     }
     timers: dict[tuple[int, Role], list[tuple[int, int | None]]] = {k: [] for k in states}
     started: set[tuple[int, Role]] = set()
-    sent: set[str] = set()
+    sent: set[bytes] = set()
     sends_by: dict[int, int] = dict.fromkeys(params.nodes, 0)
     crashed: set[int] = set()
     expect: deque[Message] = deque()
@@ -148,12 +199,12 @@ def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
                     f"node {want.sender}'s {want.kind} differs from what its machine sends: "
                     + _diff(m.model_dump(mode="json"), want.model_dump(mode="json")),
                 )
-            sent.add(dump(m))
+            sent.add(_digest(m))
             sends_by[m.sender] += 1
             continue
         if kind == "drop":
             m = _message(_get(line, "message", number), number)
-            if dump(m) not in sent:
+            if _digest(m) not in sent:
                 raise _Invalid(number, "the network drops a message nobody sent")
             continue
         if kind == "crash":
@@ -210,7 +261,7 @@ def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
         try:
             new, outputs = step(state, event)
         except ProtocolError as exc:
-            if not items or items[0][1].get("type") != "reject":
+            if items.next_type() != "reject":
                 raise _Invalid(
                     number,
                     f"the {role} at node {node} rejects this with {type(exc).__name__} "
@@ -224,15 +275,15 @@ def _verify(lines: Iterable[tuple[int, Any]]) -> Verdict:
                     f"{node}; got {reject.get('error')!r}",
                 )
             continue
-        if items and items[0][1].get("type") == "reject":
-            raise _Invalid(items[0][0], f"the {role} at node {node} accepts the event before it")
+        if items.next_type() == "reject":
+            raise _Invalid(items.number, f"the {role} at node {node} accepts the event before it")
         states[(node, role)] = new
         for out in outputs:
             if isinstance(out, Timer):
                 timers[(node, role)].append((time + out.windows * params.window, out.stage))
             else:
                 expect.append(out)
-    raise _Invalid(number + 1, "the transcript ends without a result line")
+    raise _Invalid(items.number, "the transcript ends without a result line")
 
 
 def _event(
@@ -244,7 +295,7 @@ def _event(
     state: State,
     timers: dict[tuple[int, Role], list[tuple[int, int | None]]],
     started: set[tuple[int, Role]],
-    sent: set[str],
+    sent: set[bytes],
 ) -> Event:
     key = (state.node, state.role)
     if kind == "start":
@@ -273,7 +324,7 @@ def _event(
         return Timeout(stage=due[1])
     if kind == "deliver":
         m = _message(_get(line, "message", number), number)
-        if dump(m) not in sent:
+        if _digest(m) not in sent:
             raise _Invalid(
                 number,
                 f"a {m.kind} from node {m.sender} is delivered but was never "
@@ -298,10 +349,10 @@ def _check_result(
     colluders: list[int],
     crashed: set[int],
     timers: Mapping[tuple[int, Role], list[tuple[int, int | None]]],
-    rest: deque[tuple[int, Any]],
+    rest: _Lines,
 ) -> Verdict:
     if rest:
-        raise _Invalid(rest[0][0], "nothing may follow the result line")
+        raise _Invalid(rest.number, "nothing may follow the result line")
     for (node, role), pending in sorted(timers.items()):
         state = states[(node, role)]
         if pending and node not in crashed and not state.terminal:

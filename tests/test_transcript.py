@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,24 @@ def test_cli_schema_writes_the_committed_schemas(tmp_path: Path) -> None:
     assert written == sorted(schemas())
     for name in written:
         assert (tmp_path / name).read_text() == (ROOT / "spec" / "schemas" / name).read_text()
+
+
+def test_verify_reads_lines_one_at_a_time_and_stops_at_the_first_offence() -> None:
+    """A transcript of any size fits: lines are read lazily, and reading stops at the verdict."""
+    from reference.transcript import verify_lines  # noqa: PLC0415
+
+    lines = _plain()
+    i = _first(lines, "send", "share")
+    forged = copy.deepcopy(lines)
+    forged[i]["message"]["values"][0] = "0" if forged[i]["message"]["values"][0] != "0" else "1"
+    read: list[int] = []
+
+    def source() -> Iterator[str]:
+        for k, line in enumerate(forged):
+            read.append(k)
+            yield canonical_line(line)
+
+    verdict = verify_lines(source())
+    assert not verdict.valid and verdict.line == i + 1
+    # At most one line of look-ahead past the offending one.
+    assert max(read) <= i + 1 < len(forged) - 1

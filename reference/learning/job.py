@@ -652,15 +652,16 @@ def _distributed(
         crashes=crashes,
         updates=updates,
     )
-    counted = {"messages": 0, "bytes": 0}
+    sent_bytes = 0
 
-    def sink(line: dict[str, Any]) -> None:
+    def measure(line: dict[str, Any]) -> None:
+        nonlocal sent_bytes
         if line["type"] == "send":
-            counted["messages"] += 1
-            if cfg.measure_bytes:
-                counted["bytes"] += len(canonical_line(line["message"]))
+            sent_bytes += len(canonical_line(line["message"]))
 
-    outcome = simulate(scenario, sink=sink)
+    # Transcript lines are only built when bytes are measured (they cost time).
+    outcome = simulate(scenario, sink=measure if cfg.measure_bytes else None)
+    counted = {"messages": outcome.messages, "bytes": sent_bytes}
     info: dict[str, Any] = {"reason": outcome.reason, **counted}
     if outcome.status != "released":
         return None, None, info
