@@ -47,6 +47,8 @@ MATMUL_WORKERS = 2
 _FLOAT64_EXACT_BITS = 53
 
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+#: Comma-joined lists of canonical decimals of at most N digits, by N (from_json's fast path).
+_CANONICAL_LISTS: dict[int, re.Pattern[str]] = {}
 
 
 def is_prime(n: int) -> bool:
@@ -496,6 +498,31 @@ class Field:
         return [str(v) for v in self.to_ints()]
 
     @classmethod
+    def _from_json_fast(cls, items: Sequence[str], digits: int) -> Self | None:
+        """The elements if every item is canonical and below p, else ``None`` (no error).
+
+        One regular expression over the comma-joined text checks every item's
+        form (a digit string of at most ``digits`` digits fits a uint64), and
+        numpy parses them all; the slow path then only runs on bad input.
+        """
+        if not items:
+            return None
+        pattern = _CANONICAL_LISTS.get(digits)
+        if pattern is None:
+            element = rf"(?:0|[1-9][0-9]{{0,{digits - 1}}})"
+            pattern = _CANONICAL_LISTS[digits] = re.compile(rf"{element}(?:,{element})*")
+        try:
+            joined = ",".join(items)  # refuses any item that is not a str (a subclass passes)
+        except TypeError:
+            return None
+        if not pattern.fullmatch(joined):
+            return None
+        values = np.array(items).astype(np.uint64)
+        if bool((values >= np.uint64(cls.MODULUS)).any()):
+            return None
+        return cls._wrap(values)
+
+    @classmethod
     def from_json(cls, items: Sequence[str]) -> Self:
         """Inverse of :meth:`to_json`; only canonical decimals below p are accepted.
 
@@ -508,6 +535,10 @@ class Field:
                 f"{cls.__name__} elements must be a list of decimal strings; got {items!r:.60}"
             )
         digits = len(str(cls.MODULUS))
+        fast = cls._from_json_fast(items, digits)
+        if fast is not None:
+            return fast
+        # The slow path finds and names the first bad element.
         out: list[int] = []
         for i, s in enumerate(items):
             if not isinstance(s, str) or not _CANONICAL_DECIMAL.fullmatch(s):

@@ -722,3 +722,34 @@ def test_elementwise_operands_of_different_shapes_are_refused(op: str) -> None:
         getattr(a, op)(b)
     with pytest.raises(ParameterError, match="equal shapes"):
         getattr(Field31([[1, 2]]), op)(Field31([1, 2]))
+
+
+@given(
+    st.sampled_from([Field31, Field61, field_for_modulus(97)]),
+    st.lists(
+        st.one_of(
+            st.integers(0, 2**64).map(str),
+            st.sampled_from(["0", "00", "01", "-1", "+1", " 1", "1 ", "", "1e3", "٣"]),
+        ),
+        max_size=12,
+    ),
+)
+def test_from_json_agrees_with_the_element_by_element_definition(
+    field: type[Field], items: list[str]
+) -> None:
+    """The vectorized fast path and the named-error slow path define one function.
+
+    Oracle: each item must be a canonical ASCII decimal below p
+    (spec/02-field.md#serialization), checked here with Python ints.
+    """
+    p = field.MODULUS
+
+    def ok(s: str) -> bool:
+        return s.isascii() and s.isdigit() and (s == "0" or s[0] != "0") and int(s) < p
+
+    if all(ok(s) for s in items):
+        assert field.from_json(items).to_ints() == [int(s) for s in items]
+    else:
+        first = next(i for i, s in enumerate(items) if not ok(s))
+        with pytest.raises(EncodingError, match=rf"element {first} |element {first}\b"):
+            field.from_json(items)
