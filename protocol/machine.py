@@ -769,11 +769,6 @@ def mermaid(role: Role) -> str:
     return "\n".join(lines) + "\n"
 
 
-def outputs_messages(outputs: Iterable[Output]) -> list[Message]:
-    """The messages among ``outputs`` (not the timers)."""
-    return [o for o in outputs if not isinstance(o, Timer)]
-
-
 # ---------------------------------------------------------------------- JSON forms
 # Spec: spec/09-protocol.md#state-encoding
 

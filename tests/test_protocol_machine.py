@@ -66,6 +66,7 @@ from protocol.messages import (
 from protocol.params import RoundParams
 from protocol.xof import Seed, as_seed
 from reference.simulate import Network, Scenario, simulate
+from tests.oracles import lagrange_eval
 from tests.strategies import element_strings, id_lists, messages, round_params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -291,18 +292,7 @@ def assert_refused(state: State, event: Event, error: type[SdlError]) -> None:
 
 def lagrange_at_zero(p: int, points: Sequence[int], ys: Sequence[Sequence[int]]) -> list[int]:
     """The interpolating polynomial through ``(points, ys)`` at 0, per coordinate (ints)."""
-    out = []
-    for column in zip(*ys, strict=True):
-        total = 0
-        for i, (xi, yi) in enumerate(zip(points, column, strict=True)):
-            num = den = 1
-            for j, xj in enumerate(points):
-                if j != i:
-                    num = num * (-xj) % p
-                    den = den * (xi - xj) % p
-            total += yi * num * pow(den, -1, p)
-        out.append(total % p)
-    return out
+    return [lagrange_eval(p, points, column, 0) for column in zip(*ys, strict=True)]
 
 
 # ---------------------------------------------------------------- the table

@@ -37,6 +37,7 @@ from protocol.errors import (
 from protocol.field import Field, Field31, Field61
 from protocol.shamir import Shamir, Share, lagrange_matrix
 from protocol.xof import Seed, Tag, Xof, as_seed
+from tests.oracles import lagrange_eval
 from tests.strategies import (
     F11,
     F13,
@@ -53,19 +54,6 @@ FIXED_SEED = as_seed(bytes(range(32)))
 
 
 # ---------------------------------------------------------------- independent oracle
-
-
-def lagrange_eval(p: int, xs: Sequence[int], ys: Sequence[int], z: int) -> int:
-    """The polynomial of degree < len(xs) through (xs, ys), evaluated at z (Python ints)."""
-    total = 0
-    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
-        num = den = 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num = num * (z - xj) % p
-                den = den * (xi - xj) % p
-        total += yi * num * pow(den, -1, p)
-    return total % p
 
 
 def basis_points(p: int, threshold: int, packing: int) -> list[int]:

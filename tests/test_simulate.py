@@ -40,6 +40,7 @@ from protocol.params import RoundParams
 from protocol.shamir import Shamir, lagrange_matrix
 from protocol.xof import Seed, Tag, Xof, as_seed
 from reference.simulate import Network, Outcome, Scenario, simulate
+from tests.oracles import lagrange_eval
 from tests.strategies import F11, round_params
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
@@ -652,7 +653,7 @@ def test_coalition_view_model_matches_what_the_machines_deliver(crashes: dict[in
             base = xs[: degree + 1]
             for x in xs[degree + 1 :]:
                 predicted = [
-                    _lagrange(p.field.MODULUS, base, [points[b][c] for b in base], x)
+                    lagrange_eval(p.field.MODULUS, base, [points[b][c] for b in base], x)
                     for c in range(p.share_length)
                 ]
                 assert predicted == points[x]
@@ -667,18 +668,6 @@ def test_coalition_view_model_matches_what_the_machines_deliver(crashes: dict[in
                     for c in range(p.share_length)
                 ]
                 assert [int(v) for v in m["values"]] == want
-
-
-def _lagrange(p: int, xs: Sequence[int], ys: Sequence[int], z: int) -> int:
-    total = 0
-    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
-        num = den = 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num = num * (z - xj) % p
-                den = den * (xi - xj) % p
-        total += yi * num * pow(den, -1, p)
-    return total % p
 
 
 # ---------------------------------------------------------------- tampering

@@ -185,28 +185,16 @@ def test_verify_requires_the_recorded_rejections() -> None:
 # ---------------------------------------------------------------------- CLI
 
 
+#: 7 nodes, t = 2, two dropouts, one colluder, a fixed seed.
+SIMULATE_7 = ["simulate", "--nodes", "7", "--threshold", "2", "--dropouts", "2",
+              "--colluders", "1", "--seed", "5"]  # fmt: skip
+
+
 def test_cli_simulate_prints_the_promised_json_and_a_verifiable_transcript(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "run.jsonl"
-    code = main(
-        [
-            "simulate",
-            "--nodes",
-            "7",
-            "--threshold",
-            "2",
-            "--dropouts",
-            "2",
-            "--colluders",
-            "1",
-            "--seed",
-            "5",
-            "--transcript",
-            str(path),
-            "--json",
-        ]
-    )
+    code = main([*SIMULATE_7, "--transcript", str(path), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     for key in (
@@ -227,24 +215,7 @@ def test_cli_simulate_prints_the_promised_json_and_a_verifiable_transcript(
     assert "valid" in capsys.readouterr().out
     # The same seed gives the same transcript.
     again = tmp_path / "again.jsonl"
-    main(
-        [
-            "simulate",
-            "--nodes",
-            "7",
-            "--threshold",
-            "2",
-            "--dropouts",
-            "2",
-            "--colluders",
-            "1",
-            "--seed",
-            "5",
-            "--transcript",
-            str(again),
-            "--json",
-        ]
-    )
+    main([*SIMULATE_7, "--transcript", str(again), "--json"])
     assert again.read_bytes() == path.read_bytes()
 
 

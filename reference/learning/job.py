@@ -514,12 +514,8 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
     )
 
 
-def realized_epsilon(charges: list[object], *, delta: float, sampler_distance: float) -> float:
-    """ε of the released rounds, charged as they happened. Spec: spec/13-learning.md#accounting"""
-    return _spent(charges, delta, sampler_distance)
-
-
 def _spent(charges: list[object], delta: float, distance: float) -> float:
+    """ε of the released rounds, charged as they happened. Spec: spec/13-learning.md#accounting"""
     if not charges:
         return 0.0
     grouped = Counter(charges)
