@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -321,6 +321,30 @@ class Field:
         # Summing with keepdims keeps arrays (not numpy scalars) throughout,
         # so the deliberate wrap-around in the reductions stays silent.
         return self._wrap(np.squeeze(total, axis=axis))
+
+    @classmethod
+    def total(cls, parts: Sequence[npt.NDArray[np.unsignedinteger[Any]]], length: int) -> Self:
+        """``Σ parts`` modulo p: each part a 1-D array of ``length`` elements already below p.
+
+        For sums of received vectors held compactly (uint32 for a field below
+        2^32): no stacking, one accumulator. Below 2^32 the uint64
+        accumulator is exact for fewer than 2^32 terms and is reduced once.
+        """
+        acc = np.zeros(length, dtype=np.uint64)
+        p = np.uint64(cls.MODULUS)
+        for part in parts:
+            if part.shape != (length,):
+                raise ParameterError(f"total needs parts of shape ({length},); got {part.shape}")
+            if cls.MODULUS < (1 << 32):
+                np.add(acc, part, out=acc)
+            else:
+                s = acc + part.astype(np.uint64)  # both < 2^61: no wrap
+                acc = np.minimum(s, s - p)
+        if cls.MODULUS < (1 << 32):
+            if len(parts) >= 1 << 32:
+                raise ParameterError("total sums fewer than 2^32 parts")
+            acc = cls._reduce(acc)
+        return cls._wrap(acc)
 
     def __matmul__(self, other: Field) -> Self:
         """Exact matrix product ``(m×n) @ (n×d)``; see :meth:`matmul`."""

@@ -40,6 +40,7 @@ from protocol.messages import (
     REASONS,
     Abort,
     Decision,
+    Elements,
     Message,
     PartialSum,
     Reason,
@@ -170,7 +171,7 @@ class ContributorState(_State):
     ROLE: ClassVar[Role] = "contributor"
     seed: Seed | None = None
     #: The sum of every secret this contributor has shared: update + noise + top-ups.
-    contribution: Field | None = None
+    contribution: Elements | None = None
     #: The dropouts its noise so far covers: it carries ``s(dropouts)`` (spec 07).
     dropouts: int = 0
     #: The total noise variance (mechanism parameter) it has added.
@@ -189,9 +190,10 @@ class AggregatorState(_State):
     #: Contributors whose share for this stage has arrived.
     delivered: frozenset[int] = frozenset()
     #: Shares for the next stage that arrived before the decision did.
-    early: Mapping[int, Field] = field(default_factory=dict)
-    #: Per contributor, the sum of the shares held from it, over all stages.
-    held: Mapping[int, Field] = field(default_factory=dict)
+    early: Mapping[int, Elements] = field(default_factory=dict)
+    #: Per contributor, the sum of the shares held from it, over all stages
+    #: (compact: what the share messages carried, already checked against the field).
+    held: Mapping[int, Elements] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,14 +346,14 @@ def _check_envelope(state: State, m: Message) -> None:
         raise InvalidMessage(f"node {m.sender} may not send a {m.kind} in this round")
 
 
-def _values(state: State, values: tuple[str, ...], sender: int) -> Field:
+def _values(state: State, values: Elements, sender: int) -> Field:
     p = state.params
     if len(values) != p.share_length:
         raise InvalidMessage(
             f"node {sender} sent {len(values)} values; this round's shares have {p.share_length}"
         )
     try:
-        return p.field.from_json(values)
+        return values.to_field(p.field)
     except EncodingError as exc:
         raise InvalidMessage(f"node {sender} sent a value outside the field: {exc}") from None
 
@@ -391,7 +393,7 @@ def _share_out(state: ContributorState, secret: Field, stage: int) -> list[Outpu
     shares = p.sharing().share(secret, points=list(p.aggregators), seed=seed)
     return [
         Share(**_header(state, recipient=s.x, role="aggregator"), stage=stage,  # type: ignore[arg-type]
-              values=tuple(s.y.to_json()))
+              values=Elements.of(s.y))
         for s in shares
     ]  # fmt: skip
 
@@ -421,7 +423,8 @@ def _contributor_start(s: ContributorState, e: Event) -> tuple[State, list[Outpu
         raise LocalProtocolError(f"a contributor's start needs a 32-byte seed; got {e.seed!r}")
     v0 = p.noise.initial_share_variance()
     noisy = e.update + _noise(p, e.seed, Tag("noise.share", (p.round, _mechanism_index(p))), v0)
-    new = replace(s, phase=Phase.SHARED, seed=e.seed, contribution=noisy, noise_variance=v0)
+    new = replace(s, phase=Phase.SHARED, seed=e.seed, contribution=Elements.of(noisy),
+                  noise_variance=v0)  # fmt: skip
     round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
     return new, [*_share_out(new, noisy, 0), round_timer]
 
@@ -459,7 +462,7 @@ def _contributor_decision(s: ContributorState, e: Event) -> tuple[State, list[Ou
         s,
         stage=m.stage + 1,
         dropouts=d,
-        contribution=s.contribution + top_up,
+        contribution=Elements.of(s.contribution.to_field(p.field) + top_up),
         noise_variance=s.noise_variance + increment,
     )
     return new, _share_out(new, top_up, m.stage + 1)
@@ -496,7 +499,7 @@ def _report(s: AggregatorState) -> tuple[State, list[Output]]:
 def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
     # Spec: spec/09-protocol.md#aggregator
     assert isinstance(e, Receive) and isinstance(e.message, Share)
-    m = e.message
+    m, p = e.message, s.params
     i = m.sender
     if m.stage == s.stage + 1:
         # A top-up that overtook the decision asking for it: kept until then.
@@ -504,8 +507,8 @@ def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]
             raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
         if i not in s.expected:
             raise InvalidMessage(f"node {i} is not expected at stage {s.stage}")
-        y = _values(s, m.values, i)
-        return replace(s, early={**s.early, i: y}), []
+        _values(s, m.values, i)  # checked on arrival; held compactly
+        return replace(s, early={**s.early, i: m.values}), []
     if m.stage != s.stage or s.phase is Phase.REPORTED:
         raise InvalidMessage(
             f"share from node {i} for stage {m.stage} arrived while this aggregator "
@@ -516,13 +519,16 @@ def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]
     if i in s.delivered:
         raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
     y = _values(s, m.values, i)
-    held = s.held.get(i)
-    new = replace(
-        s, delivered=s.delivered | {i}, held={**s.held, i: y if held is None else held + y}
-    )
+    new = replace(s, delivered=s.delivered | {i},
+                  held={**s.held, i: _add(p, s.held.get(i), m.values, y)})  # fmt: skip
     if new.delivered == frozenset(new.expected):
         return _report(new)
     return new, []
+
+
+def _add(p: RoundParams, held: Elements | None, values: Elements, checked: Field) -> Elements:
+    """What an aggregator holds from a contributor after one more stage's share."""
+    return values if held is None else Elements.of(held.to_field(p.field) + checked)
 
 
 def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
@@ -565,12 +571,10 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
             raise InvalidMessage(
                 f"final decision lists {missing}, whose shares this aggregator did not report"
             )
-        total = p.field.zeros(p.share_length)
-        for i in u:
-            total = total + s.held[i]
+        total = p.field.total([s.held[i].array for i in u], p.share_length)
         out: list[Output] = [
             PartialSum(**_header(s, recipient=r, role="receiver"), stage=s.stage,  # type: ignore[arg-type]
-                       contributors=u, aggregators=m.aggregators, values=tuple(total.to_json()))
+                       contributors=u, aggregators=m.aggregators, values=Elements.of(total))
             for r in p.nodes
         ]  # fmt: skip
         return replace(s, phase=Phase.DONE), out
@@ -579,7 +583,7 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
     early = {i: y for i, y in s.early.items() if i in u}
     held = dict(s.held)
     for i, y in early.items():
-        held[i] = held[i] + y if i in held else y
+        held[i] = _add(p, held.get(i), y, y.to_field(p.field))
     new = replace(
         s,
         phase=Phase.COLLECTING,
@@ -773,14 +777,14 @@ def mermaid(role: Role) -> str:
 # Spec: spec/09-protocol.md#state-encoding
 
 
-def _vectors_json(m: Mapping[int, Field]) -> list[dict[str, object]]:
+def _vectors_json(m: Mapping[int, Elements] | Mapping[int, Field]) -> list[dict[str, object]]:
     return [{"node": i, "values": m[i].to_json()} for i in sorted(m)]
 
 
-def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Field]:
+def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Elements]:
     if not isinstance(items, list):
         raise LocalProtocolError(f"{name} must be a list of {{node, values}}; got {items!r}")
-    out: dict[int, Field] = {}
+    out: dict[int, Elements] = {}
     for item in items:
         if not isinstance(item, dict) or set(item) != {"node", "values"}:
             raise LocalProtocolError(f"{name} entries must be {{node, values}}; got {item!r}")
@@ -788,10 +792,14 @@ def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Field]:
         if type(node) is not int or node in out:
             raise LocalProtocolError(f"{name} nodes must be distinct ints; got {node!r}")
         try:
-            out[node] = p.field.from_json(item["values"])
+            out[node] = Elements.of(p.field.from_json(item["values"]))
         except EncodingError as exc:
             raise LocalProtocolError(f"{name}[{node}]: {exc}") from None
     return out
+
+
+def _compact(v: Field | None) -> Elements | None:
+    return None if v is None else Elements.of(v)
 
 
 def _ids_json(ids: Iterable[int]) -> list[int]:
@@ -918,7 +926,7 @@ def state_from_json(params: RoundParams, obj: object) -> State:
                 base,
                 **common,
                 seed=None if seed is None else as_seed(bytes.fromhex(seed)),
-                contribution=vector("contribution"),
+                contribution=_compact(vector("contribution")),
                 dropouts=int(obj["dropouts"]),
                 noise_variance=Fraction(str(obj["noise_variance"])),
             )
@@ -948,7 +956,10 @@ def state_from_json(params: RoundParams, obj: object) -> State:
             base,
             **common,
             covers=triple("covers"),
-            partials=_vectors_from(params, obj["partials"], "partials"),
+            partials={
+                i: v.to_field(params.field)
+                for i, v in _vectors_from(params, obj["partials"], "partials").items()
+            },
             result=vector("result"),
             faulty=ids("faulty"),
         )

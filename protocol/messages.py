@@ -16,28 +16,180 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+import re
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     StrictBool,
     StrictInt,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from protocol.errors import InvalidMessage
+from protocol.errors import EncodingError, InvalidMessage
+from protocol.field import Field as FieldElements
 from protocol.params import VERSION
 
 NodeId = Annotated[StrictInt, Field(ge=1, lt=1 << 32)]
 Stage = Annotated[StrictInt, Field(ge=0, lt=1 << 16)]
-#: A field element: canonical decimal (no sign, no leading zero), at most 20 digits;
-#: the machines check that it is below the round's modulus.
-Element = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,19})$")]
+#: A field element in JSON: canonical decimal (no sign, no leading zero), at most 20
+#: digits and below 2^64; the machines check that it is below the round's modulus.
+ELEMENT_PATTERN = r"^(0|[1-9][0-9]{0,19})$"
+_ELEMENT = re.compile(r"0|[1-9][0-9]{0,19}")
+_ELEMENT_LIST = re.compile(r"(?:0|[1-9][0-9]{0,19})(?:,(?:0|[1-9][0-9]{0,19}))*")
+_U32_MAX = np.uint64(0xFFFFFFFF)
+
+
+class Elements:
+    """The field elements a message carries: immutable, compact, field-agnostic.
+
+    Spec: spec/09-protocol.md#values
+
+    In memory a vector of integers in ``[0, 2^64)``, held as uint32 when every
+    value fits (so a Field31 share costs 4 bytes per element) and as uint64
+    otherwise. In JSON a list of canonical decimal strings, as before: the
+    text form of every message is unchanged. Which field the values belong
+    to is the round's business: :meth:`to_field` checks them against it.
+    """
+
+    __slots__ = ("_a",)
+
+    def __init__(self, values: npt.ArrayLike) -> None:
+        """Values from a 1-D array (or sequence) of integers in ``[0, 2^64)``.
+
+        Raises:
+            EncodingError: a value is not an integer in range, or the shape is not 1-D.
+        """
+        arr = np.asarray(values)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise EncodingError(
+                f"elements must be a 1-D vector of integers; got {arr.dtype} {arr.shape}"
+            )
+        if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
+            raise EncodingError(f"elements must be >= 0; got {int(arr.min())}")
+        self._a = _compact(arr.astype(np.uint64, copy=False))
+
+    @classmethod
+    def of(cls, field: FieldElements) -> Self:
+        """The elements of a 1-D field vector."""
+        if len(field.shape) != 1:
+            raise EncodingError(f"elements must be a 1-D vector; got shape {field.shape}")
+        out = object.__new__(cls)
+        out._a = _compact(field.values)
+        return out
+
+    @property
+    def array(self) -> npt.NDArray[np.unsignedinteger[Any]]:
+        """The values (read-only; uint32 or uint64)."""
+        return self._a
+
+    def to_field(self, field: type[FieldElements]) -> FieldElements:
+        """The values as elements of ``field``.
+
+        Raises:
+            EncodingError: a value is not below the field's modulus (the error names it).
+        """
+        a = self._a
+        if a.size and int(a.max()) >= field.MODULUS:
+            i = int(np.flatnonzero(a >= field.MODULUS)[0])
+            raise EncodingError(
+                f"{field.__name__} element {i} must be in [0, {field.MODULUS}); got {int(a[i])}"
+            )
+        return field._wrap(a.astype(np.uint64))
+
+    def to_json(self) -> list[str]:
+        """Canonical decimal strings, one per value."""
+        return [str(v) for v in self._a.tolist()]
+
+    @classmethod
+    def from_json(cls, items: object) -> Self:
+        """Inverse of :meth:`to_json`: a list of canonical decimal strings below 2^64.
+
+        Raises:
+            EncodingError: the first bad item, by index, and why.
+        """
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise EncodingError(f"values must be a list of decimal strings; got {items!r:.60}")
+        if items and all(type(v) is str for v in items):
+            joined = ",".join(items)
+            if _ELEMENT_LIST.fullmatch(joined):
+                big = [i for i, v in enumerate(items) if len(v) == 20 and int(v) >= 1 << 64]
+                if not big:
+                    return cls(np.array(items).astype(np.uint64))
+        for i, v in enumerate(items):
+            if type(v) is not str or not _ELEMENT.fullmatch(v):
+                raise EncodingError(
+                    f"values[{i}] must be a canonical decimal string; got {v!r:.60}"
+                )
+            if int(v) >= 1 << 64:
+                raise EncodingError(f"values[{i}] must be below 2^64; got {v}")
+        raise EncodingError("values must have at least 1 item")
+
+    def __len__(self) -> int:
+        return int(self._a.shape[0])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._a.tolist())
+
+    def __getitem__(self, i: int) -> int:
+        return int(self._a[i])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Elements):
+            return NotImplemented
+        return self._a.shape == other._a.shape and bool(np.array_equal(self._a, other._a))
+
+    def __hash__(self) -> int:
+        return hash((len(self), self._a.astype(np.uint64).tobytes()))
+
+    def __repr__(self) -> str:
+        head = ", ".join(str(v) for v in self._a[:4].tolist())
+        more = ", …" if len(self) > 4 else ""
+        return f"Elements([{head}{more}], n={len(self)})"
+
+
+def _compact(a: npt.NDArray[np.uint64]) -> npt.NDArray[np.unsignedinteger[Any]]:
+    small = not a.size or bool(a.max() <= _U32_MAX)
+    out: npt.NDArray[np.unsignedinteger[Any]] = a.astype(np.uint32 if small else np.uint64)
+    out.setflags(write=False)  # astype copies: nobody else can write it
+    return out
+
+
+def _validate_elements(v: object) -> Elements:
+    if isinstance(v, Elements):
+        if not len(v):
+            raise ValueError("values must have at least 1 item")
+        return v
+    try:
+        return Elements.from_json(v)
+    except EncodingError as exc:
+        raise ValueError(str(exc)) from None
+
+
+#: The ``values`` of a share or partial sum (spec/09-protocol.md#values).
+Values = Annotated[
+    Elements,
+    PlainValidator(_validate_elements),
+    PlainSerializer(lambda v: v.to_json(), return_type=list[str], when_used="json"),
+    WithJsonSchema({
+        "items": {"pattern": ELEMENT_PATTERN, "type": "string"},
+        "minItems": 1,
+        "title": "Values",
+        "type": "array",
+    }),
+]  # fmt: skip
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Role = Literal["contributor", "aggregator", "coordinator", "receiver"]
 
@@ -106,7 +258,7 @@ class Share(_Message):
     ROLES: ClassVar[tuple[str, ...]] = ("aggregator",)
     kind: Literal["share"] = "share"
     stage: Stage
-    values: tuple[Element, ...] = Field(min_length=1)
+    values: Values
 
 
 class Report(_Message):
@@ -159,7 +311,7 @@ class PartialSum(_Message):
     stage: Stage
     contributors: tuple[NodeId, ...] = Field(min_length=1)
     aggregators: tuple[NodeId, ...] = Field(min_length=1)
-    values: tuple[Element, ...] = Field(min_length=1)
+    values: Values
 
     @field_validator("contributors", "aggregators")
     @classmethod
@@ -227,6 +379,76 @@ def dump(message: Message) -> str:
     Spec: spec/09-protocol.md#encoding
     """
     return json.dumps(message.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------- binary form
+# Spec: spec/09-protocol.md#binary-form
+
+_LENGTH = struct.Struct("<I")
+
+
+def _header_text(message: Message) -> bytes:
+    obj = message.model_dump(mode="json", exclude={"values"})
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_wire(message: Message, field: type[FieldElements]) -> bytes:
+    """The binary form: ``len(H)`` (4 bytes, little-endian) ``|| H || payload``.
+
+    Spec: spec/09-protocol.md#binary-form
+
+    ``H`` is the canonical JSON of the message without ``values``; the
+    payload is the values in the round's field encoding, ``ENCODED_SIZE``
+    little-endian bytes each (spec/02-field.md#serialization).
+
+    Raises:
+        EncodingError: a value is not an element of ``field``.
+    """
+    header = _header_text(message)
+    payload = b""
+    values = getattr(message, "values", None)
+    if isinstance(values, Elements):
+        payload = values.to_field(field).encode()
+    return _LENGTH.pack(len(header)) + header + payload
+
+
+def decode_wire(data: bytes, field: type[FieldElements]) -> Message:
+    """Inverse of :func:`encode_wire`, with every check :func:`parse` makes.
+
+    Raises:
+        InvalidMessage: the frame is malformed, the header breaks a rule of
+            its model, or a value is not an element of ``field``.
+    """
+    if len(data) < _LENGTH.size:
+        raise InvalidMessage("invalid message at message: a frame starts with a 4-byte length")
+    (n,) = _LENGTH.unpack_from(data)
+    if _LENGTH.size + n > len(data):
+        raise InvalidMessage(f"invalid message at message: header length {n} overruns the frame")
+    header, payload = data[_LENGTH.size : _LENGTH.size + n], data[_LENGTH.size + n :]
+    try:
+        obj = json.loads(header, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"invalid message at message: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidMessage("invalid message at message: the header must be a JSON object")
+    carries = obj.get("kind") in ("share", "partial_sum")
+    if "values" in obj or (payload and not carries):
+        raise InvalidMessage("invalid message at values: values travel in the payload only")
+    try:
+        values = Elements.of(field.decode(payload)) if carries else None
+    except EncodingError as exc:
+        raise InvalidMessage(f"invalid message at values: {exc}") from None
+    if values is not None and not len(values):
+        raise InvalidMessage("invalid message at values: values must have at least 1 item")
+    message = parse(json.dumps({**obj, "values": ["0"]} if carries else obj))
+    return message if values is None else message.model_copy(update={"values": values})
+
+
+def wire_size(message: Message, field: type[FieldElements]) -> int:
+    """``len(encode_wire(message, field))``, without building the payload."""
+    values = getattr(message, "values", None)
+    count = len(values) if isinstance(values, Elements) else 0
+    return _LENGTH.size + len(_header_text(message)) + count * field.ENCODED_SIZE
 
 
 def schemas() -> dict[str, dict[str, Any]]:

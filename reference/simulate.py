@@ -19,7 +19,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from time import perf_counter_ns as time_ns
 from typing import Any
+
+import numpy as np
 
 from protocol.errors import ParameterError, ProtocolError
 from protocol.field import Field
@@ -36,7 +39,7 @@ from protocol.machine import (
     initial,
     step,
 )
-from protocol.messages import Message, PartialSum, Role
+from protocol.messages import Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
 from protocol.xof import Seed, Tag, Xof, derive_seed
 
@@ -129,8 +132,9 @@ class Scenario:
         if self.updates is not None:
             return self.updates[node]
         xof = Xof(self.master, Tag("sim.update", (node,)))
-        values = [xof.uniform_int(2 * UPDATE_BOUND + 1) - UPDATE_BOUND for _ in range(p.dimension)]
-        return p.field.signed_encode(values)
+        # uniform_ints equals that many uniform_int calls, value for value (spec 03).
+        drawn = xof.uniform_ints(2 * UPDATE_BOUND + 1, count=p.dimension).astype(np.int64)
+        return p.field.signed_encode(drawn - UPDATE_BOUND)
 
     def node_seed(self, node: int) -> Seed:
         """Contributor ``node``'s fresh secret seed for the round."""
@@ -227,7 +231,7 @@ def outcome(
     for i in u:
         c = states[(i, "contributor")]
         assert isinstance(c, ContributorState) and c.contribution is not None
-        truth = truth + c.contribution
+        truth = truth + c.contribution.to_field(params.field)
         if i not in colluders:
             honest += c.noise_variance
     correct = all(r.result == truth and r.covers == covers for r in released)
@@ -242,12 +246,26 @@ def _message_json(m: Message) -> Any:
     return m.model_dump(mode="json")
 
 
+#: Called after every step a machine takes: (node, role, what, seconds), where
+#: ``what`` is ``"start"``, ``"timeout"`` or the kind of the message delivered.
+StepObserver = Callable[[int, Role, str, float], None]
+#: Called for every message a node sends (after tampering), before the network sees it.
+SendObserver = Callable[[Message], None]
+
+
 def simulate(
-    scenario: Scenario, *, sink: Callable[[dict[str, Any]], None] | None = None
+    scenario: Scenario,
+    *,
+    sink: Callable[[dict[str, Any]], None] | None = None,
+    on_step: StepObserver | None = None,
+    on_send: SendObserver | None = None,
 ) -> Outcome:
     """Run one round; write every step to ``sink`` as a transcript line.
 
     Spec: spec/12-transcripts.md
+
+    ``on_step`` and ``on_send`` let a benchmark time each machine step and
+    count what each node sends; they see the run, they do not change it.
     """
     p = scenario.params
     window = p.window
@@ -332,6 +350,7 @@ def simulate(
             if sink is not None:
                 line |= {"type": "deliver", "message": _message_json(item[1])}
         emit(line)
+        started = time_ns() if on_step is not None else 0
         try:
             new, outputs = step(state, event)
         except ProtocolError as exc:
@@ -339,6 +358,9 @@ def simulate(
                   "error": type(exc).__name__, "detail": str(exc)})  # fmt: skip
             continue
         states[(node, role)] = new
+        if on_step is not None:
+            what = item[0] if item[0] != "deliver" else item[1].kind
+            on_step(node, role, what, (time_ns() - started) / 1e9)
         for out in outputs:
             if isinstance(out, Timer):
                 push(time + out.windows * window, 1, ("timeout", node, role, out.stage))
@@ -351,10 +373,13 @@ def simulate(
             sent[node] += 1
             message = out
             if node in scenario.tamper and isinstance(out, PartialSum):
-                first = (int(out.values[0]) + 1) % p.field.MODULUS
-                message = out.model_copy(update={"values": (str(first), *out.values[1:])})
+                tampered = out.values.array.astype(np.uint64)  # a copy
+                tampered[0] = (int(tampered[0]) + 1) % p.field.MODULUS
+                message = out.model_copy(update={"values": Elements(tampered)})
             if sink is not None:
                 emit({"type": "send", "time": time, "message": _message_json(message)})
+            if on_send is not None:
+                on_send(message)
             route(time, message)
 
     result = replace(
@@ -375,6 +400,8 @@ __all__ = [
     "Network",
     "Outcome",
     "Scenario",
+    "SendObserver",
+    "StepObserver",
     "canonical_line",
     "holders",
     "outcome",

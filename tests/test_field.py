@@ -753,3 +753,22 @@ def test_from_json_agrees_with_the_element_by_element_definition(
         first = next(i for i, s in enumerate(items) if not ok(s))
         with pytest.raises(EncodingError, match=rf"element {first} |element {first}\b"):
             field.from_json(items)
+
+
+@pytest.mark.parametrize("fld", [Field31, Field61], ids=["Field31", "Field61"])
+@given(data=st.data())
+def test_total_of_compact_parts_is_the_integer_sum_mod_p(fld: type[Field], data: Any) -> None:
+    """``Field.total`` over parts held as uint32 or uint64 equals Python's exact sum mod p."""
+    length = data.draw(st.integers(1, 6))
+    count = data.draw(st.integers(0, 12))
+    rows = data.draw(
+        st.lists(
+            st.lists(st.integers(0, fld.MODULUS - 1), min_size=length, max_size=length),
+            min_size=count,
+            max_size=count,
+        )
+    )
+    small = fld.MODULUS < 1 << 32 and data.draw(st.booleans())
+    parts = [np.array(r, dtype=np.uint32 if small else np.uint64) for r in rows]
+    expected = [sum(r[c] for r in rows) % fld.MODULUS for c in range(length)]
+    assert fld.total(parts, length).to_ints() == expected

@@ -14,12 +14,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.errors import InvalidMessage
-from protocol.messages import MESSAGE_TYPES, REASONS, Message, dump, from_obj, parse, schemas
+from protocol.errors import EncodingError, InvalidMessage
+from protocol.field import Field31, Field61
+from protocol.messages import (
+    MESSAGE_TYPES,
+    REASONS,
+    Elements,
+    Message,
+    decode_wire,
+    dump,
+    encode_wire,
+    from_obj,
+    parse,
+    schemas,
+    wire_size,
+)
 from tests.strategies import messages
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,6 +170,7 @@ BODY_MUTATIONS: dict[str, list[tuple[str, Mutation]]] = {
         ("values", _set_first("values", 1.5)),
         ("values", _set_first("values", True)),
         ("values", _set_first("values", "1" * 21)),
+        ("values", _set_first("values", str(1 << 64))),
         ("values", _set("values", [])),
         ("values", _set("values", "1")),
         ("stage", _set("stage", -1)),
@@ -266,3 +281,111 @@ def test_committed_schemas_are_current() -> None:
         assert committed == schema, (
             f"{path.relative_to(REPO)} is stale; run `sdl schema spec/schemas` and commit it"
         )
+
+
+# ---------------------------------------------------------------- values in memory
+# Spec: spec/09-protocol.md#values
+
+U64 = st.integers(0, (1 << 64) - 1)
+
+
+@given(st.lists(U64, min_size=1, max_size=40))
+def test_elements_hold_exactly_the_integers_given(xs: list[int]) -> None:
+    """Elements keep every value exactly, compactly when all fit in 32 bits, and
+    their JSON is the canonical decimal list the text form has always had."""
+    e = Elements(np.array(xs, dtype=np.uint64))
+    assert list(e) == xs and len(e) == len(xs)
+    assert e.array.dtype == (np.uint32 if max(xs) < 1 << 32 else np.uint64)
+    assert e.to_json() == [str(x) for x in xs]
+    assert Elements.from_json([str(x) for x in xs]) == e
+    assert not e.array.flags.writeable
+
+
+@given(st.lists(st.integers(0, Field31.MODULUS - 1), min_size=1, max_size=20), st.data())
+def test_elements_to_field_checks_the_modulus(xs: list[int], data: st.DataObject) -> None:
+    """``to_field`` gives the field vector back, and names the first value >= p."""
+    assert Elements(xs).to_field(Field31) == Field31(xs)
+    i = data.draw(st.integers(0, len(xs) - 1))
+    bad = data.draw(st.integers(Field31.MODULUS, (1 << 64) - 1))
+    ys = [*xs[:i], bad, *xs[i + 1 :]]
+    with pytest.raises(EncodingError, match=rf"element {i} must be in"):
+        Elements(np.array(ys, dtype=np.uint64)).to_field(Field31)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[], "12", ["01"], ["1", 2], [str(1 << 64)], ["1", "-1"], ["9" * 21]],
+)
+def test_elements_from_json_refuses_non_canonical_lists(items: Any) -> None:
+    with pytest.raises(EncodingError):
+        Elements.from_json(items)
+
+
+# ---------------------------------------------------------------- the binary form
+# Spec: spec/09-protocol.md#binary-form
+
+FIELD_VALUES = st.integers(0, Field31.MODULUS - 1).map(str)
+
+
+@given(messages(values=FIELD_VALUES))
+def test_binary_form_round_trips_and_its_size_is_known(m: Message) -> None:
+    """``decode_wire(encode_wire(m)) == m``; ``wire_size`` is the frame's length, and
+    the payload is exactly ``ENCODED_SIZE`` bytes per value."""
+    frame = encode_wire(m, Field31)
+    assert decode_wire(frame, Field31) == m
+    assert wire_size(m, Field31) == len(frame)
+    header = json.loads(frame[4 : 4 + int.from_bytes(frame[:4], "little")])
+    assert "values" not in header
+    values = getattr(m, "values", None)
+    count = 0 if values is None else len(values)
+    assert (
+        len(frame) == 4 + len(json.dumps(header, sort_keys=True, separators=(",", ":"))) + 4 * count
+    )
+    assert decode_wire(encode_wire(m, Field61), Field61) == m
+
+
+def _share_frame() -> bytes:
+    m = parse(
+        json.dumps({"version": 1, "kind": "share", "session": "ab" * 32, "round": 3, "sender": 1,
+                    "recipient": 2, "role": "aggregator", "stage": 0, "values": ["5", "7"]})
+    )  # fmt: skip
+    return encode_wire(m, Field31)
+
+
+def _with_header(frame: bytes, obj: dict[str, Any], payload: bytes | None = None) -> bytes:
+    n = int.from_bytes(frame[:4], "little")
+    body = frame[4 + n :] if payload is None else payload
+    h = json.dumps(obj).encode()
+    return len(h).to_bytes(4, "little") + h + body
+
+
+def _header(frame: bytes) -> dict[str, Any]:
+    n = int.from_bytes(frame[:4], "little")
+    out: dict[str, Any] = json.loads(frame[4 : 4 + n])
+    return out
+
+
+BAD_FRAMES: list[tuple[str, Callable[[bytes], bytes]]] = [
+    ("message", lambda f: f[:3]),
+    ("message", lambda f: (10**6).to_bytes(4, "little") + f[4:]),
+    ("values", lambda f: _with_header(f, {**_header(f), "values": ["1"]})),
+    ("values", lambda f: f[:-1]),  # half an element
+    ("values", lambda f: f[:-4] + (Field31.MODULUS).to_bytes(4, "little")),
+    ("values", lambda f: _with_header(f, _header(f), b"")),
+    ("values", lambda f: _with_header(f, {**_header(f), "kind": "report", "holds": []})),
+    ("stage", lambda f: _with_header(f, {**_header(f), "stage": -1})),
+    (
+        "message",
+        lambda f: _with_header(f, {**_header(f)}).replace(b'"round": 3', b'"round": 3, "round": 3'),
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "mutate"), BAD_FRAMES)
+def test_binary_form_refuses_malformed_frames(where: str, mutate: Callable[[bytes], bytes]) -> None:
+    """Every malformed frame raises ``InvalidMessage`` naming where it is wrong."""
+    frame = _share_frame()
+    assert decode_wire(frame, Field31).kind == "share"
+    with pytest.raises(InvalidMessage) as info:
+        decode_wire(mutate(frame), Field31)
+    assert where in str(info.value), str(info.value)
