@@ -242,7 +242,7 @@ def initial(params: RoundParams, *, node: int, role: Role) -> State:
         "contributor": params.contributors,
         "aggregator": params.aggregators,
         "coordinator": (params.coordinator,),
-        "receiver": params.nodes,
+        "receiver": params.receiving,
     }
     if role not in holders:
         raise LocalProtocolError(f"role must be one of {sorted(holders)}; got {role!r}")
@@ -373,7 +373,7 @@ def _abort_all(state: State, reason: Reason) -> list[Output]:
     p = state.params
     out: list[Output] = []
     for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators),
-                      ("receiver", p.nodes)):  # fmt: skip
+                      ("receiver", p.receiving)):  # fmt: skip
         out += [Abort(**_header(state, recipient=i, role=role), reason=reason) for i in ids]  # type: ignore[arg-type]
     return out
 
@@ -421,10 +421,14 @@ def _contributor_start(s: ContributorState, e: Event) -> tuple[State, list[Outpu
         )
     if not isinstance(e.seed, bytes) or len(e.seed) != 32:
         raise LocalProtocolError(f"a contributor's start needs a 32-byte seed; got {e.seed!r}")
-    v0 = p.noise.initial_share_variance()
-    noisy = e.update + _noise(p, e.seed, Tag("noise.share", (p.round, _mechanism_index(p))), v0)
+    if s.node in p.sources:
+        v0 = p.noise.initial_share_variance()
+        tag = Tag("noise.share", (p.round, _mechanism_index(p)))
+        noisy = e.update + _noise(p, e.seed, tag, v0)
+    else:  # not a noise source (spec/09-protocol.md#noise-sources): the update alone
+        v0, noisy = Fraction(0), e.update
     new = replace(s, phase=Phase.SHARED, seed=e.seed, contribution=Elements.of(noisy),
-                  noise_variance=v0)  # fmt: skip
+                  noise_variance=v0, dropouts=p.noise.precovered)  # fmt: skip
     round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
     return new, [*_share_out(new, noisy, 0), round_timer]
 
@@ -449,7 +453,7 @@ def _contributor_decision(s: ContributorState, e: Event) -> tuple[State, list[Ou
         raise InvalidMessage(f"stale decision for stage {m.stage}; this node is at {s.stage}")
     if m.final or not member:
         return replace(s, phase=Phase.DONE), []
-    d = len(p.contributors) - len(m.contributors)
+    d = p.source_dropouts(m.contributors)
     if not s.dropouts < d <= p.noise.max_dropouts:
         raise InvalidMessage(
             f"a top-up decision must raise the dropouts from {s.dropouts} to at most "
@@ -556,12 +560,16 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
         return replace(s, phase=Phase.ABORTED, reason="too-few-contributors"), []
     if len(p.contributors) - len(u) > p.noise.max_dropouts:
         return replace(s, phase=Phase.ABORTED, reason="too-many-dropouts"), []
-    if m.final != (len(u) == len(s.expected)):
-        # Final exactly when no member dropped since the last stage (spec 09, hazard 4).
+    # The noise sources' dropouts the members' noise covers: c0 at stage 0,
+    # then those of the set the last top-up was sized for (spec 09, hazard 4).
+    covered = p.noise.precovered if s.stage == 0 else p.source_dropouts(s.expected)
+    dropped = p.source_dropouts(u)
+    if m.final != (dropped <= covered):
+        # Final exactly when the noise covers every noise source that dropped.
         raise InvalidMessage(
-            f"a {'final' if m.final else 'top-up'} decision must list "
-            f"{'every' if m.final else 'fewer than all'} of the {len(s.expected)} "
-            f"contributors expected at stage {s.stage}; it lists {len(u)}"
+            f"a {'final' if m.final else 'top-up'} decision must leave "
+            f"{'at most' if m.final else 'more than'} {covered} noise sources out at stage "
+            f"{s.stage} (the dropouts the noise covers); it leaves {dropped} out"
         )
     if m.final:
         if s.node not in m.aggregators:
@@ -575,7 +583,7 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
         out: list[Output] = [
             PartialSum(**_header(s, recipient=r, role="receiver"), stage=s.stage,  # type: ignore[arg-type]
                        contributors=u, aggregators=m.aggregators, values=Elements.of(total))
-            for r in p.nodes
+            for r in p.receiving
         ]  # fmt: skip
         return replace(s, phase=Phase.DONE), out
     # A top-up stage: members of u owe stage s + 1.
@@ -607,7 +615,9 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
 def _coordinator_start(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
     if not (isinstance(e, Start) and e.update is None and e.seed is None):
         raise LocalProtocolError("a coordinator's start carries no update and no seed")
-    new = replace(s, phase=Phase.COLLECTING, expected=s.params.contributors)
+    p = s.params
+    new = replace(s, phase=Phase.COLLECTING, expected=p.contributors,
+                  dropouts=p.noise.precovered)  # fmt: skip
     return new, [Timer(stage=0, windows=DECISION_WINDOWS)]
 
 
@@ -650,7 +660,8 @@ def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
         return _coordinator_abort(s, "too-many-dropouts")
     if len(u) < p.min_contributors:
         return _coordinator_abort(s, "too-few-contributors")
-    final = d == s.dropouts
+    dropped = p.source_dropouts(u)
+    final = dropped <= s.dropouts
     out: list[Output] = []
     for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators)):
         out += [
@@ -660,7 +671,7 @@ def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
         ]  # fmt: skip
     if final:
         return replace(s, phase=Phase.DONE, decision=(s.stage, u, aggregators)), out
-    new = replace(s, stage=s.stage + 1, expected=u, dropouts=d, reports={})
+    new = replace(s, stage=s.stage + 1, expected=u, dropouts=dropped, reports={})
     return new, [*out, Timer(stage=new.stage, windows=TOP_UP_WINDOWS)]
 
 

@@ -64,6 +64,12 @@ class NoisePlan:
         - ``contributors >= 1``, ``max_dropouts >= 0``, ``max_colluders >= 0``
           (``int``, not ``bool``)
         - the honest-survivor bound ``contributors − max_dropouts − max_colluders >= 1``
+        - ``0 <= precovered <= max_dropouts``
+
+    ``contributors`` counts the round's *noise sources* (every contributor by
+    default; spec/09-protocol.md#noise-sources). ``precovered`` is ``c0``, the
+    dropouts the initial shares already cover (spec/07-noise-plan.md#pre-covering):
+    with ``c0 = D`` no top-up is ever needed.
 
     Raises:
         ParameterError: if a pre-condition fails; the message names the bound.
@@ -74,6 +80,7 @@ class NoisePlan:
     contributors: int
     max_dropouts: int
     max_colluders: int
+    precovered: int = 0
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -93,6 +100,9 @@ class NoisePlan:
                 f"fails: {n} − {d} − {t} = {n - d - t}; the plan cannot guarantee the target "
                 "when D dropouts and T colluders can leave no honest survivor"
             )
+        c0 = _count(self.precovered, "precovered", minimum=0)
+        if c0 > d:
+            raise ParameterError(f"precovered must be <= max_dropouts = {d}; got {c0}")
 
     # ------------------------------------------------------------------ checks
 
@@ -119,15 +129,15 @@ class NoisePlan:
     # ------------------------------------------------------------------ shares
 
     def initial_share_variance(self) -> Fraction:
-        """``v0 = σ*² / (n − T)``: the variance every expected contributor adds first.
+        """``v0 = s(c0) = σ*² / (n − c0 − T)``: the variance every noise source adds first.
 
         Spec: spec/07-noise-plan.md#initial-shares
         Proof: proofs_notes/honest-noise-under-dropouts.md (E1)
         """
-        return self.target_variance / (self.contributors - self.max_colluders)
+        return self.target_variance / (self.contributors - self.precovered - self.max_colluders)
 
     def survivor_variance(self, dropouts: int) -> Fraction:
-        """``s(d) = σ*² / (n − d − T)``: one survivor's total, initial share plus top-up.
+        """``s(d) = σ*² / (n − max(d, c0) − T)``: one survivor's total, initial share plus top-up.
 
         Spec: spec/07-noise-plan.md#top-up
         Proof: proofs_notes/honest-noise-under-dropouts.md (E2)
@@ -135,16 +145,16 @@ class NoisePlan:
         Raises:
             ParameterError: ``dropouts`` is not an int in ``[0, D]``.
         """
-        d = self._dropouts(dropouts)
+        d = max(self._dropouts(dropouts), self.precovered)
         return self.target_variance / (self.contributors - d - self.max_colluders)
 
     def top_up_variance(self, dropouts: int) -> Fraction:
-        """``v1(d) = σ*²/(n − d − T) − σ*²/(n − T)``: what each survivor adds once ``U`` is fixed.
+        """``v1(d) = s(d) − v0``: what each survivor adds once ``U`` is fixed.
 
         Spec: spec/07-noise-plan.md#top-up
         Proof: proofs_notes/honest-noise-under-dropouts.md (E2), (E5)
 
-        Zero when ``d = 0`` (then nothing is drawn). Equals
+        Zero when ``d <= c0`` (then nothing is drawn). With ``c0 = 0`` it equals
         ``σ*²·d / ((n − T)(n − d − T))``.
 
         Raises:
@@ -209,7 +219,7 @@ class NoisePlan:
 
         ``colluders`` is the number ``c`` of colluders among the survivors;
         the default ``None`` means the worst case ``c = T``, for which the
-        value is exactly σ*² (the guaranteed lower bound).
+        value is at least σ*² (exactly σ*² once ``d >= c0``: the guaranteed lower bound).
 
         Raises:
             ParameterError: ``dropouts`` is not an int in ``[0, D]``, or
@@ -255,6 +265,7 @@ def plan(
     contributors: int,
     max_dropouts: int,
     max_colluders: int,
+    precovered: int = 0,
 ) -> NoisePlan:
     """The noise plan for a target σ*², ``n`` contributors, ``D`` dropouts and ``T`` colluders.
 
@@ -272,6 +283,7 @@ def plan(
         contributors=contributors,
         max_dropouts=max_dropouts,
         max_colluders=max_colluders,
+        precovered=precovered,
     )
 
 

@@ -96,7 +96,11 @@ class RoundParams:
         - every aggregator's id, as a Shamir evaluation point, is valid for
           ``field`` (below the modulus, off the basis points)
         - ``len(aggregators) >= threshold + packing``: a quorum can exist
-        - ``noise.contributors == len(contributors)``
+        - ``noise_sources`` (default: every contributor) are contributors, and
+          ``noise.contributors == len(noise_sources)``; when they are not all
+          the contributors, ``noise.precovered == noise.max_dropouts`` (no
+          top-up stage: spec/09-protocol.md#noise-sources)
+        - ``receivers`` (default: every node) are nodes
         - ``1 <= min_contributors <= len(contributors)``
         - ``dimension >= 1``; ``window >= 1``
     """
@@ -114,6 +118,11 @@ class RoundParams:
     noise: NoisePlan
     min_contributors: int
     window: int = 4
+    #: The contributors that add noise (``None``: all of them).
+    #: Spec: spec/09-protocol.md#noise-sources
+    noise_sources: tuple[int, ...] | None = None
+    #: The nodes that reconstruct the release (``None``: all of them).
+    receivers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.session, bytes) or len(self.session) != SEED_SIZE:
@@ -152,10 +161,27 @@ class RoundParams:
                 f"the noise plan's max_dropouts must be <= {MAX_DROPOUTS} (stages are below "
                 f"2^16); got {self.noise.max_dropouts}"
             )
-        if self.noise.contributors != len(contributors):
+        sources = contributors if self.noise_sources is None else self.noise_sources
+        sources = _ids(sources, "noise_sources")
+        stray = sorted(set(sources) - set(contributors))
+        if stray:
+            raise ParameterError(f"noise_sources must be contributors; {stray} are not")
+        object.__setattr__(self, "noise_sources", sources)
+        receivers = _ids(nodes if self.receivers is None else self.receivers, "receivers")
+        stray = sorted(set(receivers) - set(nodes))
+        if stray:
+            raise ParameterError(f"receivers must be nodes of the round; {stray} are not")
+        object.__setattr__(self, "receivers", receivers)
+        if self.noise.contributors != len(sources):
             raise ParameterError(
                 f"the noise plan's contributors ({self.noise.contributors}) must equal the "
-                f"number of expected contributors ({len(contributors)})"
+                f"number of noise sources ({len(sources)})"
+            )
+        if sources != contributors and self.noise.precovered != self.noise.max_dropouts:
+            raise ParameterError(
+                "when only some contributors add noise, the plan must pre-cover every dropout "
+                f"(precovered = max_dropouts = {self.noise.max_dropouts}; got "
+                f"{self.noise.precovered}): such a round has no top-up stage"
             )
         _int(self.min_contributors, "min_contributors", minimum=1)
         if self.min_contributors > len(contributors):
@@ -165,6 +191,22 @@ class RoundParams:
             )
 
     # ------------------------------------------------------------------ derived
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """The noise sources (every contributor unless the parameters name fewer)."""
+        assert self.noise_sources is not None  # set by __post_init__
+        return self.noise_sources
+
+    @property
+    def receiving(self) -> tuple[int, ...]:
+        """The receivers (every node unless the parameters name fewer)."""
+        assert self.receivers is not None  # set by __post_init__
+        return self.receivers
+
+    def source_dropouts(self, members: Sequence[int]) -> int:
+        """``|S − U|``: the noise sources missing from a contributor set ``U``."""
+        return len(set(self.sources) - set(members))
 
     def sharing(self) -> Shamir:
         """The Shamir scheme of the round. Spec: spec/09-protocol.md#parameters"""
@@ -194,7 +236,7 @@ class RoundParams:
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON object of the parameters (spec/09-protocol.md#parameters)."""
         noise = self.noise
-        return {
+        out: dict[str, Any] = {
             "session": self.session.hex(),
             "round": self.round,
             "modulus": str(self.field.MODULUS),
@@ -212,8 +254,15 @@ class RoundParams:
                 "target_variance": str(noise.target_variance),
                 "max_dropouts": noise.max_dropouts,
                 "max_colluders": noise.max_colluders,
-            },
+            }
+            | ({"precovered": noise.precovered} if noise.precovered else {}),
         }
+        # Optional keys: written only when they differ from their defaults.
+        if self.sources != self.contributors:
+            out["noise_sources"] = list(self.sources)
+        if self.receiving != self.nodes:
+            out["receivers"] = list(self.receiving)
+        return out
 
     @classmethod
     def from_json(cls, obj: object) -> RoundParams:
@@ -235,21 +284,19 @@ class RoundParams:
             "window",
             "noise",
         }
-        if set(obj) != expected:
+        optional = {"noise_sources", "receivers"}
+        if not expected <= set(obj) <= expected | optional:
             raise ParameterError(
-                f"round parameters must have exactly the keys {sorted(expected)}; "
-                f"missing {sorted(expected - set(obj))}, unexpected {sorted(set(obj) - expected)}"
+                f"round parameters must have the keys {sorted(expected)} (and may have "
+                f"{sorted(optional)}); missing {sorted(expected - set(obj))}, unexpected "
+                f"{sorted(set(obj) - expected - optional)}"
             )
         noise = obj["noise"]
-        if not isinstance(noise, dict) or set(noise) != {
-            "mechanism",
-            "target_variance",
-            "max_dropouts",
-            "max_colluders",
-        }:
+        required = {"mechanism", "target_variance", "max_dropouts", "max_colluders"}
+        if not isinstance(noise, dict) or not required <= set(noise) <= required | {"precovered"}:
             raise ParameterError(
                 f"noise must be an object with mechanism, target_variance, "
-                f"max_dropouts, max_colluders; got {noise!r}"
+                f"max_dropouts, max_colluders (and optionally precovered); got {noise!r}"
             )
         modulus = obj["modulus"]
         if not isinstance(modulus, str) or not _DECIMAL.fullmatch(modulus):
@@ -272,6 +319,8 @@ class RoundParams:
                 f"noise.target_variance must be a rational string 'a' or 'a/b'; got {text!r}"
             ) from exc
         contributors = _ids(obj["contributors"], "contributors")
+        sources = _ids(obj.get("noise_sources", contributors), "noise_sources")
+        receivers = obj.get("receivers")
         return cls(
             session=as_seed(session_bytes),
             round=obj["round"],
@@ -288,10 +337,13 @@ class RoundParams:
             noise=plan(
                 mechanism=noise["mechanism"],
                 target_variance=target,
-                contributors=len(contributors),
+                contributors=len(sources),
                 max_dropouts=noise["max_dropouts"],
                 max_colluders=noise["max_colluders"],
+                precovered=noise.get("precovered", 0),
             ),
+            noise_sources=sources,
+            receivers=None if receivers is None else _ids(receivers, "receivers"),
         )
 
 

@@ -37,19 +37,21 @@ def round_record(
     Spec: spec/09-protocol.md#accounting-a-release
     Proof: proofs_notes/protocol-honest-noise-only.md
 
-    With ``n`` expected contributors, ``|U|`` members, ``d = n − |U|`` and the
-    plan's ``T``: ``contributors = |U|``, ``dropouts = d``, ``colluders = T``,
-    and the honest variance (rounded down to a float) is the plan's guaranteed
-    ``(|U| − T)·s(d) = σ*²`` for Skellam (closed under sums, so every honest draw counts). For the
+    With ``n`` noise sources ``S`` (every contributor by default), ``|U ∩ S|``
+    noise-source members, ``d = |S − U|`` and the plan's ``T``:
+    ``contributors = |U ∩ S|``, ``dropouts = d``, ``colluders = T``, and the
+    honest variance (rounded down to a float) is the plan's guaranteed
+    ``(|U ∩ S| − T)·s(d) >= σ*²`` for Skellam (closed under sums, so every
+    honest draw counts). For the
     discrete Gaussian a member's draws are ``v0`` and, after dropouts, a
     top-up of another parameter; a sum of discrete Gaussians of different
     parameters has no bound in section 8, so only the ``|U| − T`` initial
-    draws of parameter ``v0`` are counted: ``(|U| − T)·v0``
+    draws of parameter ``v0`` are counted: ``(|U ∩ S| − T)·v0``
     (spec/08-accounting.md#realized-accounting).
 
     Pre-conditions:
         - ``state`` is ``RELEASED``
-        - more members than ``T`` (always so: ``|U| >= n − D > T``)
+        - more noise-source members than ``T`` (always so: ``|U ∩ S| >= |S| − D > T``)
 
     Raises:
         LocalProtocolError: ``state`` has released nothing.
@@ -61,8 +63,10 @@ def round_record(
         )
     p = state.params
     plan = p.noise
-    members = len(state.covers[1])
-    dropouts = len(p.contributors) - members
+    # The plan counts noise sources (spec/09-protocol.md#noise-sources): the
+    # members that add noise, and the sources missing from U.
+    members = len(set(state.covers[1]) & set(p.sources))
+    dropouts = p.source_dropouts(state.covers[1])
     colluders = plan.max_colluders
     honest = members - colluders
     if plan.mechanism == "skellam":

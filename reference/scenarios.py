@@ -45,6 +45,10 @@ def build(
     crashes: Mapping[int, int] | None = None,
     tamper: tuple[int, ...] = (),
     round: int = 0,
+    noise_sources: int | None = None,
+    receivers: int | None = None,
+    precover: bool = False,
+    updates: Mapping[int, Field] | None = None,
 ) -> Scenario:
     """A scenario: ``nodes`` nodes, all contributors and receivers; who drops and colludes.
 
@@ -61,6 +65,12 @@ def build(
       collude; the noise plan's ``T`` is ``colluders``.
     - The plan's ``D`` is ``max_dropouts`` (default ``dropouts``); the minimum
       contributor set is ``min_contributors`` (default ``min(n, max(2, n − D))``).
+    - ``noise_sources`` (default: all) and ``receivers`` (default: all) take
+      the first nodes of the same public draw as the committee
+      (:func:`~protocol.params.select_committee` over every node), so the
+      committee's members are the first noise sources and the coordinator
+      the first receiver. ``precover`` makes the plan cover ``D`` dropouts
+      up front (required when the noise sources are not all the nodes).
 
     Raises:
         ParameterError: a count is out of range (the message names it).
@@ -70,8 +80,16 @@ def build(
     ids = tuple(range(1, nodes + 1))
     session = derive_seed(master, Tag("sim.session"))
     size = nodes if committee is None else committee
-    drawn = select_committee(session=session, round=round, nodes=ids, size=size)
-    coordinator, aggregators = drawn[0], tuple(sorted(drawn))
+    # A partial Fisher–Yates prefix: the first `size` of the full draw are the committee.
+    order = select_committee(session=session, round=round, nodes=ids, size=nodes)
+    if type(size) is not int or not 1 <= size <= nodes:
+        raise ParameterError(f"committee must be an int in [1, {nodes}]; got {size!r}")
+    coordinator, aggregators = order[0], tuple(sorted(order[:size]))
+    chosen: dict[str, tuple[int, ...] | None] = {}
+    for name, count in (("noise_sources", noise_sources), ("receivers", receivers)):
+        if count is not None and (type(count) is not int or not 1 <= count <= nodes):
+            raise ParameterError(f"{name} must be an int in [1, {nodes}]; got {count!r}")
+        chosen[name] = None if count is None or count == nodes else tuple(sorted(order[:count]))
     big_d = dropouts if max_dropouts is None else max_dropouts
     if type(dropouts) is not int or not 0 <= dropouts <= nodes - 1:
         raise ParameterError(
@@ -79,12 +97,14 @@ def build(
         )
     if type(colluders) is not int or not 0 <= colluders <= nodes:
         raise ParameterError(f"colluders must be an int in [0, {nodes}]; got {colluders!r}")
+    sources = chosen["noise_sources"]
     noise = plan(
         mechanism=mechanism,
         target_variance=target_variance,
-        contributors=nodes,
+        contributors=nodes if sources is None else len(sources),
         max_dropouts=big_d,
         max_colluders=colluders,
+        precovered=big_d if precover else 0,
     )
     if min_contributors is None:
         min_contributors = min(nodes, max(2, nodes - big_d))
@@ -102,6 +122,8 @@ def build(
         noise=noise,
         min_contributors=min_contributors,
         window=window,
+        noise_sources=sources,
+        receivers=chosen["receivers"],
     )
     xof = Xof(master, Tag("sim.dropouts"))
     dropped = _pick(xof, [i for i in ids if i != coordinator], dropouts)
@@ -115,4 +137,5 @@ def build(
         crashes=all_crashes,
         colluders=tuple(colluding),
         tamper=tamper,
+        updates=updates,
     )

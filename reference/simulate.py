@@ -180,7 +180,7 @@ def holders(params: RoundParams) -> list[tuple[int, Role]]:
     out: list[tuple[int, Role]] = []
     for node in params.nodes:
         for role in ROLES:
-            if (role == "receiver"
+            if ((role == "receiver" and node in params.receiving)
                     or (role == "coordinator" and node == params.coordinator)
                     or (role == "aggregator" and node in params.aggregators)
                     or (role == "contributor" and node in params.contributors)):  # fmt: skip

@@ -533,3 +533,51 @@ def test_survivors_skellam_draws_sum_to_released_skellam() -> None:
     assert _chi_square_p_value(counts, _skellam_pmf(p.released_variance(d)), n) > 1e-6
     # control: the test has the power to see the missing top-ups
     assert _chi_square_p_value(counts, _skellam_pmf(survivors * v0), n) < 1e-6
+
+
+# ---------------------------------------------------------------- pre-covering
+# Spec: spec/07-noise-plan.md#pre-covering
+
+
+@given(
+    n=st.integers(2, 40),
+    data=st.data(),
+    target=st.fractions(min_value=Fraction(1, 7), max_value=Fraction(10**6)),
+)
+def test_pre_covering_keeps_the_guarantee_and_skips_top_ups_up_to_c0(
+    n: int, data: st.DataObject, target: Fraction
+) -> None:
+    """With ``c0`` dropouts pre-covered: ``v0 = σ*²/(n − c0 − T)``, no top-up for ``d <= c0``,
+    the top-ups above ``c0`` are the plain plan's survivor totals, and the honest noise
+    of every survivor set is at least σ*² (sympy checks the closed forms)."""
+    big_d = data.draw(st.integers(0, n - 1))
+    t = data.draw(st.integers(0, n - 1 - big_d))
+    c0 = data.draw(st.integers(0, big_d))
+    p = plan(mechanism="skellam", target_variance=target, contributors=n,
+             max_dropouts=big_d, max_colluders=t, precovered=c0)  # fmt: skip
+    plain = plan(mechanism="skellam", target_variance=target, contributors=n,
+                 max_dropouts=big_d, max_colluders=t)  # fmt: skip
+    sig, nn, cc, tt = sympy.symbols("sigma n c0 T", positive=True)
+    v0 = (sig / (nn - cc - tt)).subs({sig: target, nn: n, cc: c0, tt: t})
+    assert p.initial_share_variance() == Fraction(str(v0))
+    for d in range(big_d + 1):
+        if d <= c0:
+            assert p.top_up_variance(d) == 0 and p.survivor_draws(d) == (
+                p.initial_share_variance(),
+            )
+            assert p.survivor_variance(d) == p.initial_share_variance()
+        else:
+            assert p.survivor_variance(d) == plain.survivor_variance(d)
+            assert p.top_up_increment(from_dropouts=c0, to_dropouts=d) == (
+                plain.survivor_variance(d) - p.initial_share_variance()
+            )
+        for c in range(min(t, n - d) + 1):
+            assert p.honest_variance(d, colluders=c) >= target
+        assert p.honest_variance(d) == (n - d - t) * p.survivor_variance(d)
+
+
+@pytest.mark.parametrize("c0", [-1, 3, True, 1.0])
+def test_pre_covering_more_than_d_is_refused(c0: Any) -> None:
+    with pytest.raises(ParameterError, match="precovered"):
+        plan(mechanism="dgauss", target_variance=Fraction(9), contributors=6,
+             max_dropouts=2, max_colluders=1, precovered=c0)  # fmt: skip

@@ -6,6 +6,7 @@ Spec: spec/09-protocol.md#parameters
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -89,3 +90,61 @@ def test_committee_is_a_deterministic_sample_of_the_nodes() -> None:
     assert select_committee(session=session, round=3, nodes=nodes, size=9)[:7] == drawn
     with pytest.raises(ParameterError, match="committee size"):
         select_committee(session=session, round=3, nodes=nodes, size=21)
+
+
+# ---------------------------------------------------------------- noise sources, receivers
+# Spec: spec/09-protocol.md#noise-sources
+
+
+def _with(p: RoundParams, **changes: Any) -> RoundParams:
+    fields = {k: getattr(p, k) for k in RoundParams.__dataclass_fields__}
+    return RoundParams(**(fields | changes))
+
+
+def test_default_sources_and_receivers_are_everyone_and_stay_out_of_the_json() -> None:
+    p = round_params(n=5, max_dropouts=1)
+    assert p.sources == p.contributors and p.receiving == p.nodes
+    assert "noise_sources" not in p.to_json() and "receivers" not in p.to_json()
+    assert "precovered" not in p.to_json()["noise"]
+
+
+def test_fewer_sources_and_receivers_round_trip_through_json() -> None:
+    from protocol.noise_plan import plan  # noqa: PLC0415
+
+    p = round_params(n=6, max_dropouts=1, max_colluders=1)
+    noise = plan(mechanism="skellam", target_variance=p.noise.target_variance, contributors=4,
+                 max_dropouts=1, max_colluders=1, precovered=1)  # fmt: skip
+    q = _with(p, noise=noise, noise_sources=(1, 2, 4, 6), receivers=(2,))
+    obj = q.to_json()
+    assert obj["noise_sources"] == [1, 2, 4, 6] and obj["receivers"] == [2]
+    assert obj["noise"]["precovered"] == 1
+    back = RoundParams.from_json(copy.deepcopy(obj))
+    assert back.to_json() == obj and back.sources == (1, 2, 4, 6) and back.receiving == (2,)
+    assert back.source_dropouts((1, 2, 3)) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"noise_sources": (1, 2, 9)}, "noise_sources must be contributors"),
+        ({"noise_sources": (2, 1, 3)}, "strictly increasing"),
+        ({"noise_sources": ()}, "must not be empty"),
+        ({"receivers": (7,)}, "receivers must be nodes"),
+        ({"noise_sources": (1, 2, 3)}, "noise plan's contributors"),
+    ],
+)
+def test_bad_sources_and_receivers_are_refused_by_name(changes: dict[str, Any], match: str) -> None:
+    p = round_params(n=6, max_dropouts=1)
+    with pytest.raises(ParameterError, match=match):
+        _with(p, **changes)
+
+
+def test_fewer_sources_without_pre_covering_is_refused() -> None:
+    """Such a round has no top-up stage, so its plan must cover D dropouts up front."""
+    from protocol.noise_plan import plan  # noqa: PLC0415
+
+    p = round_params(n=6, max_dropouts=2)
+    noise = plan(mechanism="skellam", target_variance=Fraction(50), contributors=4,
+                 max_dropouts=2, max_colluders=0, precovered=1)  # fmt: skip
+    with pytest.raises(ParameterError, match="pre-cover every dropout"):
+        _with(p, noise=noise, noise_sources=(1, 2, 3, 4))

@@ -978,3 +978,33 @@ def test_protocol_coalition_view_is_a_function_of_the_honest_sum() -> None:
             _lagrange_at(fewer, j, x) * (g1.subs(x, b) + g2.subs(x, b)) for j, b in enumerate(fewer)
         )
         assert not _is_zero(partial - g)
+
+
+def test_committee_noise_meets_the_target() -> None:
+    """proofs_notes/committee-noise.md (E1)–(E2): with m sources, c0 pre-covered and
+    d source dropouts, (m − d − c)·s(d) >= (m − d − T)·s(d) >= σ*², in both regimes."""
+    m, x = sympy.symbols("m x", positive=True)
+
+    def s_of(covered: sympy.Expr) -> sympy.Expr:
+        return SIGMA2 / (m - covered - T_)
+
+    # d <= c0: s(d) = s(c0); write c0 = d + x with x >= 0, and m − c0 − T > 0.
+    low = s_of(D_ + x)
+    honest = (m - D_ - T_) * low
+    assert _is_zero(honest - SIGMA2 - x * low)  # (E1): the excess x·s(c0) >= 0
+    assert _is_zero((m - D_ - C_) * low - honest - (T_ - C_) * low)
+    # d > c0: s(d) = σ*²/(m − d − T), exactly the target with T colluders.
+    assert _is_zero((m - D_ - T_) * s_of(D_) - SIGMA2)
+    # (E2): with c0 = D the released total (m − d)·s(D) is below m·s(D) by d·s(D).
+    big_d = sympy.Symbol("D", positive=True)
+    assert _is_zero(m * s_of(big_d) - (m - D_) * s_of(big_d) - D_ * s_of(big_d))
+    # And the real plan agrees at small integers.
+    for mm, dd, tt in itertools.product(range(2, 9), range(3), range(3)):
+        if mm - dd - tt < 1:
+            continue
+        for cc in range(dd + 1):
+            noise = plan(mechanism="skellam", target_variance=Fraction(7), contributors=mm,
+                         max_dropouts=dd, max_colluders=tt, precovered=cc)  # fmt: skip
+            for d in range(dd + 1):
+                assert noise.honest_variance(d) == (mm - d - tt) * noise.survivor_variance(d)
+                assert noise.honest_variance(d) >= 7

@@ -984,3 +984,47 @@ def test_state_and_event_json_forms_round_trip() -> None:
             state_from_json(state.params, bad)
     with pytest.raises(LocalProtocolError, match="start, timeout or receive"):
         event_from_json(state.params, {"type": "wake"})
+
+
+# ---------------------------------------------------------------- pre-covered dropouts
+# Spec: spec/09-protocol.md#noise-sources, spec/07-noise-plan.md#pre-covering
+
+
+@pytest.mark.parametrize(("missing", "final", "accepted"), [
+    (1, True, True), (1, False, False),  # within c0: final, never a top-up
+    (2, True, False), (2, False, True),  # beyond c0: a top-up, never final
+])  # fmt: skip
+def test_finality_follows_the_dropouts_the_noise_covers(
+    missing: int, final: bool, accepted: bool
+) -> None:
+    """With ``c0 = 1`` pre-covered: a decision is final iff at most ``c0`` noise sources
+    are missing; an aggregator refuses one that says otherwise, state unchanged, and the
+    coordinator decides the same way."""
+    from protocol.noise_plan import plan  # noqa: PLC0415
+
+    base = round_params(n=6, max_dropouts=2, dimension=2)
+    noise = plan(mechanism="skellam", target_variance=Fraction(100), contributors=6,
+                 max_dropouts=2, max_colluders=0, precovered=1)  # fmt: skip
+    fields = {k: getattr(base, k) for k in RoundParams.__dataclass_fields__}
+    p = RoundParams(**(fields | {"noise": noise, "min_contributors": 1}))
+    agg, _ = step(initial(p, node=2, role="aggregator"), Start())
+    u = p.contributors[missing:]
+    head = header(p, sender=p.coordinator, recipient=2, role="aggregator")
+    decision = Decision(**head, stage=0, contributors=u, aggregators=p.aggregators, final=final)
+    if accepted and final:
+        # Finality passes; what stops it next is that this aggregator holds no shares.
+        with pytest.raises(InvalidMessage, match="did not report"):
+            step(agg, Receive(decision))
+    elif accepted:
+        new, _ = step(agg, Receive(decision))
+        assert isinstance(new, AggregatorState) and new.stage == 1 and new.expected == u
+    else:
+        with pytest.raises(InvalidMessage, match="noise sources out"):
+            step(agg, Receive(decision))
+    coord, _ = step(initial(p, node=p.coordinator, role="coordinator"), Start())
+    for j in p.aggregators:
+        report = Report(**header(p, sender=j, recipient=p.coordinator, role="coordinator"),
+                        stage=0, holds=u)  # fmt: skip
+        coord, outputs = step(coord, Receive(report))
+    sent = [o for o in outputs if isinstance(o, Decision)]
+    assert sent and all(o.final == (missing <= 1) for o in sent)

@@ -23,7 +23,7 @@ import itertools
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, cast
 
@@ -37,8 +37,10 @@ from protocol.machine import Phase, ReceiverState
 from protocol.messages import MESSAGE_TYPES, REASONS, from_obj
 from protocol.noise import sample_table
 from protocol.params import RoundParams
+from protocol.release import round_record
 from protocol.shamir import Shamir, lagrange_matrix
 from protocol.xof import Seed, Tag, Xof, as_seed
+from reference.scenarios import build
 from reference.simulate import Network, Outcome, Scenario, simulate
 from tests.oracles import lagrange_eval
 from tests.strategies import F11, round_params
@@ -732,3 +734,112 @@ def test_tampering_without_redundancy_goes_undetected() -> None:
     assert outcome.status == "released" and not outcome.aggregate_correct
     with pytest.raises(AssertionError, match="wrong sum"):
         check_round(scenario, outcome, lines)
+
+
+# ---------------------------------------------------------------- noise sources, pre-covering
+# Spec: spec/09-protocol.md#noise-sources, spec/07-noise-plan.md#pre-covering
+
+
+def source_noise(scenario: Scenario, node: int, top_ups: Sequence[int]) -> np.ndarray:
+    """``node``'s noise, drawn again from its streams with spec 07's variances.
+
+    A node outside the noise sources adds nothing. A source adds
+    ``s(0) = σ*²/(|S| − c0 − T)`` first, then at each top-up to ``d``
+    source dropouts ``s(d) − s(before)`` with ``s(d) = σ*²/(|S| − max(d, c0) − T)``.
+    """
+    p = scenario.params
+    if node not in p.sources:
+        return np.zeros(p.dimension, dtype=object)
+    n_s, t, c0 = len(p.sources), p.noise.max_colluders, p.noise.precovered
+    target, mech = p.noise.target_variance, p.noise.mechanism
+    index = ("dgauss", "skellam").index(mech)
+
+    def s(d: int) -> Fraction:
+        return target / (n_s - max(d, c0) - t)
+
+    seed = scenario.node_seed(node)
+    stream = Xof(seed, Tag("noise.share", (p.round, index)))
+    total = sample_table(stream, mech, s(0), p.dimension).astype(object)
+    before = c0
+    for d in top_ups:
+        stream = Xof(seed, Tag("noise.top_up", (p.round, index, d)))
+        total = total + sample_table(stream, mech, s(d) - s(before), p.dimension).astype(object)
+        before = d
+    return np.asarray(total, dtype=object)
+
+
+@settings(max_examples=25 if not THOROUGH else 200)
+@given(
+    n=st.integers(5, 9),
+    subset=st.booleans(),
+    precover=st.booleans(),
+    receivers=st.integers(1, 3),
+    mechanism=st.sampled_from(["skellam", "dgauss"]),
+    data=st.data(),
+)
+def test_rounds_with_noise_sources_and_pre_covering_release_correctly(
+    *, n: int, subset: bool, precover: bool, receivers: int, mechanism: str, data: st.DataObject
+) -> None:
+    """Fewer noise sources, a pre-covering plan, fewer receivers: any crashes, any colluders.
+
+    Every release is the sum over ``U`` of the updates plus the sources'
+    noise, recomputed here from the streams; the honest sources in ``U``
+    carry at least σ*², and so does the accountant's record of the
+    release; only the named receivers reconstruct. A plan that pre-covers
+    ``D`` never needs a top-up stage.
+    """
+    precover = precover or subset  # fewer sources require pre-covering (spec 09)
+    big_d = data.draw(st.integers(0, 2))
+    colluders = data.draw(st.integers(0, 1))
+    sources = data.draw(st.integers(big_d + colluders + 1, n)) if subset else None
+    scenario = build(
+        master=master(300, n, int(subset), int(precover), receivers),
+        nodes=n,
+        threshold=1,
+        committee=data.draw(st.integers(3, n)),
+        max_dropouts=big_d,
+        colluders=colluders,
+        dimension=3,
+        mechanism=mechanism,
+        noise_sources=sources,
+        receivers=receivers,
+        precover=precover,
+    )
+    p = scenario.params
+    crashed = data.draw(st.sets(st.sampled_from(p.nodes), max_size=big_d + 1))
+    sends = [data.draw(st.integers(0, 2 * n)) for _ in crashed]
+    scenario = replace(scenario, crashes=dict(zip(sorted(crashed), sends, strict=True)))
+    outcome, lines = run(scenario)
+    receiving = {node for (node, role) in outcome.states if role == "receiver"}
+    assert receiving == set(p.receiving) and len(receiving) == receivers
+    if outcome.status != "released":
+        assert outcome.reason in REASONS
+        return
+    decisions = [ln["message"] for ln in lines
+                 if ln["type"] == "send" and ln["message"]["kind"] == "decision"]  # fmt: skip
+    top_ups = sorted({(m["stage"], p.source_dropouts(m["contributors"]))
+                      for m in decisions if not m["final"]})  # fmt: skip
+    if precover:
+        assert top_ups == [], "a plan that pre-covers D needs no top-up"
+    u = outcome.contributors
+    truth = sum(
+        (np.array(scenario.update(i).signed_decode(), dtype=object)
+         + source_noise(scenario, i, [d for _, d in top_ups]) for i in u),
+        start=np.zeros(p.dimension, dtype=object),
+    )  # fmt: skip
+    assert outcome.released is not None
+    assert outcome.released.to_ints() == [int(v) % p.field.MODULUS for v in truth]
+    honest = [i for i in u if i in p.sources and i not in scenario.colluders]
+    assert outcome.honest_noise_variance >= p.noise.target_variance
+    if precover:
+        v0 = p.noise.target_variance / (len(p.sources) - big_d - colluders)
+        assert outcome.honest_noise_variance == len(honest) * v0
+    released = next(s for s in outcome.states.values()
+                    if isinstance(s, ReceiverState) and s.phase is Phase.RELEASED)  # fmt: skip
+    record = round_record(released, sampling_rate=1.0, l2_sensitivity=1.0, l1_sensitivity=1.0)
+    members = len(set(u) & set(p.sources))
+    assert record.contributors == members and record.colluders == colluders
+    if mechanism == "skellam":
+        worst = (members - colluders) * p.noise.survivor_variance(p.source_dropouts(u))
+        assert Fraction(record.honest_variance) <= worst
+        assert worst >= p.noise.target_variance
