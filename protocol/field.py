@@ -588,6 +588,15 @@ class Field:
             EncodingError: naming the first value outside the range.
         """
         half = (cls.MODULUS - 1) // 2
+        if isinstance(values, np.ndarray) and values.dtype.kind == "i" and values.size:
+            # The fast path (noise vectors, updates): two reductions check the range.
+            a = values.astype(np.int64, copy=False).reshape(-1)
+            if int(a.min()) >= -half and int(a.max()) <= half:
+                # x >> 63 is all ones exactly for x < 0; as uint64, x < 0 reads
+                # 2^64 + x, and adding p wraps it to p + x.
+                sign = (a >> np.int64(63)).view(np.uint64) & np.uint64(cls.MODULUS)
+                out = a.view(np.uint64) + sign
+                return cls._wrap(out.reshape(values.shape))
         if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
             arr = values
             if arr.dtype.kind == "u" and arr.size and int(arr.max()) > half:

@@ -1,0 +1,260 @@
+"""``sdl bench round``: the figures' bookkeeping, checked against independent recomputations.
+
+Nothing here is timed against a limit: the speed targets are reported by the
+command, never asserted in tests (a busy machine would fail them). What is
+checked: the round releases the exact sum; the phases add up to the machine
+time; the bytes per contributor equal the wire sizes of the shares it sent,
+recomputed here from the messages themselves; the ratios and targets agree
+with the figures they are made of; the command's JSON, its refusal without
+Flower, and the scaling sweep's files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocol.field import Field
+from protocol.messages import Message, encode_wire
+from reference import bench_round
+from reference.bench_round import (
+    PHASES,
+    RoundBench,
+    RoundConfig,
+    RoundMeasure,
+    TimedUpdates,
+    fit,
+    format_round,
+    measure_round,
+    peak_memory,
+    scenario,
+    targets,
+)
+from reference.cli import main
+from reference.simulate import simulate
+
+#: A small round: 6 nodes, a committee of 5 (quorum t + k = 4, so one aggregator may drop).
+SMALL = RoundConfig(
+    nodes=6,
+    dimension=64,
+    committee=5,
+    threshold=2,
+    packing=2,
+    dropouts=1,
+    colluders=1,
+    noise_sources=4,
+    receivers=1,
+    seed="1",
+)
+SMALL_ARGS = [
+    "bench", "round", "--nodes", "6", "--dimension", "64", "--committee", "5",
+    "--threshold", "2", "--packing", "2", "--dropouts", "1", "--colluders", "1",
+    "--noise-sources", "4", "--receivers", "1", "--seed", "1", "--quiet",
+]  # fmt: skip
+
+
+def wire_bytes(message: Message, field: type[Field]) -> int:
+    """The length of the message's binary wire form, built in full (not its size formula)."""
+    return len(encode_wire(message, field))
+
+
+def shares_sent_bytes(config: RoundConfig) -> dict[int, int]:
+    """Per contributor, the wire bytes of the share messages it sent, from a run of our own."""
+    built = scenario(config)
+    sent: dict[int, int] = dict.fromkeys(built.params.contributors, 0)
+
+    def on_send(message: Message) -> None:
+        if message.kind == "share":
+            sent[message.sender] += wire_bytes(message, built.params.field)
+
+    simulate(built, on_send=on_send)
+    return sent
+
+
+@pytest.fixture(scope="module")
+def measured() -> RoundMeasure:
+    return measure_round(SMALL)
+
+
+def test_small_round_releases_the_exact_sum(measured: RoundMeasure) -> None:
+    assert measured.status == "released"
+    assert measured.released and measured.aggregate_correct
+    assert measured.crashed == 1
+    assert measured.released_contributors == SMALL.nodes - SMALL.dropouts
+
+
+def test_phases_sum_to_the_machine_time(measured: RoundMeasure) -> None:
+    assert set(measured.phases) == set(PHASES)
+    assert math.isclose(sum(measured.phases.values()), measured.machine_seconds, abs_tol=1e-9)
+    steps = sum(seconds for _, seconds in measured.steps.values())
+    assert math.isclose(steps, measured.machine_seconds, abs_tol=1e-9)
+    assert math.isclose(
+        measured.simulator_overhead_seconds,
+        measured.wall_seconds - measured.machine_seconds,
+        abs_tol=1e-9,
+    )
+    assert measured.phases["contribute"] == measured.steps["contributor/start"][1]
+
+
+def test_per_node_times_add_up_to_their_roles_steps(measured: RoundMeasure) -> None:
+    for role, spread in (
+        ("contributor", measured.contributor_seconds),
+        ("aggregator", measured.aggregator_seconds),
+    ):
+        steps = sum(s for key, (_, s) in measured.steps.items() if key.startswith(f"{role}/"))
+        assert math.isclose(spread.total, steps, abs_tol=1e-9)
+        assert spread.nodes == measured.machines[role]
+        assert spread.median <= spread.max
+    assert measured.contributor_seconds.nodes == SMALL.nodes
+    assert measured.aggregator_seconds.nodes == SMALL.committee
+    # Split by whether the contributor added noise: SMALL asks for 4 noise sources.
+    sources, others = measured.noise_source_seconds, measured.other_contributor_seconds
+    assert (sources.nodes, others.nodes) == (SMALL.noise_sources, SMALL.nodes - 4)
+    assert math.isclose(sources.total + others.total, measured.contributor_seconds.total)
+
+
+def test_bytes_per_contributor_equal_the_wire_sizes_of_its_shares(
+    measured: RoundMeasure,
+) -> None:
+    expected = shares_sent_bytes(SMALL)
+    assert {int(i): b for i, b in measured.bytes_by_node["contributor"].items()} == expected
+    values = sorted(expected.values())
+    assert measured.bytes_sent["contributor"].max == values[-1]
+    assert measured.bytes_sent["contributor"].median == (values[2] + values[3]) / 2
+    assert measured.bytes_sent["contributor"].total == sum(values)
+
+
+def test_inputs_are_drawn_once_per_contributor_and_match_the_scenario(
+    measured: RoundMeasure,
+) -> None:
+    assert measured.inputs_drawn == SMALL.nodes
+    assert measured.plaintext_addends == SMALL.nodes
+    built = scenario(SMALL)
+    updates = TimedUpdates(built)
+    assert list(updates) == list(built.params.contributors)
+    assert updates[3] == built.update(3)
+    assert updates.drawn == 1 and updates.seconds >= 0
+    with pytest.raises(KeyError):
+        updates[SMALL.nodes + 1]
+
+
+def test_printed_report_matches_the_figures(measured: RoundMeasure) -> None:
+    bench = RoundBench(measure=measured, memory=peak_memory(), idle=None)
+    text = format_round(bench, None)
+    ratio = re.search(r"round / plaintext = ([\d,.]+)x", text)
+    assert ratio is not None
+    assert ratio.group(1) == f"{measured.round_over_plaintext:,.1f}"
+    assert measured.round_over_plaintext == measured.wall_seconds / measured.plaintext_seconds
+    for target in targets(bench, None):
+        verdict = {True: "PASS", False: "MISS", None: "n/a "}[target.passed]
+        assert f"{verdict}  ({target.key})" in text
+
+
+def test_cli_json_has_every_figure_and_consistent_ratios(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([*SMALL_ARGS, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "phases", "steps", "machine_seconds", "wall_seconds", "cpu_seconds",
+        "simulator_overhead_seconds", "inputs_seconds", "contributor_seconds",
+        "aggregator_seconds", "bytes_sent", "messages", "released", "aggregate_correct",
+        "plaintext_seconds", "round_over_plaintext", "memory", "idle_memory", "targets",
+        "config", "noise_source_seconds", "other_contributor_seconds", "verify_seconds",
+    ):  # fmt: skip
+        assert key in out, key
+    assert out["released"] is True and out["aggregate_correct"] is True
+    assert math.isclose(sum(out["phases"].values()), out["machine_seconds"], abs_tol=1e-9)
+    assert math.isclose(
+        out["round_over_plaintext"], out["wall_seconds"] / out["plaintext_seconds"], rel_tol=1e-12
+    )
+    # The child ran the same deterministic round: the same bytes as our own run.
+    expected = shares_sent_bytes(SMALL)
+    assert {int(i): b for i, b in out["bytes_by_node"]["contributor"].items()} == expected
+    by_key = {t["key"]: t for t in out["targets"]}
+    assert by_key["a"]["passed"] is None  # no Flower run
+    assert by_key["b"]["measured"] == out["contributor_seconds"]["median"]
+    assert by_key["c"]["measured"] == max(expected.values())
+    assert by_key["c"]["limit"] == 3 * SMALL.dimension * out["field_encoded_size"]
+    assert by_key["c"]["passed"] == (max(expected.values()) <= by_key["c"]["limit"])
+    assert by_key["d"]["measured"] == out["memory"]["ru_maxrss"] > 0
+    assert out["idle_memory"]["ru_maxrss"] > 0
+    assert out["flower"] is None
+
+
+def test_compare_flower_without_flower_exits_2_with_the_install_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "flwr", None)  # import flwr now raises ImportError
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the round ran although Flower is missing")
+
+    monkeypatch.setattr(bench_round, "bench_round", must_not_run)
+    assert main([*SMALL_ARGS, "--compare-flower"]) == 2
+    captured = capsys.readouterr()
+    assert "pip install -e '.[bench]'" in captured.err
+    assert captured.out == ""
+
+
+def test_scaling_writes_a_png_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = [
+        *SMALL_ARGS, "--scaling", "--scaling-dimensions", "16,64", "--scaling-nodes", "6",
+        "--scaling-nodes-dimension", "16", "--out", str(tmp_path), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "scaling.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in printed.items() if k != "outputs"} == written
+    assert [(p["sweep"], p["config"]["dimension"]) for p in written["points"]] == [
+        ("dimension", 16),
+        ("dimension", 64),
+        ("nodes", 16),
+    ]
+    assert all(p["released"] and p["aggregate_correct"] for p in written["points"])
+    lin = written["linearity"]
+    assert (lin["smallest"], lin["largest"]) == (16, 64)
+    small, large = written["points"][0], written["points"][1]
+    expected = large["seconds_per_coordinate"] / small["seconds_per_coordinate"]
+    assert math.isclose(lin["per_coordinate_ratio"], expected, rel_tol=1e-12)
+    assert math.isclose(lin["top_ratio"], expected, rel_tol=1e-12)  # two dimensions: the same
+    assert lin["linear"] == (expected <= written["linear_tolerance"])
+    png = (tmp_path / "scaling.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png[-16:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scaling.json", "scaling.png"]
+
+
+@pytest.mark.parametrize("nodes", [10, 25, 50, 100, 200])
+def test_fit_shrinks_only_what_a_small_n_cannot_hold(nodes: int) -> None:
+    fitted, changed = fit(RoundConfig(), nodes=nodes, dimension=100)
+    scenario(fitted)  # a valid round: build accepts it
+    assert (fitted.nodes, fitted.dimension) == (nodes, 100)
+    if nodes >= 35:  # room for the committee of 35 and the 30 noise sources
+        assert changed == ()
+        assert fitted == RoundConfig(nodes=nodes, dimension=100)
+    else:
+        assert changed
+    committee = fitted.committee if fitted.committee is not None else nodes
+    assert committee - fitted.dropouts >= fitted.threshold + fitted.packing
+
+
+def test_bad_scaling_list_is_rejected_naming_the_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*SMALL_ARGS, "--scaling", "--scaling-dimensions", "100,x"])
+    assert exc.value.code == 2
+    assert "100,x" in capsys.readouterr().err
+
+
+def test_bad_round_is_refused_before_any_child_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A committee of 5 cannot hold t + k = 2 + 4 shares.
+    assert main([*SMALL_ARGS, "--packing", "4"]) == 2
+    assert "sdl: error:" in capsys.readouterr().err
