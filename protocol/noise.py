@@ -27,14 +27,14 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from math import floor, isqrt
 
 import numpy as np
 import numpy.typing as npt
 
 from protocol.errors import ParameterError
-from protocol.xof import Xof
+from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed
 
 #: The mechanisms SDL samples, by name (as written in vectors and on the command line).
 MECHANISMS = ("dgauss", "skellam")
@@ -198,8 +198,11 @@ def sample(xof: Xof, mechanism: str, variance: Fraction, count: int) -> list[int
 
 #: Fixed-point precision of the table weights, in bits.
 WEIGHT_BITS = 256
-#: Bytes of XOF output per table draw: one uniform 128-bit integer.
-DRAW_BYTES = 16
+#: Bytes of the main stream per table draw: one little-endian uint32 word,
+#: the top 32 bits of the draw's uniform 128-bit integer.
+WORD_BYTES = 4
+#: Bytes of a draw's tie stream that complete its 128-bit integer (the low 96 bits).
+TIE_BYTES = 12
 #: Proven bound on the statistical distance between a table sampler's output
 #: and the exact distribution. Proof: proofs_notes/cdt-statistical-distance.md
 STATISTICAL_DISTANCE_BOUND = Fraction(1, 2**64)
@@ -208,6 +211,50 @@ MAX_TABLE_SIZE = 1 << 24
 #: Largest variance a vector request accepts: samples then stay far below 2^53,
 #: so they survive JSON readers that hold numbers as float64 (spec/01-conventions.md#json).
 MAX_VARIANCE = Fraction(2**48)
+
+# The guide of a table (the fast path of CdtTable.draw_words; spec
+# 06-noise.md leaves it to the implementation). Words are split into 2^b
+# buckets by their top b bits. A bucket's entry >= 0 is the number of
+# thresholds whose top 32 bits lie below the bucket, when none lies inside it:
+# every word of the bucket has that count. An entry -1 - k says that exactly
+# one threshold's top 32 bits lie inside the bucket, threshold k's; _SEVERAL
+# says that two or more do. b is 16, or 18 for wide tables, where more than
+# 1/32 of the 16-bit buckets hold a threshold (then 18 bits is faster).
+_SEVERAL = np.iinfo(np.int32).min
+_GUIDE_BITS = 16  # a word's top 16 bits are its second little-endian half-word
+_WIDE_GUIDE_BITS = 18
+
+
+@dataclass(frozen=True)
+class _Guide:
+    """The lookup arrays of one table, for :meth:`CdtTable.draw_words`."""
+
+    #: The top 32 bits of every threshold below 2^128, non-decreasing.
+    top: npt.NDArray[np.uint32]
+    #: ``top`` followed by 2^32, which equals no word.
+    top_ext: npt.NDArray[np.int64]
+    #: One entry per bucket: a word's bucket is ``word >> (32 - bits)``.
+    buckets: npt.NDArray[np.int32]
+    bits: int
+
+    @classmethod
+    def build(cls, thresholds: tuple[int, ...]) -> _Guide:
+        top = np.array([c >> 96 for c in thresholds if c < 1 << 128], dtype=np.uint32)
+        top64 = top.astype(np.int64)
+        for bits in (_GUIDE_BITS, _WIDE_GUIDE_BITS):
+            width = 1 << (32 - bits)
+            starts = np.arange(0, 1 << 32, width, dtype=np.int64)
+            first = np.searchsorted(top64, starts, side="left")
+            size = np.searchsorted(top64, starts + width, side="left") - first
+            if np.count_nonzero(size) <= len(starts) // 32:
+                break
+        buckets = np.where(size == 0, first, np.where(size == 1, -1 - first, _SEVERAL))
+        return cls(
+            top=top,
+            top_ext=np.append(top64, np.int64(1 << 32)),
+            buckets=buckets.astype(np.int32),
+            bits=bits,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,20 +276,68 @@ class CdtTable:
         """The table's value for one uniform 128-bit integer ``u``."""
         return self.low + bisect_right(self.thresholds, u)
 
-    def draw_many(self, words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-        """:meth:`draw` for each row ``(lo, hi)`` of ``words`` (``u = lo + 2^64·hi``)."""
-        usable = [c for c in self.thresholds if c < 1 << 128]  # 2^128 never counts
-        c_hi = np.array([c >> 64 for c in usable], dtype=np.uint64)
-        c_lo = np.array([c & ((1 << 64) - 1) for c in usable], dtype=np.uint64)
-        u_lo, u_hi = words[:, 0], words[:, 1]
-        below = np.searchsorted(c_hi, u_hi, side="left")  # thresholds with hi < u_hi
-        tied = np.searchsorted(c_hi, u_hi, side="right") - below
-        counts = below.astype(np.int64)
-        for i in np.flatnonzero(tied):  # rare: u_hi equals some threshold's high word
-            start = int(below[i])
-            block = c_lo[start : start + int(tied[i])]
-            counts[i] += int(np.count_nonzero(block <= u_lo[i]))
-        return counts + np.int64(self.low)
+    def draw_words(self, words: npt.NDArray[np.uint32], *, tie_seed: Seed) -> npt.NDArray[np.int64]:
+        """:meth:`draw` of ``U_j = words[j]·2^96 + tie_bits(tie_seed, j)``, for every ``j``.
+
+        Spec: spec/06-noise.md#table-sampler
+
+        ``low`` plus :meth:`count_words`.
+
+        Raises:
+            ParameterError: as :meth:`count_words`.
+        """
+        return np.add(self.count_words(words, tie_seed=tie_seed), self.low, dtype=np.int64)
+
+    def count_words(
+        self, words: npt.NDArray[np.uint32], *, tie_seed: Seed
+    ) -> npt.NDArray[np.int32]:
+        """``#{k : thresholds[k] <= words[j]·2^96 + tie_bits(tie_seed, j)}``, for every ``j``.
+
+        Spec: spec/06-noise.md#ties
+
+        Vectorized. ``tie_bits`` is computed only where ``words[j]`` equals the
+        top 32 bits of some threshold: elsewhere the count is the number of
+        thresholds whose top 32 bits are below ``words[j]``, whatever the low
+        96 bits.
+
+        Pre-conditions:
+            - ``words`` is a 1-D array of unsigned 32-bit integers.
+
+        Raises:
+            ParameterError: if ``words`` is not such an array.
+        """
+        if words.ndim != 1 or words.dtype.kind != "u" or words.dtype.itemsize != WORD_BYTES:
+            raise ParameterError(
+                f"words must be a 1-D array of uint32; got {words.dtype} {words.shape}"
+            )
+        guide = self._guide
+        words = np.ascontiguousarray(words, dtype="<u4")
+        if guide.bits == _GUIDE_BITS:  # a view of every word's second half-word, no copy
+            buckets = words.view("<u2")[1::2]
+        else:
+            buckets = words >> np.uint32(32 - guide.bits)
+        counts = np.take(guide.buckets, buckets)  # final unless the bucket holds a threshold
+        inside = np.flatnonzero(counts < 0)
+        if inside.size:
+            w = words[inside]
+            code = counts[inside]
+            several = np.flatnonzero(code == _SEVERAL)
+            code[several] = -1  # a placeholder, replaced below
+            k = -1 - code  # the bucket's one threshold
+            below = k + (w > guide.top_ext[k])  # thresholds whose top 32 bits are < w
+            if several.size:
+                below[several] = np.searchsorted(guide.top, w[several], side="left")
+            counts[inside] = below
+            # Ties (w equals the top 32 bits of a threshold): the low 96 bits decide.
+            for t in np.flatnonzero(guide.top_ext[below] == w):
+                j = int(inside[t])
+                u = (int(w[t]) << 96) | tie_bits(tie_seed, j)
+                counts[j] = bisect_right(self.thresholds, u)
+        return counts
+
+    @cached_property
+    def _guide(self) -> _Guide:
+        return _Guide.build(self.thresholds)
 
 
 def _table(low: int, weights: list[int]) -> CdtTable:
@@ -345,24 +440,33 @@ def poisson_table(mean: Fraction) -> CdtTable:
 
 
 # spec-excerpt: table-sample
+def tie_bits(tie_seed: Seed, j: int) -> int:
+    """``r_j``, the low 96 bits of table draw ``j``'s uniform 128-bit integer.
+
+    Spec: spec/06-noise.md#ties
+    """
+    return int.from_bytes(Xof(tie_seed, Tag("noise.tie", (j,))).next_bytes(TIE_BYTES), "little")
+
+
 def sample_table(xof: Xof, mechanism: str, variance: Fraction, count: int) -> npt.NDArray[np.int64]:
     """``count`` samples by the table sampler, vectorized.
 
     Spec: spec/06-noise.md#table-sampler
     Proof: proofs_notes/cdt-statistical-distance.md
 
-    Sample ``i`` reads the 128-bit little-endian integers at bytes
-    ``[16i, 16i + 16)`` (dgauss) or, for skellam, ``[32i, 32i + 16)`` for
-    X ~ Poisson(λ/2) and ``[32i + 16, 32i + 32)`` for Y, returning X - Y.
+    Reads the 32-byte tie seed, then one little-endian uint32 word ``w_j``
+    per draw. Draw ``j`` is ``table.draw(w_j·2^96 + tie_bits(tie_seed, j))``.
+    Sample ``i`` is draw ``i`` (dgauss), or draw ``2i`` minus draw ``2i + 1``,
+    both from the Poisson(λ/2) table (skellam).
     """
     variance = _check_vector_request(mechanism, variance, count)
     draws = 1 if mechanism == "dgauss" else 2
-    words = np.frombuffer(xof._next_view(DRAW_BYTES * draws * count), dtype="<u8")
-    words = words.astype(np.uint64).reshape(count, 2 * draws)
+    tie_seed = as_seed(xof.next_bytes(SEED_SIZE))
+    words = np.frombuffer(xof._next_view(WORD_BYTES * draws * count), dtype="<u4")
     if mechanism == "dgauss":
-        return discrete_gaussian_table(variance).draw_many(words)
-    table = poisson_table(variance / 2)
-    return table.draw_many(words[:, 0:2]) - table.draw_many(words[:, 2:4])
+        return discrete_gaussian_table(variance).draw_words(words, tie_seed=tie_seed)
+    counts = poisson_table(variance / 2).count_words(words, tie_seed=tie_seed)
+    return np.subtract(counts[0::2], counts[1::2], dtype=np.int64)  # X - Y: low cancels
 
 
 # end-spec-excerpt

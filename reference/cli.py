@@ -645,9 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Draw COUNT samples from the stream Xof(seed, Tag('noise.sample', (i,))) "
             "where i is the mechanism's index (dgauss = 0, skellam = 1). The table "
-            "sampler (default) reads 16 bytes per sample (32 for skellam) and is within "
-            "statistical distance 2^-64 of the exact distribution: 10^6 samples take "
-            "well under a second. The exact sampler uses rational arithmetic only and "
+            "sampler (default) reads a 32-byte tie seed, then 4 bytes per sample (8 for "
+            "skellam), and is within statistical distance 2^-64 of the exact "
+            "distribution: 10^6 samples take a few tens of milliseconds. The exact sampler uses rational arithmetic only and "
             "draws one sample after the other: about 50 microseconds per sample, more "
             "for large Skellam variances."
         ),

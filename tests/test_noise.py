@@ -27,6 +27,8 @@ from typing import Any
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.errors import ParameterError
 from protocol.noise import (
@@ -45,7 +47,8 @@ from protocol.noise import (
     sample_table,
     skellam,
 )
-from protocol.xof import Tag, Xof, as_seed
+from protocol.xof import Seed, Tag, Xof, as_seed
+from tests.strategies import seeds
 
 mpmath.mp.dps = 50
 SEED = as_seed(bytes(range(32)))
@@ -384,27 +387,163 @@ def test_fixed_point_exponential_is_the_exact_floor() -> None:
         assert _exp_neg_fixed(y) == want
 
 
-def test_vectorized_table_draws_equal_scalar_draws_including_ties() -> None:
-    table = discrete_gaussian_table(Fraction(25, 2))
-    us = [int.from_bytes(_xof(10).next_bytes(16), "little") for _ in range(300)]
-    # Crafted ties: u whose high word equals a threshold's, on both sides of its low word.
-    for c in table.thresholds[5:40:5]:
-        us += [c, c - 1, c + 1, (c >> 64) << 64, ((c >> 64) << 64) | ((1 << 64) - 1)]
-    words = np.array([[u & ((1 << 64) - 1), u >> 64] for u in us], dtype=np.uint64)
-    assert table.draw_many(words).tolist() == [table.draw(u) for u in us]
+# The stream layout of spec/06-noise.md#table-sampler, followed literally
+# with Python ints: these helpers share no code with sample_table.
 
 
-@pytest.mark.parametrize(("mechanism", "per_sample"), [("dgauss", 16), ("skellam", 32)])
+def _spec_tie_bits(tie_seed: Seed, j: int) -> int:
+    """r_j: the little-endian integer of the first 12 bytes of Xof(ts, Tag("noise.tie", (j,)))."""
+    return int.from_bytes(Xof(tie_seed, Tag("noise.tie", (j,))).next_bytes(12), "little")
+
+
+def _spec_sample_table(xof: Xof, mechanism: str, variance: Fraction, count: int) -> list[int]:
+    """Steps 1–3 of the spec: the tie seed, the words, every r_j, and ``table.draw(U_j)``."""
+    tie_seed = as_seed(xof.next_bytes(32))
+    if mechanism == "dgauss":
+        table, draws = discrete_gaussian_table(variance), 1
+    else:
+        table, draws = poisson_table(variance / 2), 2
+    words = [int.from_bytes(xof.next_bytes(4), "little") for _ in range(draws * count)]
+    values = [table.draw(w * 2**96 + _spec_tie_bits(tie_seed, j)) for j, w in enumerate(words)]
+    if mechanism == "dgauss":
+        return values
+    return [values[2 * i] - values[2 * i + 1] for i in range(count)]
+
+
+def _spec_draws(table: CdtTable, words: list[int], tie_seed: Seed) -> list[int]:
+    return [table.draw(w * 2**96 + _spec_tie_bits(tie_seed, j)) for j, w in enumerate(words)]
+
+
+def _draw_words(table: CdtTable, words: list[int], tie_seed: Seed) -> list[int]:
+    got: list[int] = table.draw_words(np.array(words, dtype=np.uint32), tie_seed=tie_seed).tolist()
+    return got
+
+
+# Small and wide tables: the widest hold thousands of thresholds, and thousands
+# share their top 32 bits (0 and 2^32 − 1, in the tails), as do some of the
+# smaller ones'. Some σ² = 1/4 thresholds equal 2^128, which no draw reaches.
+_TABLES: dict[str, Callable[[], CdtTable]] = {
+    "dgauss 1/4": lambda: discrete_gaussian_table(Fraction(1, 4)),
+    "dgauss 25/2": lambda: discrete_gaussian_table(Fraction(25, 2)),
+    "dgauss 10^6": lambda: discrete_gaussian_table(Fraction(10**6)),
+    "poisson 1/3": lambda: poisson_table(Fraction(1, 3)),
+    "poisson 5*10^5": lambda: poisson_table(Fraction(5 * 10**5)),
+}
+
+_variances = st.one_of(
+    st.fractions(min_value=Fraction(1, 4), max_value=10**4, max_denominator=12),
+    st.sampled_from([Fraction(10**6), Fraction(2 * 10**6 + 1, 2)]),
+)
+
+
+@given(
+    seed=seeds,
+    mechanism=st.sampled_from(["dgauss", "skellam"]),
+    variance=_variances,
+    count=st.integers(0, 40),
+)
+def test_table_sampler_equals_the_literal_spec_reference(
+    seed: bytes, mechanism: str, variance: Fraction, count: int
+) -> None:
+    """spec/06-noise.md#table-sampler: same samples, and the same bytes of the stream read."""
+    a, b = Xof(as_seed(seed), Tag("test.noise")), Xof(as_seed(seed), Tag("test.noise"))
+    got = sample_table(a, mechanism, variance, count).tolist()
+    assert got == _spec_sample_table(b, mechanism, variance, count)
+    assert a.next_bytes(16) == b.next_bytes(16)
+
+
+def _words_near(tops: list[int]) -> st.SearchStrategy[int]:
+    near = st.tuples(st.sampled_from(tops), st.sampled_from([-1, 0, 0, 1]))
+    return near.map(lambda td: td[0] + td[1]).filter(lambda w: 0 <= w < 1 << 32)
+
+
+@pytest.mark.parametrize("name", sorted(_TABLES))
+@given(tie_seed=seeds, data=st.data())
+def test_draw_words_equals_the_scalar_draw_including_ties(
+    name: str, tie_seed: bytes, data: st.DataObject
+) -> None:
+    """Words at, just below and just above the top 32 bits of thresholds, bucket
+    edges and random words: each maps to ``table.draw(w·2^96 + r_j)``."""
+    table = _TABLES[name]()
+    tops = sorted({c >> 96 for c in table.thresholds if c < 1 << 128})
+    edges = st.integers(0, (1 << 16) - 1).map(lambda b: b << 16)
+    word = st.one_of(st.integers(0, (1 << 32) - 1), _words_near(tops), edges)
+    words = data.draw(st.lists(word, max_size=80))
+    seed = as_seed(tie_seed)
+    assert _draw_words(table, words, seed) == _spec_draws(table, words, seed)
+
+
+@pytest.mark.parametrize("spread", [0, 4000], ids=["narrow", "wide"])
+def test_draw_words_resolves_ties_at_the_exact_low_bits(spread: int) -> None:
+    """Crafted ties: many thresholds share top 32 bits T, some placed at r_j − 1,
+    r_j and r_j + 1 for the very r_j of the word that meets them, and one bucket
+    holds a single threshold. ``spread`` adds thresholds in 4000 other buckets
+    (a wide table). The vectorized draw equals the scalar draw, and the low
+    bits matter: ignoring them would change some of the values."""
+    tie_seed = as_seed(bytes(range(100, 132)))
+    t, s = 0x8000_0123, 0x9000_0456  # T's bucket holds many thresholds, S's only one
+    words = [t] * 10 + [s] * 6 + [t - 1, t + 1, s - 1, s + 1, t & ~0xFFFF, s | 0xFFFF]
+    r = [_spec_tie_bits(tie_seed, j) for j in range(len(words))]
+    thresholds = {t << 96, (t << 96) | ((1 << 96) - 1), (s << 96) + r[10]}
+    for j in range(0, 10, 2):
+        thresholds |= {(t << 96) + r[j] + d for d in (-1, 0, 1)}
+    thresholds |= {(k << 112) | 0xABC for k in range(1, spread + 1)}
+    sorted_thresholds = sorted(thresholds)
+    table = CdtTable(low=-7, thresholds=(*sorted_thresholds, sorted_thresholds[-1], 1 << 128))
+    assert sum(c >> 96 == t for c in table.thresholds) >= 17
+    got = _draw_words(table, words, tie_seed)
+    assert got == _spec_draws(table, words, tie_seed)
+    assert got != [table.draw(w << 96) for w in words]
+    assert got != [table.draw((w << 96) | ((1 << 96) - 1)) for w in words]
+
+
+def test_real_tables_have_many_thresholds_sharing_top_bits_and_draw_them_exactly() -> None:
+    """In the tails of real tables thousands of thresholds share their top 32 bits
+    (0 or 2^32 − 1): a word equal to one of those is a tie resolved by r_j. Every
+    distinct top, and the shared ones repeatedly, against the scalar draw."""
+    tie_seed = as_seed(bytes(range(7, 39)))
+    for make in (_TABLES["dgauss 10^6"], _TABLES["poisson 5*10^5"], _TABLES["dgauss 25/2"]):
+        table = make()
+        tops = Counter(c >> 96 for c in table.thresholds)
+        assert tops[0] >= 20 and tops[(1 << 32) - 1] >= 20
+        words = [0, (1 << 32) - 1] * 50 + sorted(w for w in tops if w < 1 << 32)
+        assert _draw_words(table, words, tie_seed) == _spec_draws(table, words, tie_seed)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        np.zeros(3, dtype=np.uint64),
+        np.zeros(3, dtype=np.int32),
+        np.zeros((2, 2), dtype=np.uint32),
+    ],
+    ids=["uint64", "int32", "2-D"],
+)
+def test_draw_words_rejects_words_that_are_not_a_uint32_vector(words: Any) -> None:
+    with pytest.raises(ParameterError, match="words must be a 1-D array of uint32; got"):
+        discrete_gaussian_table(Fraction(2)).draw_words(words, tie_seed=as_seed(bytes(32)))
+
+
+@pytest.mark.parametrize(("mechanism", "per_sample"), [("dgauss", 4), ("skellam", 8)])
 def test_table_sampler_reads_a_fixed_number_of_bytes_per_sample(
     mechanism: str, per_sample: int
 ) -> None:
+    """32 bytes of tie seed, then 4 bytes per draw; the tie streams are separate."""
     a, b = _xof(11), _xof(11)
     got = sample_table(a, mechanism, Fraction(7), 40)
-    b.next_bytes(per_sample * 40)
+    b.next_bytes(32 + per_sample * 40)
     assert a.next_bytes(32) == b.next_bytes(32)
     assert sample_table(_xof(11), mechanism, Fraction(7), 40).tolist() == got.tolist()
-    # Sample i depends only on its own bytes: the first 10 of 40 are the 10 of 10.
+    # Sample i depends only on the tie seed and its own words: the first 10 of 40
+    # are the 10 of 10.
     assert sample_table(_xof(11), mechanism, Fraction(7), 10).tolist() == got[:10].tolist()
+
+
+def test_table_sampler_with_count_zero_reads_only_the_tie_seed() -> None:
+    a, b = _xof(13), _xof(13)
+    assert sample_table(a, "skellam", Fraction(7), 0).tolist() == []
+    b.next_bytes(32)
+    assert a.next_bytes(16) == b.next_bytes(16)
 
 
 def test_table_samples_follow_the_skellam_pmf() -> None:
