@@ -647,8 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
             "where i is the mechanism's index (dgauss = 0, skellam = 1). The table "
             "sampler (default) reads a 32-byte tie seed, then 4 bytes per sample (8 for "
             "skellam), and is within statistical distance 2^-64 of the exact "
-            "distribution: 10^6 samples take a few tens of milliseconds. The exact sampler uses rational arithmetic only and "
-            "draws one sample after the other: about 50 microseconds per sample, more "
+            "distribution: 10^6 samples take a few tens of milliseconds. The exact "
+            "sampler uses rational arithmetic only and draws one sample after the "
+            "other: about 50 microseconds per sample, more "
             "for large Skellam variances."
         ),
         epilog="example: sdl noise sample --mechanism skellam --variance 12.5 --count 5 --seed 1",

@@ -163,6 +163,28 @@ def cases() -> Iterator[tuple[str, Json]]:
         "the plan could cover the dropout, but the isolation rule refuses a set of 4",
         crashing(905, 5, [0], max_dropouts=2, min_contributors=5),
     )
+    sources = build(
+        master=case_seed(907),
+        nodes=7,
+        threshold=1,
+        packing=2,
+        committee=5,
+        max_dropouts=2,
+        colluders=1,
+        noise_sources=4,
+        receivers=2,
+        precover=True,
+        crashes={7: 0},
+        dimension=DIMENSION,
+        target_variance=TARGET,
+    )
+    yield _run_case(
+        "run_noise_sources_precovered",
+        "7 nodes, a committee of 5, t = 1, k = 2, D = 2, T = 1: only 4 nodes add noise, "
+        "sized to cover 2 dropouts up front, and 2 nodes receive; node 7 crashes before "
+        "sharing, and the first decision is final (no top-up stage)",
+        sources,
+    )
     tampered = crashing(906, 5, [], max_dropouts=1)
     tamperer = next(i for i in tampered.params.aggregators if i != tampered.params.coordinator)
     lines, result = _run(
