@@ -71,6 +71,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         network=Network(drop=args.drop, late=args.late, duplicate=args.duplicate),
         crashes=dict(args.crash),
         tamper=tuple(args.tamper),
+        noise_sources=args.noise_sources,
+        receivers=args.receivers,
+        precover=args.precover,
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
@@ -235,6 +238,25 @@ def add_parsers(
         type=positive,
         default=None,
         help="aggregate with this many nodes drawn from public randomness (default: every node)",
+    )
+    sim.add_argument(
+        "--noise-sources",
+        type=positive,
+        default=None,
+        help="only this many contributors add noise, the committee's members first (default: "
+        "all); needs --precover (spec/09-protocol.md#noise-sources)",
+    )
+    sim.add_argument(
+        "--receivers",
+        type=positive,
+        default=None,
+        help="only this many nodes reconstruct, the coordinator first (default: every node)",
+    )
+    sim.add_argument(
+        "--precover",
+        action="store_true",
+        help="size the initial noise for D dropouts, so no top-up stage is ever needed "
+        "(spec/07-noise-plan.md#pre-covering)",
     )
     sim.add_argument(
         "--min-contributors",

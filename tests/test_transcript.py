@@ -297,3 +297,23 @@ def test_verify_reads_lines_one_at_a_time_and_stops_at_the_first_offence() -> No
     assert not verdict.valid and verdict.line == i + 1
     # At most one line of look-ahead past the offending one.
     assert max(read) <= i + 1 < len(forged) - 1
+
+
+def test_cli_simulate_with_fewer_noise_sources_and_receivers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--noise-sources``/``--receivers``/``--precover`` reach the round's parameters;
+    the transcript verifies; fewer sources without ``--precover`` is refused by name."""
+    out = tmp_path / "run.jsonl"
+    args = ["simulate", "--nodes", "9", "--threshold", "2", "--dropouts", "2",
+            "--colluders", "1", "--committee", "6", "--seed", "3"]  # fmt: skip
+    assert main([*args, "--noise-sources", "5", "--receivers", "2", "--precover",
+                 "--transcript", str(out), "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    header = json.loads(out.read_text().splitlines()[0])
+    assert len(header["params"]["noise_sources"]) == 5 and len(header["params"]["receivers"]) == 2
+    assert header["params"]["noise"]["precovered"] == 2
+    assert result["status"] == "released" and result["aggregate_correct"] is True
+    assert verify(out.read_text()).valid
+    assert main([*args, "--noise-sources", "5"]) == 2
+    assert "pre-cover every dropout" in capsys.readouterr().err
