@@ -346,14 +346,15 @@ def _check_envelope(state: State, m: Message) -> None:
         raise InvalidMessage(f"node {m.sender} may not send a {m.kind} in this round")
 
 
-def _values(state: State, values: Elements, sender: int) -> Field:
+def _values(state: State, values: Elements, sender: int) -> Elements:
+    """``values``, checked: the round's share length, every value below the modulus."""
     p = state.params
     if len(values) != p.share_length:
         raise InvalidMessage(
             f"node {sender} sent {len(values)} values; this round's shares have {p.share_length}"
         )
     try:
-        return values.to_field(p.field)
+        return values.check(p.field)
     except EncodingError as exc:
         raise InvalidMessage(f"node {sender} sent a value outside the field: {exc}") from None
 
@@ -511,8 +512,7 @@ def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]
             raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
         if i not in s.expected:
             raise InvalidMessage(f"node {i} is not expected at stage {s.stage}")
-        _values(s, m.values, i)  # checked on arrival; held compactly
-        return replace(s, early={**s.early, i: m.values}), []
+        return replace(s, early={**s.early, i: _values(s, m.values, i)}), []
     if m.stage != s.stage or s.phase is Phase.REPORTED:
         raise InvalidMessage(
             f"share from node {i} for stage {m.stage} arrived while this aggregator "
@@ -524,15 +524,17 @@ def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]
         raise InvalidMessage(f"duplicate share from node {i} for stage {m.stage}")
     y = _values(s, m.values, i)
     new = replace(s, delivered=s.delivered | {i},
-                  held={**s.held, i: _add(p, s.held.get(i), m.values, y)})  # fmt: skip
+                  held={**s.held, i: _add(p, s.held.get(i), y)})  # fmt: skip
     if new.delivered == frozenset(new.expected):
         return _report(new)
     return new, []
 
 
-def _add(p: RoundParams, held: Elements | None, values: Elements, checked: Field) -> Elements:
-    """What an aggregator holds from a contributor after one more stage's share."""
-    return values if held is None else Elements.of(held.to_field(p.field) + checked)
+def _add(p: RoundParams, held: Elements | None, values: Elements) -> Elements:
+    """What an aggregator holds from a contributor after one more stage's (checked) share."""
+    if held is None:
+        return values
+    return Elements.of(p.field.total([held.array, values.array], p.share_length))
 
 
 def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
@@ -591,7 +593,7 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
     early = {i: y for i, y in s.early.items() if i in u}
     held = dict(s.held)
     for i, y in early.items():
-        held[i] = _add(p, held.get(i), y, y.to_field(p.field))
+        held[i] = _add(p, held.get(i), y)
     new = replace(
         s,
         phase=Phase.COLLECTING,
@@ -715,7 +717,7 @@ def _receiver_partial(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
     if len(m.aggregators) < p.quorum:
         raise InvalidMessage(f"a partial sum names {len(m.aggregators)} aggregators; "
                              f"the quorum is {p.quorum}")  # fmt: skip
-    y = _values(s, m.values, m.sender)
+    y = _values(s, m.values, m.sender).to_field(p.field)
     new = replace(s, covers=covers, partials={**s.partials, m.sender: y})
     if len(new.partials) == len(m.aggregators):
         return _reconstruct(new)

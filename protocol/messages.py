@@ -48,7 +48,7 @@ Stage = Annotated[StrictInt, Field(ge=0, lt=1 << 16)]
 #: digits and below 2^64; the machines check that it is below the round's modulus.
 ELEMENT_PATTERN = r"^(0|[1-9][0-9]{0,19})$"
 _ELEMENT = re.compile(r"0|[1-9][0-9]{0,19}")
-_ELEMENT_LIST = re.compile(r"(?:0|[1-9][0-9]{0,19})(?:,(?:0|[1-9][0-9]{0,19}))*")
+_SHORT_ELEMENT_LIST = re.compile(r"(?:0|[1-9][0-9]{0,18})(?:,(?:0|[1-9][0-9]{0,18}))*")
 _U32_MAX = np.uint64(0xFFFFFFFF)
 
 
@@ -95,8 +95,8 @@ class Elements:
         """The values (read-only; uint32 or uint64)."""
         return self._a
 
-    def to_field(self, field: type[FieldElements]) -> FieldElements:
-        """The values as elements of ``field``.
+    def check(self, field: type[FieldElements]) -> Self:
+        """``self``, once every value is known to be below ``field``'s modulus.
 
         Raises:
             EncodingError: a value is not below the field's modulus (the error names it).
@@ -107,7 +107,15 @@ class Elements:
             raise EncodingError(
                 f"{field.__name__} element {i} must be in [0, {field.MODULUS}); got {int(a[i])}"
             )
-        return field._wrap(a.astype(np.uint64))
+        return self
+
+    def to_field(self, field: type[FieldElements]) -> FieldElements:
+        """The values as elements of ``field``.
+
+        Raises:
+            EncodingError: a value is not below the field's modulus (the error names it).
+        """
+        return field._wrap(self.check(field)._a.astype(np.uint64))
 
     def to_json(self) -> list[str]:
         """Canonical decimal strings, one per value."""
@@ -122,20 +130,20 @@ class Elements:
         """
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             raise EncodingError(f"values must be a list of decimal strings; got {items!r:.60}")
-        if items and all(type(v) is str for v in items):
-            joined = ",".join(items)
-            if _ELEMENT_LIST.fullmatch(joined):
-                big = [i for i, v in enumerate(items) if len(v) == 20 and int(v) >= 1 << 64]
-                if not big:
-                    return cls(np.array(items).astype(np.uint64))
-        for i, v in enumerate(items):
+        if not items:
+            raise EncodingError("values must have at least 1 item")
+        # Fast path: one regular expression over the joined text; at most 19
+        # digits, so every value is below 10^19 < 2^64.
+        if all(type(v) is str for v in items) and _SHORT_ELEMENT_LIST.fullmatch(",".join(items)):
+            return cls(np.array(items).astype(np.uint64))
+        for i, v in enumerate(items):  # the slow path names the first bad item
             if type(v) is not str or not _ELEMENT.fullmatch(v):
                 raise EncodingError(
                     f"values[{i}] must be a canonical decimal string; got {v!r:.60}"
                 )
             if int(v) >= 1 << 64:
                 raise EncodingError(f"values[{i}] must be below 2^64; got {v}")
-        raise EncodingError("values must have at least 1 item")
+        return cls(np.array([int(v) for v in items], dtype=np.uint64))
 
     def __len__(self) -> int:
         return int(self._a.shape[0])
