@@ -53,8 +53,8 @@ the survivors' plaintext sum is recovered as that mean times their number;
 see :attr:`FlowerRound.correct` for the tolerance.
 
 Determinism. Our own inputs are fixed: the run and node ids, the contexts, the
-run config, the synthetic vectors (``np.random.default_rng(seed)``, a local
-generator), and which clients drop out. Flower's own randomness is not ours to
+run config, the synthetic vectors (from the XOF, ``Tag("bench.flower.vector", (i,))``),
+and which clients drop out. Flower's own randomness is not ours to
 seed without touching global state, and so it is not seeded: key pairs and
 mask seeds (``cryptography``, ``os.urandom``), the neighbour graph and the
 client sampling (Python's global ``random``), and the stochastic rounding
@@ -101,6 +101,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.errors import ParameterError, SdlError, ThresholdNotMet
+from protocol.xof import SEED_SIZE, Tag, Xof, as_seed
 
 #: The Flower release this driver is written against (pyproject's ``bench`` extra).
 FLOWER_VERSION = "1.42.0"
@@ -190,7 +191,7 @@ def run_flower_round(
     Spec: spec/09-protocol.md#the-round
 
     ``vectors(i)`` is client ``i``'s vector; by default, float32 uniform on
-    [-1, 1) from ``np.random.default_rng(seed)``, client after client. The
+    a grid of [-1, 1), drawn from the XOF (:func:`_default_vector`). The
     last ``dropouts`` clients drop out after the share-keys stage.
 
     Pre-conditions:
@@ -219,13 +220,12 @@ def run_flower_round(
     _check(nodes=nodes, dimension=dimension, dropouts=dropouts, num_shares=num_shares)
     if not 2 <= threshold < num_shares:
         raise ParameterError(f"threshold must be in [2, num_shares={num_shares}); got {threshold}")
-    if seed < 0:
-        raise ParameterError(f"seed must be >= 0; got {seed}")
+    if not 0 <= seed < 1 << 256:
+        raise ParameterError(f"seed must be in [0, 2^256); got {seed}")
     flwr_version = _import_flower()
 
     if vectors is None:
-        rng = np.random.default_rng(seed)
-        inputs = [rng.uniform(-1.0, 1.0, dimension).astype(np.float32) for _ in range(nodes)]
+        inputs = [_default_vector(seed, index, dimension) for index in range(nodes)]
     else:
         inputs = [_client_vector(vectors, index, dimension) for index in range(nodes)]
     survivors = nodes - dropouts
@@ -285,6 +285,15 @@ def _check(*, nodes: int, dimension: int, dropouts: int, num_shares: int) -> Non
             f"({QUANTIZATION_RANGE} levels each) wrap modulo {MODULUS_RANGE}; "
             f"got {nodes} - {dropouts} = {nodes - dropouts}"
         )
+
+
+def _default_vector(seed: int, index: int, dimension: int) -> Vector:
+    """Client ``index``'s synthetic vector: float32 on the grid ``u/2^23 − 1``, ``u`` uniform
+    in ``[0, 2^24)`` from ``Xof(seed, Tag("bench.flower.vector", (index,)))`` (the bench's
+    own stream, spec/03-xof.md#registered-tags; ``seed`` as 32 big-endian bytes)."""
+    xof = Xof(as_seed(seed.to_bytes(SEED_SIZE, "big")), Tag("bench.flower.vector", (index,)))
+    u = xof.uniform_ints(1 << 24, count=dimension)
+    return (u.astype(np.float64) / (1 << 23) - 1.0).astype(np.float32)
 
 
 def _client_vector(vectors: Callable[[int], Vector], index: int, dimension: int) -> Vector:
