@@ -115,6 +115,12 @@ class Xof:
 
     def _next_view(self, n: int) -> memoryview:
         """The next ``n`` bytes of the stream, as a view of the buffer (no copy)."""
+        view = self._peek_view(n)
+        self._pos += n
+        return view
+
+    def _peek_view(self, n: int) -> memoryview:
+        """The next ``n`` bytes of the stream, without consuming them."""
         if type(n) is not int or n < 0:
             raise ParameterError(f"byte count must be an int >= 0; got {n!r}")
         start, end = self._pos, self._pos + n
@@ -122,7 +128,6 @@ class Xof:
             # SHAKE output of length L is a prefix of output of any length > L,
             # so re-squeezing a longer output keeps the stream consistent.
             self._buf = self._h.digest(max(end, 2 * len(self._buf), 1024))
-        self._pos = end
         return memoryview(self._buf)[start:end]
 
     # spec-excerpt: xof-uniform-int
@@ -175,19 +180,40 @@ class Xof:
         if width == 0:
             out[:] = 0
             return out
+        if bound == 1 << bits:  # no candidate can be rejected: one read
+            _masked_words_into(self._next_view(count * width), width=width, bits=bits, out=out)
+            return out
+        rate = bound / (1 << bits)  # > 1/2: the chance that a candidate is accepted
+        if rate > 0.99:  # rejections are rare: read in place, compact when one happens
+            got = 0
+            while got < count:
+                need = count - got
+                dst = out[got:]
+                _masked_words_into(self._next_view(need * width), width=width, bits=bits, out=dst)
+                keep = dst < np.uint64(bound)
+                if keep.all():
+                    return out
+                kept = dst[keep]
+                dst[: len(kept)] = kept
+                got += len(kept)
+            return out
+        # Look ahead at enough candidates for the expected rejections, keep the
+        # first accepted ones, and consume exactly the bytes up to the last
+        # candidate used (so the stream is where count uniform_int calls leave it).
         got = 0
         while got < count:
             need = count - got
-            dst = out[got:]
-            _masked_words_into(self._next_view(need * width), width=width, bits=bits, out=dst)
-            if bound < 1 << bits:  # otherwise no candidate can be rejected
-                keep = dst < np.uint64(bound)
-                if not keep.all():
-                    accepted = dst[keep]
-                    dst[: len(accepted)] = accepted
-                    got += len(accepted)
-                    continue
-            got += need
+            ahead = max(1, int(need / rate * _LOOKAHEAD_FACTOR) + _LOOKAHEAD_SLACK)
+            candidates = np.empty(ahead, dtype=np.uint64)
+            _masked_words_into(
+                self._peek_view(ahead * width), width=width, bits=bits, out=candidates
+            )
+            accepted = np.flatnonzero(candidates < np.uint64(bound))
+            take = min(need, len(accepted))
+            out[got : got + take] = candidates[accepted[:take]]
+            used = int(accepted[take - 1]) + 1 if take == need else ahead
+            self._pos += used * width
+            got += take
         return out
 
     def field_elements(self, field: type[Field], count: int) -> Field:
@@ -224,6 +250,12 @@ def derive_seed(seed: Seed, tag: Tag) -> Seed:
     Spec: spec/03-xof.md#derived-seeds
     """
     return Seed(Xof(seed, tag).next_bytes(SEED_SIZE))
+
+
+#: How far :meth:`Xof.uniform_ints` looks ahead when rejections are common: the
+#: expected number of candidates, times this factor, plus this slack (speed only).
+_LOOKAHEAD_FACTOR = 1.01
+_LOOKAHEAD_SLACK = 32
 
 
 def _masked_words_into(

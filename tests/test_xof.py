@@ -18,9 +18,10 @@ import hashlib
 import struct
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import protocol.xof as xof_module
 from protocol.errors import ParameterError
 from protocol.field import Field
 from protocol.xof import SEED_SIZE, XOF_CONTEXT, Tag, Xof, as_seed, derive_seed
@@ -320,3 +321,22 @@ def test_bernoulli_extremes_are_certain() -> None:
 def test_bernoulli_rejects_bad_fractions(num: int, den: int) -> None:
     with pytest.raises(ParameterError, match=f"{num}/{den}"):
         Xof(as_seed(FIXED_SEED), Tag("x")).bernoulli(num, den)
+
+
+@pytest.mark.parametrize("lookahead", [(1.01, 32), (0.5, 0), (1.0, 1)])
+@given(seed=seeds, bound=st.sampled_from([3, 17, 2**20 + 1, 2**31 + 1, 2**31 - 1]),
+       count=st.integers(0, 3000))  # fmt: skip
+@settings(max_examples=20)
+def test_uniform_ints_look_ahead_consumes_exactly_what_scalar_draws_do(
+    lookahead: tuple[float, int], seed: bytes, bound: int, count: int
+) -> None:
+    """However far the vectorized draw looks ahead (short look-aheads force its loop to
+    run many times), it returns the scalar draws and leaves the stream where they do."""
+    tag = Tag("test.lookahead", (bound,))
+    vec, one = Xof(as_seed(seed), tag), Xof(as_seed(seed), tag)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(xof_module, "_LOOKAHEAD_FACTOR", lookahead[0])
+        mp.setattr(xof_module, "_LOOKAHEAD_SLACK", lookahead[1])
+        got = vec.uniform_ints(bound, count=count).tolist()
+    assert got == [one.uniform_int(bound) for _ in range(count)]
+    assert vec.next_bytes(32) == one.next_bytes(32)
