@@ -290,7 +290,7 @@ def _check(*, nodes: int, dimension: int, dropouts: int, num_shares: int) -> Non
 def _default_vector(seed: int, index: int, dimension: int) -> Vector:
     """Client ``index``'s synthetic vector: float32 on the grid ``u/2^23 − 1``, ``u`` uniform
     in ``[0, 2^24)`` from ``Xof(seed, Tag("bench.flower.vector", (index,)))`` (the bench's
-    own stream, spec/03-xof.md#registered-tags; ``seed`` as 32 big-endian bytes)."""
+    own stream, spec/03-xof.md#tags; ``seed`` as 32 big-endian bytes)."""
     xof = Xof(as_seed(seed.to_bytes(SEED_SIZE, "big")), Tag("bench.flower.vector", (index,)))
     u = xof.uniform_ints(1 << 24, count=dimension)
     return (u.astype(np.float64) / (1 << 23) - 1.0).astype(np.float32)
