@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.errors import ParameterError
 from protocol.params import MAX_ROUND, RoundParams, select_committee
@@ -148,3 +149,16 @@ def test_fewer_sources_without_pre_covering_is_refused() -> None:
                  max_dropouts=2, max_colluders=0, precovered=1)  # fmt: skip
     with pytest.raises(ParameterError, match="pre-cover every dropout"):
         _with(p, noise=noise, noise_sources=(1, 2, 3, 4))
+
+
+@given(st.integers(1, 40), st.data())
+def test_a_longer_committee_draw_extends_a_shorter_one(n: int, data: st.DataObject) -> None:
+    """The first m nodes of a draw of size n are the draw of size m (a partial Fisher–Yates
+    shuffle only swaps later positions afterwards): noise sources and receivers taken as
+    prefixes of the full draw start with the committee (spec/12-transcripts.md#scenario)."""
+    m = data.draw(st.integers(1, n))
+    session = as_seed(bytes(range(32)))
+    nodes = tuple(range(1, n + 1))
+    full = select_committee(session=session, round=7, nodes=nodes, size=n)
+    assert full[:m] == select_committee(session=session, round=7, nodes=nodes, size=m)
+    assert sorted(full) == list(nodes)
