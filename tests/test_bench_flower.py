@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from protocol.errors import ParameterError, SdlError, ThresholdNotMet
-from reference.bench_flower import (
+from reference.bench.flower import (
     INSTALL_HINT,
     FlowerRound,
     FlowerUnavailable,

@@ -21,8 +21,8 @@ import pytest
 
 from protocol.field import Field
 from protocol.messages import Message, encode_wire
-from reference import bench_round
-from reference.bench_round import (
+from reference.bench import round as bench_round
+from reference.bench.round import (
     PHASES,
     RoundBench,
     RoundConfig,
@@ -35,8 +35,8 @@ from reference.bench_round import (
     scenario,
     targets,
 )
-from reference.cli import main
-from reference.simulate import simulate
+from reference.cli.main import main
+from reference.sim.simulate import simulate
 
 #: A small round: 6 nodes, a committee of 5 (quorum t + k = 4, so one aggregator may drop).
 SMALL = RoundConfig(

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from reference.cli import main
+from reference.cli.main import main
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
@@ -113,7 +113,7 @@ def test_noise_sample_json_is_reproducible_and_follows_the_spec_stream(
 
     from protocol.noise import sample, sample_table  # noqa: PLC0415
     from protocol.xof import Tag, Xof  # noqa: PLC0415
-    from reference.seeds import seed_from_hex  # noqa: PLC0415
+    from reference.common.seeds import seed_from_hex  # noqa: PLC0415
 
     argv = ["noise", "sample", "--mechanism", "skellam", "--variance", "25/2"]
     out = _json(capsys, [*argv, "--count", "30", "--seed", "1f", "--json"])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reference.cli import main
+from reference.cli.main import main
 
 GAUSSIAN = ["--mechanism", "gaussian", "--noise-multiplier", "1.1"]
 SKELLAM = [

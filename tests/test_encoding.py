@@ -66,7 +66,7 @@ from protocol.errors import (
 )
 from protocol.field import FIELDS, Field, Field31, Field61
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference import vectors_encoding
+from reference.oracle import encoding as vectors_encoding
 from tests.strategies import seeds
 
 ROOT_SEED = as_seed(bytes(32))

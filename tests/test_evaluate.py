@@ -14,9 +14,9 @@ import pytest
 
 from protocol.errors import ParameterError
 from protocol.xof import Tag, derive_seed
-from reference.cli import main
+from reference.cli.main import main
+from reference.common.seeds import seed_from_hex
 from reference.learning import evaluate
-from reference.seeds import seed_from_hex
 
 TINY = {"nodes": 3, "rounds": 2}
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reference import cli, conformance
+from reference.cli import main as cli
+from reference.oracle import conformance
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSUMER = ROOT / "tests" / "interop" / "sdl_consumer.mjs"
@@ -132,7 +133,7 @@ def test_request_set_has_negative_cases() -> None:
 
 STEP_IMPL = """
 import json, sys
-from reference.conformance import expected_answer
+from reference.oracle.conformance import expected_answer
 BROKEN = {broken}
 for line in sys.stdin:
     req = json.loads(line)

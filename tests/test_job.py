@@ -21,7 +21,7 @@ from protocol.accounting import (
 from protocol.encoding import encode, norm_bound_sq
 from protocol.noise import STATISTICAL_DISTANCE_BOUND
 from protocol.xof import Tag, derive_seed
-from reference.cli import main
+from reference.cli.main import main
 from reference.learning.data import Dataset, realized_rate
 from reference.learning.job import (
     JobConfig,
@@ -32,7 +32,7 @@ from reference.learning.job import (
     run_job,
     setup,
 )
-from reference.vector_format import case_seed
+from reference.oracle.format import case_seed
 
 SMALL = {"nodes": 4, "rounds": 3, "threshold": 1}
 

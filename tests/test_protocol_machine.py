@@ -2,7 +2,7 @@
 
 Spec: spec/09-protocol.md#state-machines
 
-The machines are driven two ways. The simulator (:mod:`reference.simulate`)
+The machines are driven two ways. The simulator (:mod:`reference.sim.simulate`)
 runs whole rounds, and every step it takes is recorded (``step`` wrapped,
 not changed), which gives a corpus of real states in every phase and the
 real messages each accepted. Tests then feed those states, and messages
@@ -32,7 +32,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import reference.simulate as simulate_module
+import reference.sim.simulate as simulate_module
 from protocol.errors import InvalidMessage, LocalProtocolError, SdlError
 from protocol.field import Field
 from protocol.machine import (
@@ -65,7 +65,7 @@ from protocol.messages import (
 )
 from protocol.params import RoundParams
 from protocol.xof import Seed, as_seed
-from reference.simulate import Network, Scenario, simulate
+from reference.sim.simulate import Network, Scenario, simulate
 from tests.oracles import lagrange_eval
 from tests.strategies import element_strings, id_lists, messages, round_params
 

@@ -22,9 +22,9 @@ from protocol.errors import LocalProtocolError
 from protocol.machine import Phase, ReceiverState
 from protocol.release import float_at_most, round_record
 from protocol.xof import Tag, derive_seed
-from reference.scenarios import build
-from reference.simulate import simulate
-from reference.vector_format import case_seed
+from reference.oracle.format import case_seed
+from reference.sim.scenarios import build
+from reference.sim.simulate import simulate
 
 
 def _released(mechanism: str, dropouts: int, colluders: int, seed: int) -> ReceiverState:

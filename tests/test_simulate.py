@@ -40,8 +40,8 @@ from protocol.params import RoundParams
 from protocol.release import round_record
 from protocol.shamir import Shamir, lagrange_matrix
 from protocol.xof import Seed, Tag, Xof, as_seed
-from reference.scenarios import build
-from reference.simulate import Network, Outcome, Scenario, simulate
+from reference.sim.scenarios import build
+from reference.sim.simulate import Network, Outcome, Scenario, simulate
 from tests.oracles import lagrange_eval
 from tests.strategies import F11, round_params
 

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from protocol.messages import schemas
 from protocol.xof import Tag, derive_seed
-from reference.cli import main
-from reference.scenarios import build
-from reference.simulate import Network, Scenario, canonical_line, simulate
-from reference.transcript import verify
-from reference.vector_format import case_seed
+from reference.cli.main import main
+from reference.oracle.format import case_seed
+from reference.sim.scenarios import build
+from reference.sim.simulate import Network, Scenario, canonical_line, simulate
+from reference.sim.transcript import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -280,7 +280,7 @@ def test_cli_schema_writes_the_committed_schemas(tmp_path: Path) -> None:
 
 def test_verify_reads_lines_one_at_a_time_and_stops_at_the_first_offence() -> None:
     """A transcript of any size fits: lines are read lazily, and reading stops at the verdict."""
-    from reference.transcript import verify_lines  # noqa: PLC0415
+    from reference.sim.transcript import verify_lines  # noqa: PLC0415
 
     lines = _plain()
     i = _first(lines, "send", "share")

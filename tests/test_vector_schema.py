@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from reference import vectors
-from reference.vector_format import FORMAT
+from reference.oracle import vectors
+from reference.oracle.format import FORMAT
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "spec" / "schemas" / "vector.schema.json"

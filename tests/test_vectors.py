@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import ERRORS_BY_NAME
-from reference import vectors
-from reference.cli import main
+from reference.cli.main import main
+from reference.oracle import vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "spec" / "vectors"

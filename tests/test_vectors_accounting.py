@@ -22,8 +22,9 @@ from typing import Any
 import mpmath
 import pytest
 
-from reference import vectors, vectors_accounting
-from reference.vectors_accounting import ORDERS, close
+from reference.oracle import accounting as vectors_accounting
+from reference.oracle import vectors
+from reference.oracle.accounting import ORDERS, close
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "spec" / "vectors" / "accounting"

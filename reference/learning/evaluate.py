@@ -31,8 +31,8 @@ import numpy as np
 
 from protocol.errors import ParameterError
 from protocol.xof import Seed, Tag, derive_seed
-from reference.atomic import replacing, write_text_atomically
-from reference.seeds import seed_from_hex
+from reference.common.atomic import replacing, write_text_atomically
+from reference.common.seeds import seed_from_hex
 
 #: The evaluation's fixed seed; every run's seed is derived from it.
 EVAL_SEED_HEX = "e"

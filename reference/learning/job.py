@@ -34,7 +34,6 @@ table samplers' statistical distance charged to δ (spec/08-accounting.md).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -75,7 +74,6 @@ from protocol.noise_plan import plan
 from protocol.params import RoundParams, select_committee
 from protocol.release import round_record
 from protocol.xof import Seed, Tag, Xof, derive_seed
-from reference.atomic import write_text_atomically
 from reference.learning.data import (
     Dataset,
     load_digits,
@@ -86,7 +84,7 @@ from reference.learning.data import (
     split,
 )
 from reference.learning.models import Model, accuracy, clip_rows, make_model
-from reference.simulate import Scenario, canonical_line, simulate
+from reference.sim.simulate import Scenario, canonical_line, simulate
 
 F64 = npt.NDArray[np.float64]
 
@@ -676,15 +674,3 @@ def _distributed(
     )
     (charge,) = realized_event([record]).events
     return outcome.released, charge, info
-
-
-def write_outputs(result: JobResult, out: Path) -> list[Path]:
-    """Write ``run.json`` and ``run.png`` into ``out`` atomically; return their paths."""
-    from reference.learning.plots import plot_run  # noqa: PLC0415  (matplotlib is slow to load)
-
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "run.json"
-    write_text_atomically(data, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
-    png = out / "run.png"
-    plot_run(result, png)
-    return [data, png]

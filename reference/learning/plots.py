@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reference.atomic import replacing
+from reference.common.atomic import replacing
 
 if TYPE_CHECKING:
     from reference.learning.job import JobResult

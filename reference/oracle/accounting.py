@@ -3,7 +3,7 @@
 Spec: spec/08-accounting.md, spec/10-test-vectors.md#accounting-vectors
 
 ``cases()`` yields ``(relative path, object)`` pairs (``accounting/<name>.json``)
-in the format of :mod:`reference.vectors`; ``check(obj, problems)``
+in the format of :mod:`reference.oracle.vectors`; ``check(obj, problems)``
 recomputes a file's expected outputs from its inputs with this
 implementation and appends one string per mismatch
 (``"rdp[3]: file has 0.25, recomputed 0.2500001 (tolerance ...)"``).
@@ -43,7 +43,7 @@ from protocol.accounting import (
     rdp,
 )
 from protocol.errors import ParameterError
-from reference.vector_format import FORMAT, Json, expect_error, make_case
+from reference.oracle.format import FORMAT, Json, expect_error, make_case
 
 FAMILY = "accounting"
 

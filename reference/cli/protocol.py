@@ -17,12 +17,12 @@ from typing import Any
 from protocol.errors import ParameterError
 from protocol.field import FIELDS
 from protocol.messages import schemas
-from reference.atomic import replacing, write_text_atomically
-from reference.cli_types import number_where
-from reference.scenarios import build
-from reference.seeds import fresh_seed, seed_from_hex
-from reference.simulate import Network, canonical_line, simulate
-from reference.transcript import verify_lines
+from reference.cli.types import number_where
+from reference.common.atomic import replacing, write_text_atomically
+from reference.common.seeds import fresh_seed, seed_from_hex
+from reference.sim.scenarios import build
+from reference.sim.simulate import Network, canonical_line, simulate
+from reference.sim.transcript import verify_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

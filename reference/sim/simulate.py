@@ -9,7 +9,7 @@ reorder and duplicate them, fires the timers they ask for, crashes nodes
 after a chosen number of sends, and lets chosen aggregators tamper with
 their partial sums. Everything it does is drawn from one master seed
 through the XOF, so a run is reproducible; every step is written to the
-transcript (:mod:`reference.transcript`).
+transcript (:mod:`reference.sim.transcript`).
 """
 
 from __future__ import annotations

@@ -41,8 +41,10 @@ from protocol.noise import (
 from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference import vectors_accounting, vectors_encoding, vectors_protocol
-from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
+from reference.oracle import accounting as vectors_accounting
+from reference.oracle import encoding as vectors_encoding
+from reference.oracle import protocol as vectors_protocol
+from reference.oracle.format import FORMAT, Json, case_seed, expect_error, make_case
 
 FAMILIES = (
     "field",

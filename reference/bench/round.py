@@ -2,8 +2,8 @@
 
 Spec: spec/09-protocol.md (the machines that run); spec/12-transcripts.md#scenario (the round)
 
-The round is :func:`reference.scenarios.build`'s scenario, run by
-:func:`reference.simulate.simulate`: the protocol's own state machines for every
+The round is :func:`reference.sim.scenarios.build`'s scenario, run by
+:func:`reference.sim.simulate.simulate`: the protocol's own state machines for every
 contributor, aggregator, the coordinator and the receivers, over a reliable
 network, with ``dropouts`` contributors crashing part-way through their shares.
 The simulator times each machine step (``on_step``) and shows each message sent
@@ -29,7 +29,7 @@ the simulator asks for it (:class:`TimedUpdates`), timed apart, left out of the
 round's time, and never kept: the bench does not hold every update at once.
 
 Speed targets are reported, never asserted here or in tests (see
-:mod:`reference.bench`): a timed check fails on a busy machine for reasons that
+:mod:`reference.bench.micro`): a timed check fails on a busy machine for reasons that
 have nothing to do with the code.
 """
 
@@ -53,13 +53,13 @@ from protocol.field import FIELDS, Field
 from protocol.machine import ContributorState
 from protocol.messages import Message, wire_size
 from protocol.xof import Tag, Xof
-from reference.atomic import replacing, write_text_atomically
-from reference.scenarios import build
-from reference.seeds import seed_from_hex
-from reference.simulate import Scenario, simulate
+from reference.common.atomic import replacing, write_text_atomically
+from reference.common.seeds import seed_from_hex
+from reference.sim.scenarios import build
+from reference.sim.simulate import Scenario, simulate
 
 if TYPE_CHECKING:
-    from reference.bench_flower import FlowerRound
+    from reference.bench.flower import FlowerRound
 
 #: σ*², the total noise variance the honest contributors carry in the released sum.
 #: 10^7 is the order ``sdl run`` calibrates for ε = 2 on the digits (σ*² ≈ 1.8·10^7):
@@ -162,7 +162,7 @@ class RoundConfig:
 
 
 def scenario(config: RoundConfig) -> Scenario:
-    """The round's scenario, built by :func:`reference.scenarios.build`.
+    """The round's scenario, built by :func:`reference.sim.scenarios.build`.
 
     Raises:
         ParameterError: a parameter is out of range (the message names it).
@@ -263,7 +263,7 @@ class RoundMeasure:
     #: Time in this module's ``on_send`` (message sizes), left out of wall and CPU.
     observer_seconds: float
     #: From the last machine step to simulate()'s return: its check of the result
-    #: (:func:`reference.simulate.outcome` sums every contribution again), left out.
+    #: (:func:`reference.sim.simulate.outcome` sums every contribution again), left out.
     verify_seconds: float
     inputs_seconds: float
     inputs_cpu_seconds: float
@@ -479,7 +479,7 @@ def _idle_child() -> Memory:
 def _flower_child(
     config: RoundConfig, shares: int, threshold: int, seed: int
 ) -> tuple[FlowerRound, Memory]:
-    from reference.bench_flower import run_flower_round  # noqa: PLC0415
+    from reference.bench.flower import run_flower_round  # noqa: PLC0415
 
     result = run_flower_round(
         nodes=config.nodes,
@@ -554,7 +554,7 @@ def check_flower() -> str:
     Raises:
         FlowerUnavailable: ``flwr`` cannot be imported.
     """
-    from reference.bench_flower import (  # noqa: PLC0415
+    from reference.bench.flower import (  # noqa: PLC0415
         INSTALL_HINT,
         FlowerUnavailable,
         flower_version,
@@ -575,7 +575,7 @@ def flower_seed(config: RoundConfig) -> int:
 
 
 def run_flower(config: RoundConfig, *, shares: int, threshold: int) -> FlowerRun:
-    """Flower's SecAgg+ round in a spawned child (see :mod:`reference.bench_flower`).
+    """Flower's SecAgg+ round in a spawned child (see :mod:`reference.bench.flower`).
 
     Raises:
         FlowerUnavailable: ``flwr`` cannot be imported; ParameterError: Flower's

@@ -13,7 +13,7 @@ from protocol.field import Field, Field31
 from protocol.noise_plan import plan
 from protocol.params import RoundParams, select_committee
 from protocol.xof import Seed, Tag, Xof, derive_seed
-from reference.simulate import Network, Scenario
+from reference.sim.simulate import Network, Scenario
 
 
 def _pick(xof: Xof, pool: list[int], count: int) -> list[int]:

@@ -21,8 +21,11 @@ from threadpoolctl import threadpool_limits
 from protocol.errors import SdlError
 from protocol.field import FIELDS
 from protocol.xof import Tag, Xof
-from reference import cli_evaluate, cli_learning, cli_protocol, conformance, vectors
-from reference.seeds import fresh_seed, seed_from_hex
+from reference.cli import evaluate as cli_evaluate
+from reference.cli import learning as cli_learning
+from reference.cli import protocol as cli_protocol
+from reference.common.seeds import fresh_seed, seed_from_hex
+from reference.oracle import conformance, vectors
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,7 +58,7 @@ def _emit(obj: object) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from reference.demo import run_demo  # noqa: PLC0415
+    from reference.sim.demo import run_demo  # noqa: PLC0415
 
     seed = seed_from_hex(args.seed) if args.seed is not None else fresh_seed()
     result = run_demo(
@@ -329,7 +332,7 @@ def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_shamir(args: argparse.Namespace) -> int:
-    from reference.bench import bench_shamir  # noqa: PLC0415
+    from reference.bench.micro import bench_shamir  # noqa: PLC0415
 
     if args.threshold + 1 > args.nodes:
         print(
@@ -387,7 +390,7 @@ def _cmd_bench_shamir(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_accounting(args: argparse.Namespace) -> int:
-    from reference.bench import bench_accounting  # noqa: PLC0415
+    from reference.bench.micro import bench_accounting  # noqa: PLC0415
 
     result = bench_accounting(
         rounds=args.rounds,
@@ -423,7 +426,7 @@ def _cmd_bench_accounting(args: argparse.Namespace) -> int:
 def _cmd_bench_round(args: argparse.Namespace) -> int:
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
-    from reference import bench_round as br  # noqa: PLC0415
+    from reference.bench import round as br  # noqa: PLC0415
 
     config = br.RoundConfig(
         nodes=args.nodes,
@@ -799,7 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--repeats", type=_positive, default=5)
     ba.add_argument("--json", action="store_true", help="print one JSON object")
     ba.set_defaults(func=_cmd_bench_accounting)
-    from reference import bench_round as br  # noqa: PLC0415  (its argument types)
+    from reference.bench import round as br  # noqa: PLC0415  (its argument types)
 
     variance, shares, needs = int(br.TARGET_VARIANCE), br.FLOWER_SHARES, br.FLOWER_THRESHOLD
 
@@ -853,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
               (d) the peak memory of the round's process <= 2 GB
 
             --compare-flower first runs Flower's own SecAgg+ workflow in a child process
-            (reference/bench_flower.py) with the same n, d and dropouts, num_shares {shares}
+            (reference/bench/flower.py) with the same n, d and dropouts, num_shares {shares}
             and threshold {needs} as the issue measured, then SDL's round, and prints both
             beside the plaintext sum. Flower is an optional extra (pip install -e '.[bench]');
             without it the flag exits 2 with that hint, having run nothing.

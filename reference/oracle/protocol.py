@@ -27,10 +27,10 @@ from typing import Any
 
 from protocol.params import RoundParams
 from protocol.xof import as_seed
-from reference.scenarios import build
-from reference.simulate import Network, Scenario, simulate
-from reference.transcript import verify
-from reference.vector_format import Json, case_seed, make_case
+from reference.oracle.format import Json, case_seed, make_case
+from reference.sim.scenarios import build
+from reference.sim.simulate import Network, Scenario, simulate
+from reference.sim.transcript import verify
 
 FAMILY = "protocol"
 

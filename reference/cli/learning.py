@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reference.cli_types import number_where
-from reference.seeds import fresh_seed, seed_from_hex
+from reference.cli.types import number_where
+from reference.common.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK = 0
 
@@ -41,7 +41,8 @@ def _partition(text: str) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from reference.learning.job import JobConfig, RoundLog, run_job, write_outputs  # noqa: PLC0415
+    from reference.learning.job import JobConfig, RoundLog, run_job  # noqa: PLC0415
+    from reference.learning.outputs import write_outputs  # noqa: PLC0415
 
     seed_text = args.seed if args.seed is not None else fresh_seed().hex()
     cfg = JobConfig(

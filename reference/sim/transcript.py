@@ -31,7 +31,7 @@ from protocol.machine import Event, Receive, Start, State, Timeout, Timer, initi
 from protocol.messages import Message, Role, dump, from_obj
 from protocol.params import RoundParams
 from protocol.xof import SEED_SIZE, as_seed
-from reference.simulate import TRANSCRIPT_FORMAT, holders, outcome
+from reference.sim.simulate import TRANSCRIPT_FORMAT, holders, outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Spec: spec/05-encoding.md, spec/10-test-vectors.md
 
 ``cases()`` yields ``(relative path, object)`` pairs (``encoding/<name>.json``)
-in the format of :mod:`reference.vectors`; ``check(obj, problems)``
+in the format of :mod:`reference.oracle.vectors`; ``check(obj, problems)``
 recomputes a file's expected outputs from its inputs with this
 implementation and appends one string per mismatch
 (``"values[3]: file has '17', recomputed '18'"``).
@@ -39,7 +39,7 @@ from protocol.encoding import (
 )
 from protocol.field import FIELDS, Field, Field31, Field61, field_for_modulus
 from protocol.xof import Seed, Tag, Xof, as_seed
-from reference.vector_format import FORMAT, Json, case_seed, expect_error, make_case
+from reference.oracle.format import FORMAT, Json, case_seed, expect_error, make_case
 
 FAMILY = "encoding"
 

@@ -48,8 +48,8 @@ from protocol.noise import MECHANISMS, sample, sample_table
 from protocol.params import RoundParams
 from protocol.shamir import Shamir, Share
 from protocol.xof import Tag, Xof, as_seed, derive_seed
-from reference.scenarios import build
-from reference.simulate import Network, holders, simulate
+from reference.sim.scenarios import build
+from reference.sim.simulate import Network, holders, simulate
 
 OPS: tuple[str, ...] = (
     "field.add",

@@ -1,0 +1,1 @@
+"""The ``sdl`` command line, one module per command group."""

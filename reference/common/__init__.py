@@ -1,0 +1,1 @@
+"""Shared by every room: atomic file writes and seeds."""

@@ -1,0 +1,1 @@
+"""The oracle kit: test vectors (generation, checking, format) and the conformance harness."""

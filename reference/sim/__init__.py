@@ -1,0 +1,1 @@
+"""The simulator: an adversarial network over the state machines; scenarios, transcripts, demo."""
