@@ -26,3 +26,67 @@ def number_where(
         return value
 
     return parse
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, with a message naming the value."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
+        return value
+
+    return parse
+
+
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)
+
+
+def _variance(text: str) -> Fraction:
+    """An argparse type: a positive rational, written as a decimal or a fraction."""
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number such as 12.5 or 25/2; got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"variance must be > 0; got {text}")
+    return value
+
+
+def _float_where(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a float for which ``ok`` holds, else an error naming ``what``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text}")
+        return value
+
+    return parse
+
+
+_positive_float = _float_where("a positive finite number", lambda v: 0 < v < float("inf"))
+_open_unit = _float_where("a number in (0, 1)", lambda v: 0 < v < 1)
+_rate = _float_where("a rate in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"expected a positive number of seconds; got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {value}")
+    return value
