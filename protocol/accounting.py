@@ -30,6 +30,7 @@ from protocol.errors import ParameterError
 from protocol.noise_plan import kls_tau
 
 __all__ = [
+    "DDG_MIN_SIGMA",
     "DEFAULT_ORDERS",
     "MECHANISMS",
     "CalibrationResult",
@@ -110,6 +111,13 @@ def _round_up(x: Fraction) -> float:
     return f if Fraction(f) >= x else math.nextafter(f, math.inf)
 
 
+#: Least per-client ``σ`` at which the distributed discrete Gaussian bound
+#: holds: Kairouz, Liu, Steinke (ICML 2021, arXiv 2102.06387), Theorem 1,
+#: assumes ``σ >= 1/2``. Spec: spec/08-accounting.md#sum-of-discrete-gaussians
+#: Proof: proofs_notes/ddg-domain.md
+DDG_MIN_SIGMA: float = 0.5
+
+
 # -------------------------------------------------------------------- events
 
 
@@ -170,10 +178,13 @@ class DistributedDiscreteGaussianEvent:
     ``ε(α) = min{ αΔ₂²/(2nσ²) + τd,
     (α/2)(Δ₂²/(nσ²) + 2Δ₁τ/(√n σ) + τ²d),
     (α/2)(Δ₂/(√n σ) + τ√d)² }``.
-    ``σ²`` is the *per-client* parameter.
+    ``σ²`` is the *per-client* parameter. Theorem 1 assumes ``σ >= 1/2``
+    (:data:`DDG_MIN_SIGMA`); below it the bound is not established and the
+    event refuses to exist (proofs_notes/ddg-domain.md).
 
     Pre-conditions:
         - ``sigma2``, ``l2_sensitivity``, ``l1_sensitivity`` finite and ``> 0``
+        - ``sigma2 >= DDG_MIN_SIGMA² = 1/4``, compared exactly
         - ``clients >= 1`` and ``dimension >= 1`` are ints
     Raises:
         ParameterError: if a pre-condition fails.
@@ -187,6 +198,13 @@ class DistributedDiscreteGaussianEvent:
 
     def __post_init__(self) -> None:
         _positive(self.sigma2, "sigma2")
+        # Exact: Fraction(float) is the float's value and DDG_MIN_SIGMA² = 1/4 is exact.
+        if Fraction(self.sigma2) < Fraction(DDG_MIN_SIGMA) ** 2:
+            raise ParameterError(
+                f"sigma2 = {self.sigma2} is outside the domain of the distributed discrete"
+                " Gaussian bound: it needs sigma >= 1/2 (sigma2 >= 1/4; Kairouz, Liu,"
+                " Steinke 2021, Theorem 1)"
+            )
         _count(self.clients, "clients", minimum=1)
         _count(self.dimension, "dimension", minimum=1)
         _positive(self.l2_sensitivity, "l2_sensitivity")

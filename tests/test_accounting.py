@@ -12,6 +12,7 @@ monotonicity and composition properties.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import mpmath
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.accounting import (
+    DDG_MIN_SIGMA,
     DEFAULT_ORDERS,
     MECHANISMS,
     ComposedEvent,
@@ -180,6 +182,97 @@ def test_ddg_costs_at_least_the_central_discrete_gaussian(sigma2: float, clients
         assert rdp(ddg, FEW_ORDERS) == pytest.approx(rdp(central, FEW_ORDERS), rel=1e-9)
 
 
+def test_ddg_min_sigma_is_theorem_1s_one_half() -> None:
+    """proofs_notes/ddg-domain.md item 1: DDG_MIN_SIGMA = 1/2."""
+    assert DDG_MIN_SIGMA == 0.5
+
+
+@pytest.mark.parametrize("sigma2", [0.25, Fraction(1, 4), 0.2500000001, 1.0])
+def test_ddg_accepts_sigma_from_one_half(sigma2: float) -> None:
+    """proofs_notes/ddg-domain.md item 2: σ >= 1/2 is accepted, including σ² = 1/4 exactly."""
+    event = DistributedDiscreteGaussianEvent(
+        sigma2=sigma2, clients=3, dimension=1, l2_sensitivity=1.0, l1_sensitivity=1.0
+    )
+    assert all(math.isfinite(e) for e in rdp(event, FEW_ORDERS))
+
+
+@pytest.mark.parametrize(
+    ("sigma2", "clients"),
+    [
+        (math.nextafter(0.25, 0.0), 2),
+        (Fraction(1, 4) - Fraction(1, 10**30), 2),
+        (0.2125, 100),
+        (0.461**2, 100),
+        (0.01, 1),
+    ],
+)
+def test_ddg_refuses_sigma_below_one_half_naming_the_domain(sigma2: float, clients: int) -> None:
+    """proofs_notes/ddg-domain.md item 2: σ < 1/2 raises, with a message naming the domain."""
+    with pytest.raises(ParameterError, match=r"outside the domain .* sigma >= 1/2") as info:
+        DistributedDiscreteGaussianEvent(
+            sigma2=sigma2, clients=clients, dimension=1, l2_sensitivity=1.0, l1_sensitivity=1.0
+        )
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"sigma2 = {sigma2}" in message
+    assert "Theorem 1" in message
+
+
+def _dgauss_pmf(sigma2: mpmath.mpf, cut: int) -> list[mpmath.mpf]:
+    """N_Z(0, σ²) on ``-cut … cut``; the mass beyond is below ``e^{−cut²/(2σ²)}``."""
+    weights = [mpmath.exp(-mpmath.mpf(x * x) / (2 * sigma2)) for x in range(-cut, cut + 1)]
+    total = mpmath.fsum(weights)
+    return [w / total for w in weights]
+
+
+def _convolve(p: list[mpmath.mpf], q: list[mpmath.mpf]) -> list[mpmath.mpf]:
+    out = [mpmath.mpf(0)] * (len(p) + len(q) - 1)
+    for i, a in enumerate(p):
+        for j, b in enumerate(q):
+            out[i + j] += a * b
+    return out
+
+
+def _renyi_shift_one(pmf: list[mpmath.mpf], alpha: int) -> mpmath.mpf:
+    """``D_α(P ‖ P(· − 1))`` for a pmf on consecutive integers (Q's support is P's, shifted)."""
+    # x ranges over the support of Q = P + 1: P(x) is pmf[k], Q(x) is pmf[k − 1].
+    terms = [pmf[k] ** alpha * pmf[k - 1] ** (1 - alpha) for k in range(1, len(pmf))]
+    return mpmath.log(mpmath.fsum(terms)) / (alpha - 1)
+
+
+@pytest.mark.parametrize("clients", [2, 3])
+@pytest.mark.parametrize("sigma", [Fraction(1, 2), Fraction(3, 4), Fraction(1)])
+def test_ddg_bound_is_above_the_exact_divergence_inside_the_domain(
+    clients: int, sigma: Fraction
+) -> None:
+    """proofs_notes/ddg-domain.md item 3: exact D_α(Z ‖ Z + 1) <= the event's ε(α).
+
+    Z is the sum of ``clients`` independent N_Z(0, σ²), computed by mpmath at
+    60 digits and truncated where the dropped mass is below 10^-100; d = 1,
+    Δ₂ = Δ₁ = 1, α ∈ {2, 3, 5}. D_α is symmetric in the sign of the shift
+    for a symmetric Z, so the shift +1 covers both neighbours.
+    """
+    alphas = [2, 3, 5]
+    with mpmath.workdps(60):
+        s2 = mpmath.mpf(sigma.numerator) ** 2 / mpmath.mpf(sigma.denominator) ** 2
+        cut = 25  # e^{−25²/(2·1)} < 10^-135; every σ here is <= 1.
+        one = _dgauss_pmf(s2, cut)
+        total = one
+        for _ in range(clients - 1):
+            total = _convolve(total, one)
+        exact = [_renyi_shift_one(total, a) for a in alphas]
+    event = DistributedDiscreteGaussianEvent(
+        sigma2=float(sigma * sigma),
+        clients=clients,
+        dimension=1,
+        l2_sensitivity=1.0,
+        l1_sensitivity=1.0,
+    )
+    bound = rdp(event, [float(a) for a in alphas])
+    for a, e, b in zip(alphas, exact, bound, strict=True):
+        assert 0 < e <= b, f"alpha={a}: exact {e} > bound {b}"
+
+
 @pytest.mark.parametrize(("z", "q"), [(0.8, 0.01), (1.0, 0.1), (2.0, 0.05), (5.0, 0.3)])
 def test_zhu_wang_bound_is_above_the_exact_sampled_gaussian(z: float, q: float) -> None:
     """The general bound (applied to N_Z(0, z²), Δ=1) >= MTZ's exact value for N(0, z²)."""
@@ -238,8 +331,9 @@ def test_epsilon_is_non_increasing_in_noise(z: float, factor: float, mechanism: 
         elif mechanism == "skellam":
             inner = SkellamEvent(variance=noise * noise, l2_sensitivity=1.0, l1_sensitivity=1.0)
         else:
+            # σ = noise >= 1/2 = DDG_MIN_SIGMA: inside the bound's domain.
             inner = DistributedDiscreteGaussianEvent(
-                sigma2=noise * noise / 10,
+                sigma2=noise * noise,
                 clients=10,
                 dimension=100,
                 l2_sensitivity=1.0,
