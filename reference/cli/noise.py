@@ -9,8 +9,17 @@ import argparse
 import sys
 from fractions import Fraction
 
+from protocol import accounting
 from protocol.xof import Tag, Xof
-from reference.cli.declare import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subparsers
+from reference.cli.declare import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    JSON,
+    Command,
+    Example,
+    Option,
+)
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
     _non_negative,
@@ -67,8 +76,6 @@ _NOISE_PARAMETER = {"gaussian": "noise_multiplier", "skellam": "variance", "dgau
 
 def _privacy_event(args: argparse.Namespace, noise: float) -> object:
     """The accountant's event for one release, subsampled and composed over the rounds."""
-    from protocol import accounting  # noqa: PLC0415
-
     event: object
     if args.mechanism == "gaussian":
         event = accounting.GaussianEvent(noise_multiplier=noise)
@@ -108,8 +115,6 @@ def _check_privacy_args(args: argparse.Namespace, *, need_noise: bool) -> str | 
 
 
 def _cmd_privacy_epsilon(args: argparse.Namespace) -> int:
-    from protocol import accounting  # noqa: PLC0415
-
     problem = _check_privacy_args(args, need_noise=True)
     if problem is not None:
         print(f"sdl: error: {problem}", file=sys.stderr)
@@ -137,39 +142,53 @@ def _cmd_privacy_epsilon(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
-    from protocol import accounting  # noqa: PLC0415
+def _search_floor(mechanism: str) -> float:
+    """The least noise ``calibrate`` considers for ``mechanism``."""
+    # The distributed discrete Gaussian bound holds only from sigma = DDG_MIN_SIGMA up.
+    return accounting.DDG_MIN_SIGMA if mechanism == "dgauss" else _GAUSSIAN_SKELLAM_FLOOR
 
+
+def _least_noise(args: argparse.Namespace) -> float | None:
+    """The least noise (from the search floor up) meeting the target, or None if none does."""
+
+    def cost(noise: float) -> float:
+        return accounting.epsilon(_privacy_event(args, noise), delta=args.delta).epsilon
+
+    floor = _search_floor(args.mechanism)
+    if cost(floor) <= args.epsilon:
+        return floor
+    # Find a noise level that meets the target, doubling from the floor, then bisect.
+    high = floor
+    while cost(high) > args.epsilon:
+        high *= 2
+        if high > _SEARCH_CEILING:
+            return None
+    return accounting.calibrate(
+        lambda noise: _privacy_event(args, noise),
+        target_epsilon=args.epsilon,
+        delta=args.delta,
+        low=high / 2,
+        high=high,
+    ).noise
+
+
+def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
     problem = _check_privacy_args(args, need_noise=False)
     if problem is not None:
         print(f"sdl: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     parameter = _NOISE_PARAMETER[args.mechanism]
-
-    def cost(noise: float) -> float:
-        return accounting.epsilon(_privacy_event(args, noise), delta=args.delta).epsilon
-
-    # Find a noise level that meets the target, doubling from a small one.
-    high = 1e-3
-    while cost(high) > args.epsilon:
-        high *= 2
-        if high > 1e12:
-            print(
-                f"sdl: error: no noise up to 1e12 reaches epsilon = {args.epsilon:g} "
-                f"at delta = {args.delta:g}",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-    result = accounting.calibrate(
-        lambda noise: _privacy_event(args, noise),
-        target_epsilon=args.epsilon,
-        delta=args.delta,
-        low=high / 2 if high > 1e-3 else 0.0,
-        high=high,
-    )
-    achieved = accounting.epsilon(_privacy_event(args, result.noise), delta=args.delta)
+    noise = _least_noise(args)
+    if noise is None:
+        print(
+            f"sdl: error: no noise up to {_SEARCH_CEILING:g} reaches epsilon = {args.epsilon:g} "
+            f"at delta = {args.delta:g}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    achieved = accounting.epsilon(_privacy_event(args, noise), delta=args.delta)
     body = {
-        parameter: result.noise,
+        parameter: noise,
         "epsilon": achieved.epsilon,
         "order": achieved.order,
         "target_epsilon": args.epsilon,
@@ -182,119 +201,277 @@ def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
         _emit(body)
     else:
         print(
-            f"{parameter} = {result.noise:.6g} gives epsilon = {achieved.epsilon:.6g} "
+            f"{parameter} = {noise:.6g} gives epsilon = {achieved.epsilon:.6g} "
             f"<= {args.epsilon:g} at delta = {args.delta:g} over {args.rounds} round(s)"
         )
     return EXIT_OK
 
 
-def add_parsers(sub: Subparsers, **_: object) -> None:
-    noise = sub.add_parser(
-        "noise",
-        help="sample integer DP noise, reproducibly from a seed",
-        description="Integer DP noise (spec/06-noise.md): the fast table sampler, or the "
-        "exact rational samplers, from a seed; for use as an oracle.",
-    )
-    nsub = noise.add_subparsers(dest="noise_command", required=True, metavar="ACTION")
-    ns = nsub.add_parser(
-        "sample",
-        help="print COUNT samples of a mechanism",
-        description=(
-            "Draw COUNT samples from the stream Xof(seed, Tag('noise.sample', (i,))) "
-            "where i is the mechanism's index (dgauss = 0, skellam = 1). The table "
-            "sampler (default) reads a 32-byte tie seed, then 4 bytes per sample (8 for "
-            "skellam), and is within statistical distance 2^-64 of the exact "
-            "distribution: 10^6 samples take a few tens of milliseconds. The exact "
-            "sampler uses rational arithmetic only and draws one sample after the "
-            "other: about 50 microseconds per sample, more "
-            "for large Skellam variances."
+# ---------------------------------------------------------------------- declarations
+
+#: Where calibrate's search starts for gaussian and skellam, and where it gives up.
+_GAUSSIAN_SKELLAM_FLOOR = 1e-3
+_SEARCH_CEILING = 1e12
+
+_NOISE = Command(
+    name="noise",
+    summary="sample integer DP noise, reproducibly from a seed",
+    description="""
+        Integer DP noise (spec/06-noise.md): the fast table sampler, or the exact rational
+        samplers, from a seed; for use as an oracle.
+    """,
+    examples=(
+        Example(
+            "sdl noise sample --mechanism skellam --variance 12.5 --count 5 --seed 1",
+            "five Skellam samples",
         ),
-        epilog="example: sdl noise sample --mechanism skellam --variance 12.5 --count 5 --seed 1",
-    )
-    ns.add_argument(
-        "--mechanism",
-        choices=("dgauss", "skellam"),
-        required=True,
-        help="dgauss: discrete Gaussian with parameter sigma^2 = V; "
-        "skellam: Poisson(V/2) - Poisson(V/2), variance V",
-    )
-    ns.add_argument(
-        "--variance",
-        type=_variance,
-        required=True,
+    ),
+    subcommands=(
+        Command(
+            name="sample",
+            summary="print COUNT samples of a mechanism",
+            description="""
+                Draw K samples from the stream Xof(seed, Tag('noise.sample', (i,))) where i
+                is the mechanism's index (dgauss = 0, skellam = 1). The table sampler
+                (default) reads a 32-byte tie seed, then 4 bytes per sample (8 for skellam),
+                and is within statistical distance 2^-64 of the exact distribution: 10^6
+                samples take a few tens of milliseconds. The exact sampler uses rational
+                arithmetic only and draws one sample after the other: about 50 microseconds
+                per sample, more for large Skellam variances. Prints one integer per line.
+            """,
+            options=(
+                Option(
+                    ("--mechanism",),
+                    "dgauss: discrete Gaussian with parameter sigma^2 = V; "
+                    "skellam: Poisson(V/2) - Poisson(V/2), variance V",
+                    choices=("dgauss", "skellam"),
+                    required=True,
+                ),
+                Option(
+                    ("--variance",),
+                    "a positive rational: 12.5, 25/2 or 1e4",
+                    type=_variance,
+                    metavar="V",
+                    required=True,
+                ),
+                Option(
+                    ("--count",),
+                    "how many samples to draw",
+                    type=_non_negative,
+                    metavar="K",
+                    required=True,
+                ),
+                Option(
+                    ("--sampler",),
+                    "table (fast, statistical distance <= 2^-64) or exact (rational arithmetic)",
+                    choices=("table", "exact"),
+                    default="table",
+                ),
+                Option(("--seed",), "1 to 64 hex digits", metavar="HEX", required=True),
+                JSON,
+            ),
+            examples=(
+                Example(
+                    "sdl noise sample --mechanism skellam --variance 12.5 --count 5 --seed 1",
+                    "five Skellam samples, one per line",
+                ),
+                Example(
+                    "sdl noise sample --mechanism dgauss --variance 25/2 --count 3 --seed 1f "
+                    "--sampler exact --json",
+                    "three exact discrete Gaussian samples, as JSON",
+                ),
+            ),
+            run=_cmd_noise_sample,
+        ),
+    ),
+)
+
+
+_UNSET = "none"
+
+#: What ``privacy epsilon`` takes as the noise, one option per mechanism.
+_NOISE_OPTIONS = (
+    Option(
+        ("--noise-multiplier",),
+        "gaussian: sigma / sensitivity",
+        type=_positive_float,
+        metavar="Z",
+        absent=_UNSET,
+    ),
+    Option(
+        ("--variance",),
+        "skellam: the total variance lambda of the released sum",
+        type=_positive_float,
         metavar="V",
-        help="a positive rational: 12.5, 25/2 or 1e4",
-    )
-    ns.add_argument("--count", type=_non_negative, required=True, metavar="K")
-    ns.add_argument(
-        "--sampler",
-        choices=("table", "exact"),
-        default="table",
-        help="table (fast, statistical distance <= 2^-64; default) or exact",
-    )
-    ns.add_argument("--seed", required=True, metavar="HEX", help="1 to 64 hex digits")
-    ns.add_argument("--json", action="store_true", help="print one JSON object")
-    ns.set_defaults(func=_cmd_noise_sample)
+        absent=_UNSET,
+    ),
+    Option(
+        ("--sigma",),
+        f"dgauss: each client's sigma (at least {accounting.DDG_MIN_SIGMA:g})",
+        type=_positive_float,
+        metavar="S",
+        absent=_UNSET,
+    ),
+)
 
-    privacy = sub.add_parser(
-        "privacy",
-        help="what a training run costs in (epsilon, delta), and the noise a target needs",
-        description=(
-            "An RDP accountant for SDL's releases (spec/08-accounting.md): Gaussian, "
-            "the sum of discrete Gaussians, Skellam; Poisson subsampling; composition "
-            "over rounds; conversion to (epsilon, delta). Sensitivities and variances are "
-            "in the integer domain of the encoded updates."
+#: What ``privacy calibrate`` takes instead: the epsilon to meet.
+_TARGET_OPTIONS = (
+    Option(("--epsilon",), "the target epsilon", type=_positive_float, metavar="E", required=True),
+)
+
+_MECHANISM_OPTION = Option(
+    ("--mechanism",),
+    "the noise mechanism released each round",
+    choices=("gaussian", "skellam", "dgauss"),
+    required=True,
+)
+
+#: The options both ``privacy`` subcommands take after the noise.
+_RELEASE_OPTIONS = (
+    Option(
+        ("--l2-sensitivity",),
+        "skellam, dgauss: L2 norm bound of one contribution",
+        type=_positive_float,
+        metavar="S2",
+        absent=_UNSET,
+    ),
+    Option(
+        ("--l1-sensitivity",),
+        "skellam, dgauss: L1 norm bound of one contribution",
+        type=_positive_float,
+        metavar="S1",
+        absent=_UNSET,
+    ),
+    Option(
+        ("--clients",),
+        "dgauss: how many clients' noise is summed",
+        type=_positive,
+        metavar="N",
+        absent=_UNSET,
+    ),
+    Option(
+        ("--dimension",),
+        "dgauss: the number of coordinates",
+        type=_positive,
+        metavar="DIM",
+        absent=_UNSET,
+    ),
+    Option(
+        ("--sampling-rate",),
+        "Poisson sampling rate in (0, 1]",
+        type=_rate,
+        default=1.0,
+        metavar="Q",
+        shown_default="1, no subsampling",
+    ),
+    Option(("--rounds",), "number of rounds composed", type=_positive, metavar="R", required=True),
+    Option(
+        ("--delta",),
+        "the delta of (epsilon, delta), in (0, 1)",
+        type=_open_unit,
+        metavar="D",
+        required=True,
+    ),
+    JSON,
+)
+
+_PRIVACY = Command(
+    name="privacy",
+    summary="what a training run costs in (epsilon, delta), and the noise a target needs",
+    description="""
+        An RDP accountant for SDL's releases (spec/08-accounting.md): Gaussian, the sum of
+        discrete Gaussians, Skellam; Poisson subsampling; composition over rounds;
+        conversion to (epsilon, delta). Sensitivities and variances are in the integer
+        domain of the encoded updates.
+    """,
+    examples=(
+        Example(
+            "sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 "
+            "--sampling-rate 0.01 --rounds 1000 --delta 1e-5",
+            "the epsilon of DP-SGD-like training",
         ),
-    )
-    psub = privacy.add_subparsers(dest="privacy_command", required=True, metavar="ACTION")
+        Example(
+            "sdl privacy calibrate --mechanism gaussian --epsilon 2 --rounds 100 --delta 1e-5",
+            "the noise multiplier a target epsilon needs",
+        ),
+    ),
+    subcommands=(
+        Command(
+            name="epsilon",
+            summary="epsilon spent by R rounds of a mechanism",
+            description="""
+                The epsilon, at the given delta, that R rounds of the mechanism spend, each
+                round Poisson-subsampled at rate Q, and the Renyi order that attains it.
+                Each mechanism takes its own flags:
 
-    def privacy_options(p: argparse.ArgumentParser, *, calibrating: bool) -> None:
-        p.add_argument("--mechanism", choices=("gaussian", "skellam", "dgauss"), required=True)
-        if not calibrating:
-            p.add_argument(
-                "--noise-multiplier",
-                type=_positive_float,
-                metavar="Z",
-                help="gaussian: sigma / sensitivity",
-            )
-            p.add_argument(
-                "--variance",
-                type=_positive_float,
-                metavar="V",
-                help="skellam: the total variance lambda of the released sum",
-            )
-            p.add_argument(
-                "--sigma", type=_positive_float, metavar="S", help="dgauss: each client's sigma"
-            )
-        p.add_argument("--l2-sensitivity", type=_positive_float, metavar="S2")
-        p.add_argument("--l1-sensitivity", type=_positive_float, metavar="S1")
-        p.add_argument("--clients", type=_positive, metavar="N", help="dgauss: clients summed")
-        p.add_argument("--dimension", type=_positive, metavar="DIM", help="dgauss: coordinates")
-        p.add_argument(
-            "--sampling-rate",
-            type=_rate,
-            default=1.0,
-            metavar="Q",
-            help="Poisson sampling rate in (0, 1] (default 1: no subsampling)",
-        )
-        p.add_argument("--rounds", type=_positive, required=True, metavar="R")
-        p.add_argument("--delta", type=_open_unit, required=True, metavar="D")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
+                  gaussian  --noise-multiplier
+                  skellam   --variance --l2-sensitivity --l1-sensitivity
+                  dgauss    --sigma --l2-sensitivity --l1-sensitivity --clients --dimension
 
-    pe = psub.add_parser(
-        "epsilon",
-        help="epsilon spent by R rounds of a mechanism",
-        epilog="example: sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 "
-        "--sampling-rate 0.01 --rounds 1000 --delta 1e-5",
-    )
-    privacy_options(pe, calibrating=False)
-    pe.set_defaults(func=_cmd_privacy_epsilon)
-    pc = psub.add_parser(
-        "calibrate",
-        help="the least noise that meets a target epsilon over R rounds",
-        epilog="example: sdl privacy calibrate --mechanism skellam --epsilon 2 --delta 1e-5 "
-        "--rounds 100 --l2-sensitivity 256 --l1-sensitivity 8192",
-    )
-    pc.add_argument("--epsilon", type=_positive_float, required=True, metavar="E")
-    privacy_options(pc, calibrating=True)
-    pc.set_defaults(func=_cmd_privacy_calibrate)
+                A missing flag the mechanism needs exits 2 naming it; flags of other
+                mechanisms are ignored.
+            """,
+            options=(_MECHANISM_OPTION, *_NOISE_OPTIONS, *_RELEASE_OPTIONS),
+            examples=(
+                Example(
+                    "sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 "
+                    "--sampling-rate 0.01 --rounds 1000 --delta 1e-5",
+                    "subsampled Gaussian over 1000 rounds",
+                ),
+                Example(
+                    "sdl privacy epsilon --mechanism skellam --variance 1e7 "
+                    "--l2-sensitivity 256 --l1-sensitivity 8192 --rounds 100 --delta 1e-5",
+                    "Skellam noise of total variance 10^7 over 100 rounds",
+                ),
+                Example(
+                    "sdl privacy epsilon --mechanism dgauss --sigma 100 --clients 10 "
+                    "--dimension 1000 --l2-sensitivity 256 --l1-sensitivity 8192 "
+                    "--rounds 100 --delta 1e-5 --json",
+                    "ten clients' discrete Gaussians summed, as JSON",
+                ),
+            ),
+            run=_cmd_privacy_epsilon,
+        ),
+        Command(
+            name="calibrate",
+            summary="the least noise that meets a target epsilon over R rounds",
+            description=f"""
+                The least noise parameter whose epsilon, over R rounds at the given delta,
+                is at most E: gaussian's noise multiplier, skellam's total variance, or
+                dgauss's per-client sigma. Besides the common flags, each mechanism takes:
+
+                  gaussian  (nothing more)
+                  skellam   --l2-sensitivity --l1-sensitivity
+                  dgauss    --l2-sensitivity --l1-sensitivity --clients --dimension
+
+                The search starts at {_GAUSSIAN_SKELLAM_FLOOR:g} (gaussian, skellam) or at
+                sigma = {accounting.DDG_MIN_SIGMA:g}, the least sigma the dgauss bound holds
+                for; if that already meets the target it is the answer. Otherwise the noise
+                is doubled until it does, then bisected. Exits 1 if no noise up to
+                {_SEARCH_CEILING:.0e} meets the target.
+            """,
+            options=(_MECHANISM_OPTION, *_TARGET_OPTIONS, *_RELEASE_OPTIONS),
+            examples=(
+                Example(
+                    "sdl privacy calibrate --mechanism gaussian --epsilon 2 --rounds 100 "
+                    "--delta 1e-5",
+                    "the noise multiplier for epsilon 2",
+                ),
+                Example(
+                    "sdl privacy calibrate --mechanism skellam --epsilon 2 --delta 1e-5 "
+                    "--rounds 100 --l2-sensitivity 256 --l1-sensitivity 8192",
+                    "the Skellam variance for epsilon 2",
+                ),
+                Example(
+                    "sdl privacy calibrate --mechanism dgauss --epsilon 2 --delta 1e-5 "
+                    "--rounds 100 --l2-sensitivity 256 --l1-sensitivity 8192 --clients 10 "
+                    "--dimension 1000 --json",
+                    "each client's sigma for epsilon 2, as JSON",
+                ),
+            ),
+            run=_cmd_privacy_calibrate,
+        ),
+    ),
+)
+
+COMMANDS = (_NOISE, _PRIVACY)

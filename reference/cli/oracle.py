@@ -10,7 +10,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from reference.cli.declare import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subparsers
+from reference.cli.declare import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    JSON,
+    Command,
+    Example,
+    Option,
+)
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
     _positive_seconds,
@@ -19,6 +27,9 @@ from reference.oracle import conformance, vectors
 
 # ---------------------------------------------------------------------- vectors
 
+#: The families ``sdl vectors generate`` writes, one folder each.
+_FAMILIES_TEXT = ", ".join(vectors.FAMILIES)
+
 
 def _cmd_vectors_generate(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
@@ -26,9 +37,7 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"directory": str(directory), "files": [str(p) for p in written]})
     else:
-        print(
-            f"wrote {len(written)} vector files under {directory}/ ({', '.join(vectors.FAMILIES)})"
-        )
+        print(f"wrote {len(written)} vector files under {directory}/ ({_FAMILIES_TEXT})")
     return EXIT_OK
 
 
@@ -72,6 +81,21 @@ def _cmd_vectors_check(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- conformance
 
 
+def _print_conformance(report: conformance.Report) -> None:
+    print(f"conformance of: {report.command}")
+    print(f"{'operation':<22}{'status':<13}{'pass':>6}{'fail':>6}{'unsup':>7}")
+    for r in report.ops.values():
+        print(f"{r.op:<22}{r.status:<13}{r.passed:>6}{r.failed:>6}{r.unsupported:>7}")
+        if r.first_mismatch:
+            print(f"    first mismatch: {r.first_mismatch}")
+    if report.exited:
+        status = "" if report.exit_status is None else f" with status {report.exit_status}"
+        print(f"the implementation exited{status}; the last lines of its stderr:")
+        for line in report.stderr_tail or ["(nothing)"]:
+            print(f"    {line}")
+    print("all supported operations pass" if report.ok else "FAILED")
+
+
 def _cmd_conformance(args: argparse.Namespace) -> int:
     try:
         report = conformance.run(args.impl, timeout=args.timeout)
@@ -81,60 +105,105 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     if args.json:
         _emit(report.to_json())
     else:
-        print(f"conformance of: {report.command}")
-        print(f"{'operation':<22}{'status':<13}{'pass':>6}{'fail':>6}{'unsup':>7}")
-        for r in report.ops.values():
-            print(f"{r.op:<22}{r.status:<13}{r.passed:>6}{r.failed:>6}{r.unsupported:>7}")
-            if r.first_mismatch:
-                print(f"    first mismatch: {r.first_mismatch}")
-        print("all supported operations pass" if report.ok else "FAILED")
+        _print_conformance(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def add_parsers(sub: Subparsers, **_: object) -> None:
-    vec = sub.add_parser(
-        "vectors",
-        help="generate or check test vectors",
-        description=(
-            "Test vectors are JSON files, one operation each, with inputs and expected "
-            "outputs; negative cases (*_bad_<fault>.json) name the typed error expected. "
-            "The format is in spec/10-test-vectors.md."
+_VECTORS = Command(
+    name="vectors",
+    summary="generate or check test vectors",
+    description="""
+        Test vectors are JSON files, one operation each, with inputs and expected outputs;
+        negative cases (*_bad_<fault>.json) name the typed error expected. The format is in
+        spec/10-test-vectors.md.
+    """,
+    examples=(
+        Example("sdl vectors generate /tmp/sdl-vectors", "write every vector file"),
+        Example("sdl vectors check spec/vectors", "check the published vectors"),
+    ),
+    subcommands=(
+        Command(
+            name="generate",
+            summary="write every vector file into DIR",
+            description=f"""
+                Write every vector family ({_FAMILIES_TEXT}) into DIR/<family>/, replacing
+                those folders atomically: the files are first written to a temporary folder
+                in DIR, and only when all are written are the family folders swapped in.
+                Other files in DIR are left alone.
+            """,
+            options=(
+                Option(("dir",), "the directory to write into (created if missing)", metavar="DIR"),
+                Option(("--json",), "print the written files as one JSON object", flag=True),
+            ),
+            examples=(
+                Example("sdl vectors generate /tmp/sdl-vectors", "write every family"),
+                Example(
+                    "sdl vectors generate /tmp/sdl-vectors --json", "the files written, as JSON"
+                ),
+            ),
+            run=_cmd_vectors_generate,
         ),
-    )
-    vsub = vec.add_subparsers(dest="vectors_command", required=True, metavar="ACTION")
-    gen = vsub.add_parser(
-        "generate",
-        help="write every vector file into DIR",
-        description="Write every vector family (field, xof, shamir, encoding, noise, "
-        "noise_plan) into DIR/<family>/, replacing those folders atomically.",
-    )
-    gen.add_argument("dir", metavar="DIR")
-    gen.add_argument("--json", action="store_true", help="print the written files as JSON")
-    gen.set_defaults(func=_cmd_vectors_generate)
-    chk = vsub.add_parser(
-        "check",
-        help="recompute and compare every vector file under DIR",
-        description="Recompute every expected output from each file's inputs. Prints a "
-        "pass/fail table naming each mismatching field; exits 1 on any failure.",
-    )
-    chk.add_argument("dir", metavar="DIR")
-    chk.add_argument("--json", action="store_true", help="print the results as JSON")
-    chk.set_defaults(func=_cmd_vectors_check)
-    conf = sub.add_parser(
-        "conformance",
-        help="check another implementation of sections 2-4 over a stdio harness",
-        description=(
-            "Start COMMAND (no shell), send it one JSON-lines request per operation "
-            "(spec/11-conformance.md) and compare each answer with the reference's. "
-            "Exits 1 if any supported operation fails, 2 if COMMAND cannot start."
+        Command(
+            name="check",
+            summary="recompute and compare every vector file under DIR",
+            description="""
+                Recompute every expected output from each file's inputs. Prints a pass/fail
+                table naming each mismatching field, then a count per family. Exits 0 when
+                every file passes, 1 on any failure or when DIR holds no vector files, 2 when
+                DIR is not a directory.
+            """,
+            options=(
+                Option(("dir",), "the directory of *.json vector files to check", metavar="DIR"),
+                Option(("--json",), "print the results as one JSON object", flag=True),
+            ),
+            examples=(
+                Example("sdl vectors check spec/vectors", "check the published vectors"),
+                Example("sdl vectors check spec/vectors --json", "the same, as JSON"),
+            ),
+            run=_cmd_vectors_check,
         ),
-    )
-    conf.add_argument("--impl", required=True, metavar="COMMAND", help="the command to run")
-    conf.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=conformance.DEFAULT_TIMEOUT,
-        help=f"seconds to wait for each answer (default {conformance.DEFAULT_TIMEOUT:g})",
-    )
-    conf.add_argument("--json", action="store_true", help="print one JSON object")
-    conf.set_defaults(func=_cmd_conformance)
+    ),
+)
+
+_CONFORMANCE = Command(
+    name="conformance",
+    summary="check another implementation of sections 2-4 over a stdio harness",
+    description="""
+        Start COMMAND (no shell), send it one JSON-lines request per operation
+        (spec/11-conformance.md) and compare each answer with the reference's. Prints one
+        row per operation: pass, fail or unsupported, with the first mismatch. If the
+        implementation exits early, the report shows its exit status and the last lines of
+        its stderr. Exits 0 when every supported operation passes, 1 if any fails, 2 if
+        COMMAND cannot start.
+    """,
+    options=(
+        Option(
+            ("--impl",),
+            "the implementation's command line, split like a shell would (no shell runs it)",
+            metavar="COMMAND",
+            required=True,
+        ),
+        Option(
+            ("--timeout",),
+            "seconds to wait for each answer",
+            type=_positive_seconds,
+            default=conformance.DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            shown_default=f"{conformance.DEFAULT_TIMEOUT:g}",
+        ),
+        JSON,
+    ),
+    examples=(
+        Example(
+            'sdl conformance --impl "node tests/interop/sdl_consumer.mjs serve"',
+            "check the JavaScript consumer",
+        ),
+        Example(
+            'sdl conformance --impl "node tests/interop/sdl_consumer.mjs serve" --json',
+            "the same, as one JSON object",
+        ),
+    ),
+    run=_cmd_conformance,
+)
+
+COMMANDS = (_VECTORS, _CONFORMANCE)

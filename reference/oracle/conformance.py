@@ -10,6 +10,7 @@ derived from fixed seeds, so every run sends the same requests.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import queue
@@ -612,10 +613,22 @@ class OpReport:
         return "unsupported"
 
 
+_EXITED = "the implementation exited"
+
+#: How many of the implementation's last stderr lines a report keeps when it exits.
+STDERR_TAIL_LINES = 5
+
+
 @dataclass
 class Report:
     command: str
     ops: dict[str, OpReport] = field(default_factory=dict)
+    #: True if the implementation exited before answering every request.
+    exited: bool = False
+    #: Its exit status then, if it was known.
+    exit_status: int | None = None
+    #: The last non-blank lines (at most :data:`STDERR_TAIL_LINES`) of its stderr then.
+    stderr_tail: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -636,6 +649,9 @@ class Report:
                 }
                 for r in self.ops.values()
             ],
+            "exited": self.exited,
+            "exit_status": self.exit_status,
+            "stderr_tail": self.stderr_tail,
         }
 
 
@@ -666,6 +682,34 @@ def _reader(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
+def _drain(stream: IO[str], tail: collections.deque[str]) -> None:
+    """Read ``stream`` to its end, keeping its last non-blank lines in ``tail``.
+
+    Reading continuously keeps the implementation from blocking on a full stderr pipe.
+    """
+    for line in stream:
+        if line.strip():
+            tail.append(line.rstrip())
+
+
+def _start(argv: list[str]) -> subprocess.Popen[str]:
+    """Start the implementation, its stdin, stdout and stderr piped (no shell)."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            shell=False,
+        )
+    except OSError as exc:
+        raise ConformanceStartError(f"cannot start {argv[0]!r}: {exc}") from exc
+
+
 def run(
     command: str, *, timeout: float = DEFAULT_TIMEOUT, requests: list[Request] | None = None
 ) -> Report:
@@ -677,22 +721,13 @@ def run(
     argv = shlex.split(command)
     if not argv:
         raise ConformanceStartError("the implementation command is empty")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
-            shell=False,
-        )
-    except OSError as exc:
-        raise ConformanceStartError(f"cannot start {argv[0]!r}: {exc}") from exc
-    assert proc.stdin is not None and proc.stdout is not None
+    proc = _start(argv)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    drainer = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+    drainer.start()
     report = Report(command=command, ops={op: OpReport(op) for op in OPS})
     dead: str | None = None
     try:
@@ -718,7 +753,7 @@ def run(
                     entry.first_mismatch = entry.first_mismatch or problem
                     continue
                 if line is None:
-                    dead = "the implementation exited"
+                    dead = _EXITED
                     problem = f"request {req['id']}: {dead}"
                 else:
                     try:
@@ -742,4 +777,9 @@ def run(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if dead == _EXITED:
+        drainer.join(timeout=timeout)
+        report.exited = True
+        report.exit_status = proc.returncode
+        report.stderr_tail = list(tail)
     return report
