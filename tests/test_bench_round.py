@@ -15,7 +15,9 @@ import json
 import math
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,11 +29,15 @@ from reference.bench.round import (
     RoundBench,
     RoundConfig,
     RoundMeasure,
+    Scaling,
     TimedUpdates,
     fit,
     format_round,
+    format_scaling,
     measure_round,
     peak_memory,
+    plot_title,
+    run_scaling,
     scenario,
     targets,
 )
@@ -178,6 +184,7 @@ def test_cli_json_has_every_figure_and_consistent_ratios(
     assert {int(i): b for i, b in out["bytes_by_node"]["contributor"].items()} == expected
     by_key = {t["key"]: t for t in out["targets"]}
     assert by_key["a"]["passed"] is None  # no Flower run
+    assert by_key["b"]["passed"] is None and by_key["b"]["limit"] is None  # nor a figure of it
     assert by_key["b"]["measured"] == out["contributor_seconds"]["median"]
     assert by_key["c"]["measured"] == max(expected.values())
     assert by_key["c"]["limit"] == 3 * SMALL.dimension * out["field_encoded_size"]
@@ -258,3 +265,91 @@ def test_bad_round_is_refused_before_any_child_starts(
     # A committee of 5 cannot hold t + k = 2 + 4 shares.
     assert main([*SMALL_ARGS, "--packing", "4"]) == 2
     assert "sdl: error:" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- targets without Flower
+
+
+def test_flower_targets_are_not_judged_without_flower_in_the_same_run(
+    measured: RoundMeasure,
+) -> None:
+    bench = RoundBench(measure=measured, memory=peak_memory(), idle=None)
+    by_key = {t.key: t for t in targets(bench, None)}
+    for key in ("a", "b"):  # both compare with Flower: no Flower run, no verdict, no limit
+        assert by_key[key].passed is None
+        assert by_key[key].limit is None
+    text = format_round(bench, None)
+    line = next(x for x in text.splitlines() if "(b)" in x)
+    assert line.strip().startswith("n/a")
+    assert "--compare-flower" in line
+
+
+def test_flower_targets_are_judged_against_flower_measured_in_the_same_run(
+    measured: RoundMeasure,
+) -> None:
+    bench = RoundBench(measure=measured, memory=peak_memory(), idle=None)
+    median = measured.contributor_seconds.median
+    for client, expected in ((median * 2, True), (median / 2, False)):
+        result = SimpleNamespace(
+            wall_seconds=measured.wall_seconds * 10, client_median_seconds=client
+        )
+        flower = SimpleNamespace(result=result)
+        b = next(t for t in targets(bench, flower) if t.key == "b")  # type: ignore[arg-type]
+        assert b.limit == client
+        assert b.passed is expected
+
+
+# ---------------------------------------------------------------------- the scaling report
+
+
+@pytest.fixture(scope="module")
+def sweep() -> Scaling:
+    """Three dimensions, and an n sweep whose committee (every node) differs per round."""
+    base = replace(SMALL, committee=None)
+    return run_scaling(base, dimensions=(16, 32, 64), nodes=(5, 6), nodes_dimension=16)
+
+
+def linearity_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("linearity in d"))
+
+
+def per_coordinate(scaling: Scaling) -> dict[int, float]:
+    return {
+        p.bench.measure.config.dimension: p.bench.measure.wall_seconds
+        / p.bench.measure.config.dimension
+        for p in scaling.sweep("dimension")
+    }
+
+
+def test_scaling_sentence_names_the_smallest_and_the_next_largest_d(sweep: Scaling) -> None:
+    line = linearity_line(format_scaling(sweep))
+    named = [int(d.replace(",", "")) for d in re.findall(r"d = ([\d,]+)", line)]
+    assert named == [64, 16, 32]  # the largest, compared with the smallest and the next
+    ratios = [float(r) for r in re.findall(r"([\d.]+)x that at d", line)]
+    per = per_coordinate(sweep)
+    assert ratios == pytest.approx([per[64] / per[16], per[64] / per[32]], abs=5e-4)
+
+
+def test_scaling_sentence_with_two_dimensions_names_each_d_once(sweep: Scaling) -> None:
+    two = Scaling(
+        base=sweep.base,
+        points=tuple(p for p in sweep.points if p.bench.measure.config.dimension != 32),
+    )
+    line = linearity_line(format_scaling(two))
+    named = [int(d.replace(",", "")) for d in re.findall(r"d = ([\d,]+)", line)]
+    assert named == [64, 16]
+    (ratio,) = (float(r) for r in re.findall(r"([\d.]+)x that at d", line))
+    per = per_coordinate(two)
+    assert ratio == pytest.approx(per[64] / per[16], abs=5e-4)
+
+
+def test_scaling_plot_title_names_only_what_every_round_shared(sweep: Scaling) -> None:
+    title = plot_title(sweep)
+    committees = {p.bench.measure.aggregators for p in sweep.points}
+    assert len(committees) > 1  # the n sweep's committee is every node: 5, then 6
+    for m in committees:
+        assert f"M = {m}" not in title
+    assert "M" in title.split(";", 1)[1]  # named among what varies
+    thresholds = {p.bench.measure.config.threshold for p in sweep.points}
+    assert len(thresholds) == 1
+    assert f"t = {thresholds.pop()}" in title

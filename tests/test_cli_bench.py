@@ -1,0 +1,84 @@
+"""``sdl bench``'s declared commands: every help complete, every example valid as written.
+
+Spec: spec/README.md (the command line is informative)
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from reference.cli import bench as cli_bench
+from reference.cli.declare import Command, walk
+from reference.cli.main import build_parser, main
+
+
+def find(path: tuple[str, ...]) -> Command:
+    commands = cli_bench.COMMANDS
+    found = None
+    for name in path:
+        found = next(c for c in commands if c.name == name)
+        commands = found.subcommands
+    assert found is not None
+    return found
+
+
+PATHS = walk(cli_bench.COMMANDS)
+
+
+def test_bench_is_one_declared_group_of_three() -> None:
+    assert not hasattr(cli_bench, "add_parsers")
+    assert PATHS == [("bench", "shamir"), ("bench", "accounting"), ("bench", "round")]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+def test_every_option_has_help_and_every_command_a_description(path: tuple[str, ...]) -> None:
+    command = find(path)
+    assert command.description.strip()
+    for option in command.options:
+        assert option.help.strip(), option.flags
+
+
+@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+def test_help_speaks_of_the_product(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*path, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "Examples:" in text
+    assert "issue" not in text.lower()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+def test_every_example_parses_as_written(path: tuple[str, ...]) -> None:
+    parser = build_parser()
+    command = find(path)
+    assert command.examples
+    for example in command.examples:
+        argv = shlex.split(example.command)
+        assert argv[0] == "sdl"
+        args = parser.parse_args(argv[1:])
+        assert args.func is command.run
+
+
+def test_quick_shamir_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    quick = "sdl bench shamir --dimension 10000 --galois-dimension 0"
+    assert quick in [e.command for e in find(("bench", "shamir")).examples]
+    assert main([*shlex.split(quick)[1:], "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dimension"] == 10000
+
+
+def test_accounting_options_keep_their_defaults() -> None:
+    args = build_parser().parse_args(["bench", "accounting"])
+    assert (args.rounds, args.sampling_rate, args.noise_multiplier, args.repeats) == (
+        1000,
+        0.01,
+        1.1,
+        5,
+    )
+    assert args.json is False
