@@ -8,24 +8,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from protocol.errors import ParameterError
 from protocol.field import FIELDS
+from protocol.machine import CoordinatorState
 from protocol.messages import schemas
-from reference.cli.types import number_where
+from protocol.xof import Seed
+from reference.cli.declare import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    JSON,
+    Command,
+    Example,
+    Option,
+    emit,
+)
+from reference.cli.types import _non_negative, _positive, number_where
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
-from reference.sim.simulate import Network, canonical_line, simulate
+from reference.sim.simulate import Network, Outcome, Scenario, canonical_line, simulate
 from reference.sim.transcript import verify_lines
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 
 _fraction_in_unit = number_where(
     Fraction, "a probability in [0, 1], such as 0.05 or 1/20", lambda v: 0 <= v <= 1
@@ -50,10 +57,17 @@ def _crash(text: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------- simulate
 
+#: Who sends each kind of message to whom (spec/09-protocol.md#messages).
+_ROUTES = {
+    "share": "contributor -> aggregator",
+    "report": "aggregator -> coordinator",
+    "decision": "coordinator -> contributors and aggregators",
+    "partial_sum": "aggregator -> receiver",
+    "abort": "coordinator -> every role",
+}
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    seed_text = args.seed if args.seed is not None else fresh_seed().hex()
-    master = seed_from_hex(seed_text)
+
+def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
     scenario = build(
         master=master,
         nodes=args.nodes,
@@ -77,20 +91,76 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
-    if args.transcript is None:
-        result = simulate(scenario)
-    else:
-        # Streamed to a temporary file, renamed into place only when complete:
-        # memory stays flat whatever the round's size.
-        with replacing(args.transcript) as tmp, tmp.open("w", encoding="utf-8") as f:
+    return scenario
 
-            def write(line: dict[str, Any]) -> None:
-                f.write(canonical_line(line) + "\n")
 
-            result = simulate(scenario, sink=write)
+def _run(scenario: Scenario, transcript: Path | None) -> Outcome:
+    if transcript is None:
+        return simulate(scenario)
+    # Streamed to a temporary file, renamed into place only when complete:
+    # memory stays flat whatever the round's size.
+    with replacing(transcript) as tmp, tmp.open("w", encoding="utf-8") as f:
+
+        def write(line: dict[str, Any]) -> None:
+            f.write(canonical_line(line) + "\n")
+
+        return simulate(scenario, sink=write)
+
+
+def _abort_cause(scenario: Scenario, result: Outcome) -> dict[str, Any] | None:
+    """Why a round aborted, as the coordinator saw it; ``None`` for a release.
+
+    ``dropouts`` are the contributors the coordinator counted as gone, at most
+    ``max_dropouts`` (D) being allowed: ``earlier_dropouts`` left the set at an earlier
+    stage; ``missing_contributors`` maps each one lost at the last ``stage`` to the
+    reporting aggregators that did not hold its shares. ``silent_aggregators`` sent no
+    report the coordinator received in time. ``crashed`` and ``lost_messages`` are what
+    caused all this: nodes that died, and messages the network dropped or delivered late.
+    """
+    if result.status == "released":
+        return None
+    p = scenario.params
+    coordinator = result.states.get((p.coordinator, "coordinator"))
+    cause: dict[str, Any] = {
+        "crashed": sorted(result.crashed),
+        "lost_messages": {fate: dict(kinds) for fate, kinds in result.lost.items()},
+        "max_dropouts": p.noise.max_dropouts,
+        "stage": None,
+        "dropouts": [],
+        "earlier_dropouts": [],
+        "missing_contributors": {},
+        "silent_aggregators": [],
+    }
+    if isinstance(coordinator, CoordinatorState) and coordinator.reports:
+        reports = coordinator.reports
+        missing = {
+            str(i): sorted(j for j, holds in reports.items() if i not in holds)
+            for i in coordinator.expected
+            if any(i not in holds for holds in reports.values())
+        }
+        earlier = sorted(set(p.contributors) - set(coordinator.expected))
+        cause |= {
+            "stage": coordinator.stage,
+            "dropouts": sorted(earlier + [int(i) for i in missing]),
+            "earlier_dropouts": earlier,
+            "missing_contributors": missing,
+            "silent_aggregators": sorted(set(p.aggregators) - set(reports)),
+        }
+    return cause
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    seed_text = args.seed if args.seed is not None else fresh_seed().hex()
+    scenario = _scenario(args, seed_from_hex(seed_text))
+    result = _run(scenario, args.transcript)
     p = scenario.params
     obj = {
         **result.to_json(),
+        "released_signed": (
+            None if result.released is None else [int(v) for v in result.released.signed_decode()]
+        ),
+        "lost_messages": {fate: dict(kinds) for fate, kinds in result.lost.items()},
+        "abort_cause": _abort_cause(scenario, result),
         "seed": seed_text,
         "nodes": list(p.nodes),
         "aggregators": list(p.aggregators),
@@ -101,10 +171,41 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "transcript": None if args.transcript is None else str(args.transcript),
     }
     if args.json:
-        print(json.dumps(obj, sort_keys=True, indent=2))
+        emit(obj)
     else:
         _print_summary(obj, p.threshold)
     return EXIT_OK if result.aggregate_correct else EXIT_FAILED
+
+
+def _losses(lost: dict[str, dict[str, int]]) -> list[str]:
+    """One phrase per kind of lost message: "2 share (contributor -> aggregator) dropped"."""
+    out = []
+    for fate, what in (("dropped", "dropped by the network"), ("late", "late (after the timer)")):
+        for kind, count in sorted(lost.get(fate, {}).items()):
+            out.append(f"{count} {kind} ({_ROUTES.get(kind, kind)}) {what}")
+    return out
+
+
+def _print_abort(obj: dict[str, Any]) -> None:
+    cause = obj["abort_cause"]
+    print(f"  aborted:        {obj['reason']}")
+    if cause["stage"] is not None:
+        print(f"  the coordinator, at stage {cause['stage']}, counted as dropouts "
+              f"{cause['dropouts']} (the noise plan withstands "
+              f"D = {cause['max_dropouts']}):")  # fmt: skip
+        if cause["earlier_dropouts"]:
+            print(f"    contributors {cause['earlier_dropouts']} had left at an earlier stage")
+        for i, lacking in sorted(cause["missing_contributors"].items(), key=lambda kv: int(kv[0])):
+            print(f"    contributor {i}: aggregators {lacking} did not hold its shares")
+        if cause["silent_aggregators"]:
+            print(f"    no report reached it from aggregators {cause['silent_aggregators']}")
+    losses = _losses(cause["lost_messages"])
+    print("  because:" if cause["crashed"] or losses else "  because:       no node crashed "
+          "and the network lost nothing (see the transcript, --transcript FILE)")  # fmt: skip
+    if cause["crashed"]:
+        print(f"    nodes {cause['crashed']} crashed")
+    for phrase in losses:
+        print(f"    {phrase}")
 
 
 def _print_summary(obj: dict[str, Any], threshold: int) -> None:
@@ -118,7 +219,12 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
     print(f"  colluders:      {obj['colluders'] or 'none'}")
     print(f"  messages sent:  {obj['messages']}")
     if obj["status"] == "released":
+        losses = _losses(obj["lost_messages"])
+        print(f"  network losses: {losses[0] if losses else 'none'}")
+        for phrase in losses[1:]:
+            print(f"                  {phrase}")
         print(f"  released:       the sum over contributors {obj['contributors']}")
+        print(f"  released sum:   {obj['released_signed']}  (signed; JSON: released_signed)")
         print(f"  exact:          {'yes' if obj['aggregate_correct'] else 'NO: WRONG RELEASE'}")
         if obj["corrected"]:
             print(f"  corrected:      partial sums of aggregators {obj['corrected']} were wrong; "
@@ -128,7 +234,7 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
             f"(target {obj['target_noise_variance_exact']})"
         )
     else:
-        print(f"  aborted:        {obj['reason']}")
+        _print_abort(obj)
     if obj["transcript"]:
         print(f"  transcript:     {obj['transcript']}  (check it: sdl verify {obj['transcript']})")
     print(f"  seed:           {obj['seed']}  (repeat the run: --seed {obj['seed']})")
@@ -145,7 +251,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"sdl: error: cannot read {args.transcript}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        print(json.dumps(verdict.to_json(), sort_keys=True, indent=2))
+        emit(verdict.to_json())
     elif verdict.valid:
         r = verdict.result or {}
         what = (
@@ -177,170 +283,232 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parsers(
-    sub: Any, *, positive: Callable[[str], int], non_negative: Callable[[str], int]
-) -> None:
-    """Add ``simulate``, ``verify`` and ``schema`` to the ``sdl`` parser."""
-    sim = sub.add_parser(
-        "simulate",
-        help="run one round of the protocol over a simulated, adversarial network",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
-            Run one round of secure aggregation with distributed DP: every node shares
-            its (noisy, encoded) update with the aggregators, the coordinator fixes the
-            contributor set, survivors top up their noise when nodes drop, and every
-            node rebuilds the released sum from the aggregators' partial sums.
+# ---------------------------------------------------------------------- declared
 
-            The run is deterministic given --seed: who drops, who colludes, the
-            updates, the noise and the network's behaviour all come from it.
-            A released sum is checked, exactly in the field, against the sum of what
-            the contributors shared; the honest noise against the target.
-            Exit status: 0 if the round released correctly or aborted cleanly;
-            1 on a wrong release (a bug); 2 on bad input."""
-        ),
-        epilog=textwrap.dedent(
-            """\
-            examples:
-              sdl simulate --nodes 7 --threshold 2 --dropouts 1 --seed 1
-              sdl simulate --nodes 20 --threshold 6 --dropouts 3 --colluders 2 --seed 1 --json
-              sdl simulate --nodes 7 --threshold 2 --seed 1 --drop 1/50 --late 1/50 \\
-                  --duplicate 1/10 --transcript run.jsonl && sdl verify run.jsonl"""
-        ),
-    )
-    sim.add_argument("--nodes", type=positive, required=True, help="n: the nodes of the round")
-    sim.add_argument(
-        "--threshold",
-        type=positive,
+
+_SIMULATE_OPTIONS = (
+    Option(("--nodes",), "n: the nodes of the round", type=_positive, required=True, metavar="N"),
+    Option(
+        ("--threshold",),
+        "t: any t aggregators together learn nothing",
+        type=_positive,
         required=True,
-        help="t: any t aggregators together learn nothing",
-    )
-    sim.add_argument(
-        "--dropouts",
-        type=non_negative,
+        metavar="T",
+    ),
+    Option(
+        ("--dropouts",),
+        "nodes (never the coordinator) that crash while sharing, drawn from --seed",
+        type=_non_negative,
         default=0,
-        help="nodes (never the coordinator) that crash while sharing (default 0)",
-    )
-    sim.add_argument(
-        "--max-dropouts",
-        type=non_negative,
-        default=None,
-        help="D: the dropouts the noise plan must withstand (default: --dropouts)",
-    )
-    sim.add_argument(
-        "--colluders",
-        type=non_negative,
+        metavar="N",
+    ),
+    Option(
+        ("--max-dropouts",),
+        "D: the dropouts the noise plan must withstand",
+        type=_non_negative,
+        metavar="D",
+        absent="--dropouts",
+    ),
+    Option(
+        ("--colluders",),
+        "T: contributors whose noise the adversary knows",
+        type=_non_negative,
         default=0,
-        help="T: contributors whose noise the adversary knows (default 0)",
-    )
-    sim.add_argument(
-        "--committee",
-        type=positive,
-        default=None,
-        help="aggregate with this many nodes drawn from public randomness (default: every node)",
-    )
-    sim.add_argument(
-        "--noise-sources",
-        type=positive,
-        default=None,
-        help="only this many contributors add noise, the committee's members first (default: "
-        "all); needs --precover (spec/09-protocol.md#noise-sources)",
-    )
-    sim.add_argument(
-        "--receivers",
-        type=positive,
-        default=None,
-        help="only this many nodes reconstruct, the coordinator first (default: every node)",
-    )
-    sim.add_argument(
-        "--precover",
-        action="store_true",
-        help="size the initial noise for D dropouts, so no top-up stage is ever needed "
+        metavar="T",
+    ),
+    Option(
+        ("--committee",),
+        "aggregate with this many nodes drawn from public randomness",
+        type=_positive,
+        metavar="N",
+        absent="every node aggregates",
+    ),
+    Option(
+        ("--noise-sources",),
+        "only this many contributors add noise, the committee's members first; needs "
+        "--precover (spec/09-protocol.md#noise-sources)",
+        type=_positive,
+        metavar="N",
+        absent="every contributor",
+    ),
+    Option(
+        ("--receivers",),
+        "only this many nodes reconstruct, the coordinator first",
+        type=_positive,
+        metavar="N",
+        absent="every node",
+    ),
+    Option(
+        ("--precover",),
+        "size the initial noise for D dropouts, so no top-up stage is ever needed "
         "(spec/07-noise-plan.md#pre-covering)",
-    )
-    sim.add_argument(
-        "--min-contributors",
-        type=positive,
-        default=None,
-        help="the smallest contributor set an aggregator accepts (default max(2, n − D))",
-    )
-    sim.add_argument("--dimension", type=positive, default=8, help="update length (default 8)")
-    sim.add_argument(
-        "--packing", type=positive, default=1, help="k: secrets per Shamir polynomial (default 1)"
-    )
-    sim.add_argument("--mechanism", choices=("skellam", "dgauss"), default="skellam")
-    sim.add_argument(
-        "--target-variance",
+        flag=True,
+    ),
+    Option(
+        ("--min-contributors",),
+        "the smallest contributor set an aggregator accepts",
+        type=_positive,
+        metavar="N",
+        absent="max(2, n − D)",
+    ),
+    Option(("--dimension",), "update length", type=_positive, default=8, metavar="N"),
+    Option(("--packing",), "k: secrets per Shamir polynomial", type=_positive, default=1),
+    Option(
+        ("--mechanism",),
+        "the integer noise each contributor adds",
+        choices=("skellam", "dgauss"),
+        default="skellam",
+    ),
+    Option(
+        ("--target-variance",),
+        "σ*²: the honest noise every release must carry",
         type=_positive_fraction,
         default=Fraction(1000),
-        help="σ*²: the honest noise every release must carry (default 1000)",
-    )
-    sim.add_argument("--field", choices=sorted(FIELDS), default="Field31")
-    sim.add_argument(
-        "--drop",
+        metavar="VAR",
+    ),
+    Option(("--field",), "the prime field", choices=sorted(FIELDS), default="Field31"),
+    Option(
+        ("--drop",),
+        "probability that the network loses a message",
         type=_fraction_in_unit,
         default=Fraction(0),
-        help="probability that the network loses a message (default 0)",
-    )
-    sim.add_argument(
-        "--late",
+        metavar="P",
+    ),
+    Option(
+        ("--late",),
+        "probability that a message arrives after its deadline",
         type=_fraction_in_unit,
         default=Fraction(0),
-        help="probability that a message arrives after its deadline (default 0)",
-    )
-    sim.add_argument(
-        "--duplicate",
+        metavar="P",
+    ),
+    Option(
+        ("--duplicate",),
+        "probability that a message is delivered twice",
         type=_fraction_in_unit,
         default=Fraction(0),
-        help="probability that a message is delivered twice (default 0)",
-    )
-    sim.add_argument(
-        "--crash",
+        metavar="P",
+    ),
+    Option(
+        ("--crash",),
+        "crash NODE once it has sent SENDS messages (repeatable)",
         type=_crash,
-        action="append",
-        default=[],
+        repeat=True,
         metavar="NODE:SENDS",
-        help="crash NODE once it has sent SENDS messages (repeatable)",
-    )
-    sim.add_argument(
-        "--tamper",
-        type=positive,
-        action="append",
-        default=[],
+        absent="only the --dropouts crash",
+    ),
+    Option(
+        ("--tamper",),
+        "aggregator NODE alters its partial sums (repeatable)",
+        type=_positive,
+        repeat=True,
         metavar="NODE",
-        help="aggregator NODE alters its partial sums (repeatable)",
-    )
-    sim.add_argument("--seed", metavar="HEX", help="hex seed (default: fresh OS randomness)")
-    sim.add_argument(
-        "--transcript", type=Path, metavar="FILE", help="write the transcript (JSON lines) to FILE"
-    )
-    sim.add_argument("--json", action="store_true", help="print one JSON object")
-    sim.set_defaults(func=_cmd_simulate)
+        absent="no aggregator tampers",
+    ),
+    Option(
+        ("--seed",),
+        "1 to 64 hex digits for a reproducible (not private) run",
+        metavar="HEX",
+        absent="fresh OS randomness",
+    ),
+    Option(
+        ("--transcript",),
+        "write the transcript (JSON lines) to FILE, for sdl verify",
+        type=Path,
+        metavar="FILE",
+        absent="no transcript",
+    ),
+    JSON,
+)
 
-    ver = sub.add_parser(
-        "verify",
-        help="replay a transcript through the state machines and check every step",
-        description=(
-            "Replay a transcript (from sdl simulate or another implementation) through "
-            "SDL's state machines: every message must be exactly what the sender's machine "
-            "sends, every delivery a message that was sent, every timer one that was set, "
-            "and the result what the final states give. Exit 0 only for a valid run; "
-            "otherwise the first offending line is named, with why (exit 1)."
-        ),
-    )
-    ver.add_argument("transcript", type=Path, metavar="TRANSCRIPT")
-    ver.add_argument("--json", action="store_true", help="print one JSON object")
-    ver.set_defaults(func=_cmd_verify)
+COMMANDS = (
+    Command(
+        name="simulate",
+        summary="run one round of the protocol over a simulated, adversarial network",
+        description="""
+            Run one round of secure aggregation with distributed DP: every node shares its
+            (noisy, encoded) update with the aggregators, the coordinator fixes the
+            contributor set, survivors top up their noise when nodes drop, and every node
+            rebuilds the released sum from the aggregators' partial sums.
 
-    sch = sub.add_parser(
-        "schema",
-        help="write the JSON Schemas of the protocol's messages",
-        description=(
-            "Write one JSON Schema per message kind (message-<kind>.schema.json) and one "
-            "for any message (message.schema.json) into DIR. The committed copies live in "
-            "spec/schemas/; a test fails if they are stale."
+            The run is deterministic given --seed: who drops, who colludes, the updates, the
+            noise and the network's behaviour all come from it. A released sum is checked,
+            exactly in the field, against the sum of what the contributors shared; the honest
+            noise against the target. The report gives the sum both as field elements
+            (JSON "released") and as signed integers (JSON "released_signed"). When the round
+            aborts, the report says why: which nodes crashed, which messages the network lost
+            or delayed past their timers, and which contributors the coordinator therefore
+            counted as dropouts (JSON "abort_cause").
+        """,
+        options=_SIMULATE_OPTIONS,
+        examples=(
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --dropouts 1 --seed 1 "
+                "--transcript /tmp/run.jsonl",
+                "one node crashes; the survivors top up their noise; the sum is released",
+            ),
+            Example(
+                "sdl simulate --nodes 20 --threshold 6 --dropouts 3 --colluders 2 --seed 1 --json",
+                "a larger round, as one JSON object",
+            ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --max-dropouts 2 --seed 6 "
+                "--drop 1/50 --late 1/50 --duplicate 1/10",
+                "lossy network: 2 contributors' shares come late, the rest top up; released",
+            ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --max-dropouts 2 --seed 8 "
+                "--drop 1/50 --late 1/50 --duplicate 1/10",
+                "same network, seed 8: 3 dropouts > D = 2, so it aborts and names the losses",
+            ),
         ),
-    )
-    sch.add_argument("directory", type=Path, metavar="DIR")
-    sch.add_argument("--json", action="store_true", help="print one JSON object")
-    sch.set_defaults(func=_cmd_schema)
+        notes="""
+            Exit status: 0 if the round released correctly or aborted cleanly; 1 on a wrong
+            release (a bug); 2 on bad input.
+        """,
+        run=_cmd_simulate,
+    ),
+    Command(
+        name="verify",
+        summary="replay a transcript through the state machines and check every step",
+        description="""
+            Replay a transcript (from sdl simulate or another implementation) through SDL's
+            state machines: every message must be exactly what the sender's machine sends,
+            every delivery a message that was sent, every timer one that was set, and the
+            result what the final states give. Exit 0 only for a valid run; otherwise the
+            first offending line is named, with why (exit 1); exit 2 if the file cannot be
+            read.
+        """,
+        options=(
+            Option(
+                ("transcript",),
+                "the transcript, JSON lines (spec/12-transcripts.md)",
+                type=Path,
+                metavar="TRANSCRIPT",
+            ),
+            JSON,
+        ),
+        examples=(
+            Example("sdl verify /tmp/run.jsonl", "check the transcript sdl simulate wrote"),
+            Example("sdl verify /tmp/run.jsonl --json", "the verdict as one JSON object"),
+        ),
+        run=_cmd_verify,
+    ),
+    Command(
+        name="schema",
+        summary="write the JSON Schemas of the protocol's messages",
+        description="""
+            Write one JSON Schema per message kind (message-<kind>.schema.json) and one for
+            any message (message.schema.json) into DIR. The committed copies live in
+            spec/schemas/; a test fails if they are stale.
+        """,
+        options=(
+            Option(("directory",), "where to write the schemas", type=Path, metavar="DIR"),
+            JSON,
+        ),
+        examples=(
+            Example("sdl schema /tmp/sdl-schemas", "write the schemas into /tmp/sdl-schemas"),
+            Example("sdl schema /tmp/sdl-schemas --json", "the same; the paths as JSON"),
+        ),
+        run=_cmd_schema,
+    ),
+)

@@ -158,6 +158,10 @@ class Outcome:
     corrected: tuple[int, ...] = ()
     #: Messages the nodes sent (not part of the result line: its JSON stays as spec 12 says).
     messages: int = 0
+    #: Messages between two nodes of which no copy arrived in time, by fate and kind:
+    #: ``{"dropped": {"share": 2}, "late": {"report": 1}}`` (``late``: a copy arrived,
+    #: but after the timer waiting for it). Not part of the result line either.
+    lost: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -298,6 +302,7 @@ def simulate(
     crashed: set[int] = set()
     queue: list[tuple[int, int, int, tuple[Any, ...]]] = []
     seq = 0
+    lost: dict[str, dict[str, int]] = {"dropped": {}, "late": {}}
 
     def push(time: int, prio: int, item: tuple[Any, ...]) -> None:
         nonlocal seq
@@ -309,15 +314,23 @@ def simulate(
             push(time + 1, 0, ("deliver", m))
             return
         copies = 2 if chance(net.duplicate) else 1
+        fates: set[str] = set()
         for _ in range(copies):
             if chance(net.drop):
                 if sink is not None:
                     emit({"type": "drop", "time": time, "message": _message_json(m)})
+                fates.add("dropped")
                 continue
             delay = 1 + rng.uniform_int(window - 1) if window > 1 else 1
             if chance(net.late):
                 delay += window * (1 + rng.uniform_int(2))
+                fates.add("late")
+            else:
+                fates.add("on time")
             push(time + delay, 0, ("deliver", m))
+        if "on time" not in fates:
+            fate = lost["late" if "late" in fates else "dropped"]
+            fate[m.kind] = fate.get(m.kind, 0) + 1
 
     for node, role in holders(p):
         push(0, 1, ("start", node, role))
@@ -385,6 +398,7 @@ def simulate(
     result = replace(
         outcome(p, states, colluders=scenario.colluders, crashed=frozenset(crashed)),
         messages=sum(sent.values()),
+        lost=lost,
     )
     emit({"type": "result", **result.to_json()})
     return result
