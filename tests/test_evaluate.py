@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,12 @@ def test_evaluate_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for needle in ("--quick", "--out", "--workers", "--seeds", "results.jsonl", "resumes",
-                   "examples:", "sdl evaluate --quick --out"):  # fmt: skip
+                   "Examples:", "sdl evaluate --quick --out", "sdl-evaluate",
+                   "--out reference/evaluation"):  # fmt: skip
         assert needle in text
+    flat = " ".join(text.split())
+    # One statement of how long --quick takes (measured: 66 s on 2 cores, 2 workers).
+    assert "about a minute" in flat and "a few minutes" not in flat
 
 
 def test_report_of_a_grid_leaves_out_other_grids_runs(tmp_path: Path) -> None:
@@ -194,3 +199,78 @@ def test_a_default_valued_override_is_the_same_run_and_counts_once(tmp_path: Pat
     records = [_record(0, 0.96, trust="none"), _record(0, 0.96, trust="none", rounds=60)]
     report = _write(tmp_path, records)
     assert "0.960 ± 0.000 (n=1)" in report
+
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "reference" / "evaluation"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+#: A grid small enough for a test: ε = 2 only, one seed, 2 rounds, no cost/dropout/node runs.
+TINY_PLAN = evaluate.GridPlan(
+    epsilons=(2.0,), seeds=1, rounds=2, non_iid_epsilons=(), non_iid_seeds=0,
+    node_level_epsilons=(), node_level_seeds=0, node_level_big=False, dropout_rates=(),
+    dropout_seeds=0, cost_nodes=(), cost_rounds=1,
+)  # fmt: skip
+
+
+def test_evaluate_without_out_writes_a_fresh_folder_not_the_committed_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(COMMITTED)
+    monkeypatch.setattr(evaluate, "QUICK", TINY_PLAN)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--quick", "--workers", "1", "--quiet", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["out"] == "sdl-evaluate" and out["ran"] == out["runs"] == 4
+    report = (tmp_path / "sdl-evaluate" / evaluate.REPORT_FILE).read_text(encoding="utf-8")
+    assert len(_lines(tmp_path / "sdl-evaluate" / evaluate.RESULTS_FILE)) == 4
+    assert _snapshot(COMMITTED) == before
+    # The report describes the (quick) grid that ran: 2 rounds, ε ∈ {2}, 1 seed.
+    assert "> Quick grid (`--quick`)" in report
+    assert "Grids of the quick (`--quick`) evaluation, 2 rounds" in report
+    assert "1. accuracy vs ε: ε ∈ {2}," in report and "1 seeds." in report
+    assert "{0.5, 1, 2, 4, 8}" not in report
+
+
+def test_the_quick_report_describes_the_quick_grid_and_the_full_one_the_full(
+    tmp_path: Path,
+) -> None:
+    quick = evaluate.write_report(tmp_path, plots=False, plan=evaluate.QUICK)
+    text = quick.read_text(encoding="utf-8")
+    assert "Grids of the quick (`--quick`) evaluation, 20 rounds" in text
+    assert "ε ∈ {1, 2}, trust central/distributed/local" in text
+    assert "nodes ∈ {5, 10} × model ∈ {softmax, mlp}" in text
+    assert "`dropout_rate` ∈ {0, 0.3}, 2 seeds" in text
+    assert "{0.5, 1, 2, 4, 8}" not in text and "100 nodes" not in text
+    full = evaluate.write_report(tmp_path, plots=False).read_text(encoding="utf-8")
+    assert "Grids of the full evaluation, 60 rounds" in full
+    assert "ε ∈ {0.5, 1, 2, 4, 8}, trust central/distributed/local" in full
+    assert "nodes ∈ {5, 10, 20, 40} × model ∈ {softmax, mlp}" in full
+    assert "100 nodes on `synthetic.npz`" in full
+
+
+def test_report_headings_speak_of_the_product(tmp_path: Path) -> None:
+    report = _write(tmp_path, [_record(0, 0.91, trust="distributed")])
+    headings = [line for line in report.splitlines() if line.startswith("#")]
+    assert "## Targets, as measured" in headings
+    for line in headings:
+        assert not re.search(r"\bissues?\b", line, re.IGNORECASE), line
+
+
+def test_cost_section_names_how_the_bytes_were_counted(tmp_path: Path) -> None:
+    old = _record(0, 0.9, trust="distributed", nodes=20, rounds=3, measure_bytes=True)
+    assert "canonical JSON transcript line" in _write(tmp_path, [old])
+    new = {**old, "bytes_form": evaluate.BYTES_FORM}
+    assert "Bytes: the binary wire form (`protocol.messages.wire_size`)" in _write(tmp_path, [new])
+
+
+def test_a_run_record_says_its_bytes_are_the_wire_form(tmp_path: Path) -> None:
+    run = evaluate.spec(0, trust="distributed", **TINY)
+    evaluate.run_grid([run], out=tmp_path, workers=1)
+    (record,) = _lines(tmp_path / evaluate.RESULTS_FILE)
+    assert record["bytes_form"] == "wire"
+    assert record["result"]["history"][0]["bytes_sent"] > 0

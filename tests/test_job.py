@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,3 +219,55 @@ def test_cli_run_reports_a_bad_data_file(
     err = capsys.readouterr().err
     assert "bad.csv" in err and "oops" in err
     assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_run_json_bytes_sent_are_the_wire_bytes_of_every_message_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round's bytes_sent equals the length of every sent message's binary wire form.
+
+    The test wraps the simulator to see every message sent, and encodes each one for real
+    (encode_wire), independently of the wire_size shortcut the job uses.
+    """
+    from protocol.messages import Message, encode_wire  # noqa: PLC0415
+    from reference.learning import job  # noqa: PLC0415
+
+    rounds: list[tuple[int, int]] = []  # (messages, bytes) per simulated round
+    real = job.simulate
+
+    def spy(scenario: Any, **kw: Any) -> Any:
+        seen: list[Message] = []
+        inner = kw.pop("on_send", None)
+
+        def on_send(message: Message) -> None:
+            seen.append(message)
+            if inner is not None:
+                inner(message)
+
+        outcome = real(scenario, on_send=on_send, **kw)
+        fld = scenario.params.field
+        rounds.append((len(seen), sum(len(encode_wire(m, fld)) for m in seen)))
+        return outcome
+
+    monkeypatch.setattr(job, "simulate", spy)
+    argv = ["run", "--nodes", "4", "--rounds", "3", "--threshold", "1", "--seed", "7",
+            "--quiet", "--json", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    history = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["history"]
+    assert len(history) == len(rounds) == 3
+    for h, (messages, wire_bytes) in zip(history, rounds, strict=True):
+        assert h["messages"] == messages > 0
+        assert h["bytes_sent"] == wire_bytes
+        # Every message has at least its length prefix and a JSON header.
+        assert h["bytes_sent"] > 20 * h["messages"]
+
+
+def test_distributed_dgauss_calibration_stays_in_the_bound_s_domain() -> None:
+    # A generous target: the least noise the search may try is what the sum-of-discrete-
+    # Gaussians bound covers (σ >= 1/2 per draw), not below it (spec 08).
+    from protocol.accounting import DDG_MIN_SIGMA  # noqa: PLC0415
+    from reference.learning.job import JobConfig, calibrate_noise  # noqa: PLC0415
+
+    cfg = JobConfig(seed=b"\x01" * 32, mechanism="dgauss", epsilon=25.0, rounds=1)
+    variance = calibrate_noise(cfg, l2=1.0, l1=1.0, dim=4)
+    assert variance / (cfg.nodes - cfg.colluders) >= DDG_MIN_SIGMA**2

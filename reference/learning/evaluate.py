@@ -7,7 +7,7 @@ each, written as a plain ``config`` mapping (the seed as hex, the data file by
 its name inside the output folder). :func:`run_grid` runs the specs that are not
 yet in ``DIR/results.jsonl`` in a process pool and appends each finished run to
 that file as one sorted-key JSON line ``{"config", "seed_index", "result",
-"wall_seconds"}``; the ``config`` mapping is the run's key, so an interrupted
+"wall_seconds", "bytes_form"}``; the ``config`` mapping is the run's key, so an interrupted
 evaluation resumes where it stopped. :func:`write_report` reads only that file
 and writes ``report.md`` plus PNG plots; it never runs anything.
 
@@ -38,6 +38,9 @@ from reference.common.seeds import seed_from_hex
 EVAL_SEED_HEX = "e"
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.md"
+#: How a record's ``bytes_sent`` were counted: the binary wire form of every message sent
+#: (records without the key, from earlier versions, counted canonical JSON lines).
+BYTES_FORM = "wire"
 #: The 100-node runs' data: :func:`reference.learning.data.synthetic` written as NPZ.
 SYNTHETIC_FILE = "synthetic.npz"
 SYNTHETIC_RECORDS = 6000
@@ -51,7 +54,7 @@ DROPOUT_RATES = (0.0, 0.1, 0.3)
 COST_NODES = (5, 10, 20, 40)
 COST_MODELS = ("softmax", "mlp")
 COST_ROUNDS = 3
-#: The ε of the target checks (issue 6, "Targets").
+#: The ε of the target checks (the "Targets" section of the report).
 TARGET_EPSILON = 2.0
 TARGET_DISTRIBUTED = 0.90
 TARGET_GAP = 0.015
@@ -286,6 +289,7 @@ def _execute(item: tuple[RunSpec, str]) -> dict[str, Any]:
     return {
         "config": run.config,
         "seed_index": run.seed_index,
+        "bytes_form": BYTES_FORM,
         "result": compact(result.to_json()),
         "wall_seconds": time.perf_counter() - started,
     }
@@ -454,7 +458,7 @@ def _accuracy_table(
 
 @dataclass(frozen=True, slots=True)
 class TargetCheck:
-    """One measured target line of issue 6."""
+    """One measured target line of the report."""
 
     name: str
     passed: bool | None  # None: not measured
@@ -466,7 +470,7 @@ class TargetCheck:
 
 
 def target_checks(cells: Mapping[tuple[str, float | None], Stat]) -> list[TargetCheck]:
-    """The issue's targets at ε = 2, 10 nodes, digits, record level, IID."""
+    """SDL's accuracy targets at ε = 2, 10 nodes, digits, record level, IID."""
     dist = cells.get(("distributed", TARGET_EPSILON))
     cent = cells.get(("central", TARGET_EPSILON))
     local = cells.get(("local", TARGET_EPSILON))
@@ -536,12 +540,14 @@ def write_report(
     notes: Sequence[str] = (),
     plots: bool = True,
     runs: Sequence[RunSpec] | None = None,
+    plan: GridPlan | None = None,
 ) -> Path:
     """Write ``out/report.md`` (and the PNG plots) from ``out/results.jsonl`` alone.
 
     ``wall_seconds`` is the wall time of the invocation that wrote it, if any;
     with ``runs``, only the records of those runs are reported (a quick grid
-    and the full one may share a results file).
+    and the full one may share a results file). ``plan`` is the grid the
+    Configuration section describes (default :data:`FULL`).
     """
     records = read_results(out / RESULTS_FILE)
     if runs is not None:
@@ -571,7 +577,7 @@ def write_report(
     for note in notes:
         lines.append(f"> {note}")
         lines.append("")
-    lines += ["## Targets (issue 6), as measured", ""]
+    lines += ["## Targets, as measured", ""]
     lines += [c.line() for c in target_checks(iid)]
     lines += ["", "Setting: digits, 10 nodes, IID, record level, Skellam, δ = 1e-5, "
               f"{rounds} rounds; same hyperparameters for every trust model.", ""]  # fmt: skip
@@ -594,7 +600,7 @@ def write_report(
     lines += _node_level_section(records)
     lines += _dropout_section(records, rounds=rounds, out=out, plots=plots)
     lines += _cost_section(records, out=out, plots=plots)
-    lines += _config_section(records)
+    lines += _config_section(FULL if plan is None else plan)
     path = out / REPORT_FILE
     write_text_atomically(path, "\n".join(lines) + "\n")
     return path
@@ -701,8 +707,8 @@ def _cost_section(records: Sequence[Mapping[str, Any]], *, out: Path, plots: boo
         "Per round, averaged over the run's rounds (the first round included). local: "
         "sampling, per-example gradients, clipping, encoding; aggregate: the whole protocol "
         "round in the simulator (sharing, noise, partial sums, reconstruction) for all nodes "
-        "in one process; update: decoding and the model step. Bytes: the canonical JSON of "
-        "every message sent, divided by the number of nodes.",
+        f"in one process; update: decoding and the model step. Bytes: {_bytes_form(rows)} "
+        "of every message sent, divided by the number of nodes.",
         "",
         "| model | nodes | model size | local s | aggregate s | update s | messages | "
         "kB sent per node |",
@@ -727,6 +733,18 @@ def _cost_section(records: Sequence[Mapping[str, Any]], *, out: Path, plots: boo
     return lines
 
 
+def _bytes_form(rows: Mapping[Any, Sequence[Mapping[str, Any]]]) -> str:
+    """How the cost runs' bytes were counted: runs recorded with ``bytes_form = "wire"`` count
+    the binary wire form; earlier runs (no such key) counted canonical JSON transcript lines.
+    """
+    forms = {r.get("bytes_form", "json") for rs in rows.values() for r in rs}
+    if forms == {BYTES_FORM}:
+        return "the binary wire form (`protocol.messages.wire_size`)"
+    if forms == {"json"}:
+        return "the canonical JSON transcript line (as recorded by an earlier version)"
+    return "mixed: some runs count the binary wire form, older ones canonical JSON lines"
+
+
 def _model_size(record: Mapping[str, Any]) -> str:
     """The model's parameter count, recomputed from its config (digits: 64 features, 10 classes)."""
     from reference.learning.models import make_model  # noqa: PLC0415
@@ -737,9 +755,23 @@ def _model_size(record: Mapping[str, Any]) -> str:
     return str(make_model(c["model"], 64, 10).size)
 
 
-def _config_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def _values(xs: Iterable[float]) -> str:
+    return "{" + ", ".join(f"{x:g}" for x in xs) + "}"
+
+
+def _config_section(plan: GridPlan) -> list[str]:
+    """The Configuration section: JobConfig's defaults and the grids of ``plan``."""
     defaults = _defaults()
-    lines = [
+    rounds = f"{plan.rounds} rounds" if plan.rounds is not None else f"{defaults['rounds']} rounds"
+    which = "full" if plan.rounds is None else "quick (`--quick`)"  # FULL or QUICK, any seeds
+    big = (
+        f"; 100 nodes on `{SYNTHETIC_FILE}` = `data.synthetic(records="
+        f"{SYNTHETIC_RECORDS}, features={SYNTHETIC_FEATURES}, classes={SYNTHETIC_CLASSES}, "
+        'seed=derive_seed(seed_from_hex("e"), Tag("eval.synthetic")))` stored as float32'
+        if plan.node_level_big
+        else ""
+    )
+    return [
         "## Configuration",
         "",
         "Every run is `run_job(JobConfig(...))` with these defaults, overridden per grid as "
@@ -750,24 +782,25 @@ def _config_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
         *(f"{k} = {v!r}" for k, v in defaults.items()),
         "```",
         "",
-        "Grids (duplicates run once: the ε = 2 IID distributed runs are also the dropout-0 runs):",
+        f"Grids of the {which} evaluation, {rounds} for the accuracy grids (duplicates run "
+        "once: the ε = 2 IID distributed runs are also the dropout-0 runs):",
         "",
-        "1. accuracy vs ε: ε ∈ {0.5, 1, 2, 4, 8}, trust central/distributed/local, "
-        "plus none once per seed; IID; 10 nodes; digits.",
-        f"2. the same with `partition = {NON_IID}`, 3 seeds (cut from 5 to fit the time "
-        "budget: a local-DP run takes 20–90 s, the longest at small ε).",
-        "3. node level (`unit = node`), central vs distributed, ε ∈ {2, 8}, 3 seeds: 10 nodes on "
-        f"digits; 100 nodes on `{SYNTHETIC_FILE}` = `data.synthetic(records="
-        f"{SYNTHETIC_RECORDS}, features={SYNTHETIC_FEATURES}, classes={SYNTHETIC_CLASSES}, "
-        'seed=derive_seed(seed_from_hex("e"), Tag("eval.synthetic")))` stored as float32.',
-        f"4. cost: distributed, `measure_bytes = True`, {COST_ROUNDS} rounds, seed 0, "
-        "nodes ∈ {5, 10, 20, 40} × model ∈ {softmax, mlp}.",
-        "5. dropouts: distributed, ε = 2, `dropout_rate` ∈ {0, 0.1, 0.3}, 5 seeds.",
+        f"1. accuracy vs ε: ε ∈ {_values(plan.epsilons)}, trust central/distributed/local, "
+        f"plus none once per seed; IID; 10 nodes; digits; {plan.seeds} seeds.",
+        f"2. the same with `partition = {NON_IID}`, ε ∈ {_values(plan.non_iid_epsilons)}, "
+        f"{plan.non_iid_seeds} seeds.",
+        "3. node level (`unit = node`), central vs distributed, "
+        f"ε ∈ {_values(plan.node_level_epsilons)}, {plan.node_level_seeds} seeds: 10 nodes on "
+        f"digits{big}.",
+        f"4. cost: distributed, {plan.cost_rounds} rounds, seed 0, "
+        f"nodes ∈ {_values(plan.cost_nodes)} × model ∈ {{{', '.join(COST_MODELS)}}} "
+        "(marked `measure_bytes = True`).",
+        f"5. dropouts: distributed, ε = 2, `dropout_rate` ∈ {_values(plan.dropout_rates)}, "
+        f"{plan.dropout_seeds} seeds.",
         "",
         "Run counts per grid cell are the n in each cell (a grid cut short shows fewer).",
         "",
     ]
-    return lines
 
 
 # ---------------------------------------------------------------------- plots
@@ -852,7 +885,7 @@ def _plot_cost(
     ax.grid(alpha=0.3)
     bx.set_xlabel("nodes")
     bx.set_ylabel("kB sent per node per round")
-    bx.set_title("Bytes sent per node (canonical JSON messages)")
+    bx.set_title("Bytes sent per node")
     bx.legend()
     bx.grid(alpha=0.3)
     save_atomically(fig, path)
