@@ -25,7 +25,7 @@ def test_help_lists_every_command_with_examples() -> None:
         text=True,
         check=True,
     )
-    for word in ("demo", "vectors", "bench", "examples:", "sdl vectors check spec/vectors"):
+    for word in ("demo", "vectors", "bench", "Examples:", "sdl vectors check spec/vectors"):
         assert word in proc.stdout
 
 

@@ -149,7 +149,7 @@ class Parser(argparse.ArgumentParser):
 Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
+class Formatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written (paragraphs re-wrapped, examples kept)."""
 
     def __init__(self, prog: str) -> None:
@@ -174,12 +174,12 @@ def add_command(sub: Subparsers, command: Command, *, dest: str) -> argparse.Arg
         help=command.summary,
         description=_description(command.description),
         epilog=command.epilog(),
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     for option in command.options:
         option.add_to(parser)
     if command.run is not None:
-        parser.set_defaults(func=command.run)
+        parser.set_defaults(func=command.run, command_prog=parser.prog)
     else:
         inner = parser.add_subparsers(
             dest=f"{dest}_{command.name}", required=True, metavar="COMMAND"

@@ -23,7 +23,7 @@ from reference.cli import learning as cli_learning
 from reference.cli import noise as cli_noise
 from reference.cli import oracle as cli_oracle
 from reference.cli import protocol as cli_protocol
-from reference.cli.declare import EXIT_USAGE, Parser, add_command
+from reference.cli.declare import EXIT_USAGE, Formatter, Parser, add_command
 from reference.cli.types import _non_negative, _positive
 
 #: The command groups, in the order ``sdl --help`` lists them.
@@ -40,14 +40,15 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sdl",
-        description=(
+        description=textwrap.fill(
             "SDL: secure decentralized learning. Nodes Shamir-share their model updates "
             "over a prime field and add shares of integer DP noise; only the noisy sum is "
-            "ever revealed. This command runs the reference implementation."
+            "ever revealed. This command runs the reference implementation.",
+            width=92,
         ),
         epilog=textwrap.dedent(
             """\
-            examples:
+            Examples:
               sdl run                          train on the embedded digits (MPC + distributed DP)
               sdl run --seed 1 --trust central --json
               sdl evaluate --quick --out DIR   accuracy vs ε per trust model, cost, dropouts
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
               sdl bench round                  one whole round (n = 100, d = 10^6), every role timed
             """
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -86,7 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand that refused them, as its own errors do
+        prog = getattr(args, "command_prog", parser.prog)
+        print(
+            f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see {prog} --help)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         # SDL's exact matrix product splits its columns among its own threads
         # and calls BLAS on small blocks; BLAS's own threads would only
