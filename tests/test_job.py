@@ -29,9 +29,9 @@ from reference.learning.job import (
     _aggregate,
     _local_contributions,
     _rotation_seed,
+    plan_job,
     planned_dropouts,
     run_job,
-    setup,
 )
 from reference.oracle.format import case_seed
 
@@ -53,7 +53,7 @@ def test_distributed_and_central_add_noise_of_the_same_distribution() -> None:
     """
     variances = {}
     for trust in ("distributed", "central"):
-        s = setup(_cfg(trust=trust))
+        s = plan_job(_cfg(trust=trust))
         zeros = {i: s.encoding.field.zeros(s.d_pad) for i in range(1, 5)}
         samples = []
         for r in range(4):
@@ -78,7 +78,7 @@ def test_reported_epsilon_is_the_accountants_for_the_realized_rounds() -> None:
     """
     cfg = _cfg(nodes=6, rounds=4, dropout_rate=0.3)
     result = run_job(cfg)
-    s = setup(cfg)
+    s = plan_job(cfg)
     released = [h for h in result.history if h.released]
     assert released, "no round released"
     records = [
@@ -114,7 +114,7 @@ def test_one_record_changes_exactly_one_encoding() -> None:
 
     Proof: proofs_notes/record-level-sensitivity.md
     """
-    s = setup(_cfg())
+    s = plan_job(_cfg())
     params = s.model.init(derive_seed(s.cfg.seed, Tag("learning.init")))
     params = params + 0.01  # away from the all-zero start
     shard = s.shards[0]

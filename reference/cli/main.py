@@ -24,7 +24,6 @@ from reference.cli import noise as cli_noise
 from reference.cli import oracle as cli_oracle
 from reference.cli import protocol as cli_protocol
 from reference.cli.declare import EXIT_USAGE, Formatter, Parser, add_command
-from reference.cli.types import _non_negative, _positive
 
 #: The command groups, in the order ``sdl --help`` lists them.
 GROUPS = (cli_learning, cli_evaluate, cli_demo, cli_protocol, cli_oracle, cli_noise, cli_bench)
@@ -76,12 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"sdl {_version()}", help="print the version"
     )
     for group in GROUPS:
-        commands = getattr(group, "COMMANDS", None)
-        if commands is not None:
-            for command in commands:
-                add_command(sub, command, dest="command")
-        else:  # a group not yet declared: its own add_parsers
-            group.add_parsers(sub, positive=_positive, non_negative=_non_negative)
+        for command in group.COMMANDS:
+            add_command(sub, command, dest="command")
     return parser
 
 

@@ -363,8 +363,16 @@ def calibrate_noise(cfg: JobConfig, *, l2: float, l1: float, dim: int) -> float:
 # ---------------------------------------------------------------------- the run
 
 
-@dataclass
-class _Setup:
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything a run decides once, before its first round, and hands down to every round.
+
+    Spec: spec/13-learning.md#one-round. The data and its split, the model, the encoding
+    (field, clip, scale), the sensitivities, the calibrated noise, the planned dropouts,
+    the committee and packing, the accounting rate and what a round is charged: a round
+    then only reads them.
+    """
+
     cfg: JobConfig
     model: Model
     train: Dataset
@@ -379,14 +387,25 @@ class _Setup:
     dropouts_planned: int
     packing: int
     node_clip: float
+    #: The expected number of records sampled per round: the update's divisor.
+    expected_batch: float
+    #: Aggregators drawn per round (distributed trust).
+    committee: int
+    #: The Poisson rate the accountant charges (1 at node level).
+    accounting_rate: float
+    #: The table samplers' statistical distance per round (spec/06-noise.md#table-sampler).
+    distance_per_round: float
+    #: What a released round costs under central or local trust (None otherwise: none
+    #: charges nothing, distributed is charged what its receiver saw).
+    round_event: object | None
 
 
 def _load(cfg: JobConfig) -> Dataset:
     return load_digits() if cfg.data is None else load_file(cfg.data)
 
 
-def setup(cfg: JobConfig) -> _Setup:
-    """Load, split and partition the data; fix the encoding; calibrate the noise."""
+def plan_job(cfg: JobConfig) -> JobPlan:
+    """Load, split and partition the data; fix the encoding; calibrate the noise; plan rounds."""
     data = _load(cfg)
     train, test = split(
         data, test_fraction=cfg.test_fraction, seed=derive_seed(cfg.seed, Tag("learning.split"))
@@ -442,66 +461,47 @@ def setup(cfg: JobConfig) -> _Setup:
     # Packing k secrets per polynomial cuts the shares k-fold; the quorum t + k
     # must survive D dropouts among the aggregators.
     packing = max(1, min(4, committee - big_d - cfg.threshold))
-    return _Setup(
-        cfg,
-        model,
-        train,
-        test,
-        shards,
-        probe,
-        dim,
-        d_pad,
-        l2,
-        l1,
-        variance,
-        big_d,
-        packing,
-        node_clip,
+    return JobPlan(
+        cfg=cfg,
+        model=model,
+        train=train,
+        test=test,
+        shards=shards,
+        encoding=probe,
+        dim=dim,
+        d_pad=d_pad,
+        l2=l2,
+        l1=l1,
+        variance=variance,
+        dropouts_planned=big_d,
+        packing=packing,
+        node_clip=node_clip,
+        expected_batch=expected_batch,
+        committee=committee,
+        accounting_rate=_accounting_rate(cfg),
+        distance_per_round=_sampler_distance(cfg, d_pad) / cfg.rounds,
+        round_event=(
+            _one_round_event(cfg, float(int(variance)), l2, l1, d_pad)
+            if cfg.trust in ("central", "local")
+            else None
+        ),
     )
 
 
 def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = None) -> JobResult:
     """Train for ``cfg.rounds`` rounds; return the accuracy and the realized ε.
 
+    Plan once, then for each round: local step, protocol round, account.
+
     Spec: spec/13-learning.md
     """
     started = time.perf_counter()
-    s = setup(cfg)
-    params = s.model.init(derive_seed(cfg.seed, Tag("learning.init")))
+    plan = plan_job(cfg)
+    params = plan.model.init(derive_seed(cfg.seed, Tag("learning.init")))
     charges: list[object] = []
     history: list[RoundLog] = []
-    expected_batch = cfg.sampling_rate * len(s.train)
-    distance_per_round = _sampler_distance(cfg, s.d_pad) / cfg.rounds
     for r in range(cfg.rounds):
-        t0 = time.perf_counter()
-        alive = _alive(cfg, r)
-        contributions, sampled = _local_contributions(s, params, r, alive)
-        t1 = time.perf_counter()
-        total, charge, info = _aggregate(s, r, contributions, alive)
-        t2 = time.perf_counter()
-        if total is not None:
-            rotation = _rotation_seed(cfg, r)
-            update = decode_sum(total, params=s.encoding, rotation_seed=rotation, length=s.dim)
-            params = params - cfg.learning_rate * update / expected_batch
-        if charge is not None:
-            charges.append(charge)
-        spent = _spent(charges, cfg.delta, distance_per_round * len(charges))
-        t3 = time.perf_counter()
-        log = RoundLog(
-            round=r + 1,
-            released=total is not None,
-            reason=info.get("reason"),
-            contributors=int(info.get("contributors", 0)),
-            dropouts=cfg.nodes - len(alive),
-            sampled=sampled,
-            accuracy=accuracy(s.model, params, s.test),
-            epsilon=spent,
-            seconds_local=t1 - t0,
-            seconds_aggregate=t2 - t1,
-            seconds_update=t3 - t2,
-            messages=int(info.get("messages", 0)),
-            bytes_sent=int(info.get("bytes", 0)),
-        )
+        params, log = _round(plan, params, r, charges)
         history.append(log)
         if on_round is not None:
             on_round(log)
@@ -511,16 +511,50 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
         accuracy=final.accuracy,
         epsilon=final.epsilon,
         delta=cfg.delta,
-        noise_variance=s.variance,
-        l2_sensitivity=s.l2,
-        planned_dropouts=s.dropouts_planned,
-        packing=s.packing,
-        field=s.encoding.field.__name__,
-        dataset=s.train.name,
-        train_records=len(s.train),
-        test_records=len(s.test),
+        noise_variance=plan.variance,
+        l2_sensitivity=plan.l2,
+        planned_dropouts=plan.dropouts_planned,
+        packing=plan.packing,
+        field=plan.encoding.field.__name__,
+        dataset=plan.train.name,
+        train_records=len(plan.train),
+        test_records=len(plan.test),
         seconds=time.perf_counter() - started,
         history=tuple(history),
+    )
+
+
+def _round(plan: JobPlan, params: F64, r: int, charges: list[object]) -> tuple[F64, RoundLog]:
+    """One round: local step, protocol round, model update, account; ``charges`` grows."""
+    cfg = plan.cfg
+    t0 = time.perf_counter()
+    alive = _alive(cfg, r)
+    contributions, sampled = _local_contributions(plan, params, r, alive)
+    t1 = time.perf_counter()
+    total, charge, info = _aggregate(plan, r, contributions, alive)
+    t2 = time.perf_counter()
+    if total is not None:
+        rotation = _rotation_seed(cfg, r)
+        update = decode_sum(total, params=plan.encoding, rotation_seed=rotation, length=plan.dim)
+        params = params - cfg.learning_rate * update / plan.expected_batch
+    if charge is not None:
+        charges.append(charge)
+    spent = _spent(charges, cfg.delta, plan.distance_per_round * len(charges))
+    t3 = time.perf_counter()
+    return params, RoundLog(
+        round=r + 1,
+        released=total is not None,
+        reason=info.get("reason"),
+        contributors=int(info.get("contributors", 0)),
+        dropouts=cfg.nodes - len(alive),
+        sampled=sampled,
+        accuracy=accuracy(plan.model, params, plan.test),
+        epsilon=spent,
+        seconds_local=t1 - t0,
+        seconds_aggregate=t2 - t1,
+        seconds_update=t3 - t2,
+        messages=int(info.get("messages", 0)),
+        bytes_sent=int(info.get("bytes", 0)),
     )
 
 
@@ -555,7 +589,7 @@ def _alive(cfg: JobConfig, r: int) -> list[int]:
 
 
 def _local_contributions(
-    s: _Setup, params: F64, r: int, alive: list[int]
+    s: JobPlan, params: F64, r: int, alive: list[int]
 ) -> tuple[dict[int, Field], int]:
     """Each live node's encoded contribution (zero if it sampled nothing)."""
     cfg = s.cfg
@@ -595,7 +629,7 @@ def _local_contributions(
 
 
 def _aggregate(
-    s: _Setup, r: int, contributions: dict[int, Field], alive: list[int]
+    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int]
 ) -> tuple[Field | None, object | None, dict[str, Any]]:
     """The round's released sum (or ``None``), what it costs, and what happened."""
     cfg = s.cfg
@@ -615,19 +649,17 @@ def _aggregate(
             derive_seed(cfg.seed, Tag("learning.noise_seed", (r, who))), Tag("learning.noise")
         )
         total = total + fld.signed_encode(sample_table(xof, cfg.mechanism, variance, s.d_pad))
-    inner = _one_round_event(cfg, float(variance), s.l2, s.l1, s.d_pad)
-    return total, inner, info
+    return total, s.round_event, info
 
 
 def _distributed(
-    s: _Setup, r: int, contributions: dict[int, Field], alive: list[int]
+    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int]
 ) -> tuple[Field | None, object | None, dict[str, Any]]:
     """Run the round through the protocol's machines in the simulator (spec 09, 12)."""
     cfg = s.cfg
     nodes = tuple(range(1, cfg.nodes + 1))
     session = derive_seed(cfg.seed, Tag("learning.session"))
-    size = cfg.committee if cfg.committee is not None else min(cfg.nodes, 10)
-    drawn = select_committee(session=session, round=r, nodes=nodes, size=size)
+    drawn = select_committee(session=session, round=r, nodes=nodes, size=s.committee)
     coordinator, aggregators = drawn[0], tuple(sorted(drawn))
     noise = plan(
         mechanism=cfg.mechanism,
@@ -678,7 +710,7 @@ def _distributed(
     info["contributors"] = len(outcome.contributors)
     record = round_record(
         receiver,
-        sampling_rate=_accounting_rate(cfg),
+        sampling_rate=s.accounting_rate,
         l2_sensitivity=s.l2,
         l1_sensitivity=s.l1,
         unit="record" if cfg.unit == "record" else "node",
