@@ -50,7 +50,7 @@ from protocol.params import RoundParams
 from protocol.shamir import Shamir, Share
 from protocol.xof import Tag, Xof, as_seed, derive_seed
 from reference.sim.scenarios import build
-from reference.sim.simulate import Network, holders, simulate
+from reference.sim.simulate import Network, Scenario, holders, simulate
 
 OPS: tuple[str, ...] = (
     "field.add",
@@ -94,61 +94,85 @@ def _draw(i: int, modulus: int, count: int) -> list[str]:
     ]
 
 
+_MODULI = (Field31.MODULUS, Field61.MODULUS, 97)
+
+
 def build_requests() -> list[Request]:
     """The fixed request set: every op on Field31, Field61 and GF(97), plus negatives."""
-    reqs: list[Request] = []
-    moduli = [Field31.MODULUS, Field61.MODULUS, 97]
+    tags = _xof_tags()
+    reqs = [
+        *_field_requests(),
+        *_xof_requests(tags),
+        *_xof_negative_requests(tags),
+        *_shamir_requests(),
+        *_noise_requests(),
+        *_protocol_requests(),
+    ]
+    for i, req in enumerate(reqs):
+        req["id"] = i
+    return reqs
+
+
+def _field_requests() -> list[Request]:
+    """``field.*`` requests on each modulus, then the negative ones."""
+    out: list[Request] = []
     case = 0
-
-    def add(req: Request) -> None:
-        req["id"] = len(reqs)
-        reqs.append(req)
-
-    for p in moduli:
+    for p in _MODULI:
         edges = ["0", "1", str(p - 1), str(p - 2), str((p - 1) // 2), str((p + 1) // 2)]
         case += 1
         a = edges + _draw(case, p, 10)
         case += 1
         b = list(reversed(edges)) + _draw(case, p, 10)
         for op in ("field.add", "field.sub", "field.mul"):
-            add({"op": op, "modulus": str(p), "a": a, "b": b})
-        add({"op": "field.inv", "modulus": str(p), "a": [x for x in a if x != "0"]})
-        add({"op": "field.encode", "modulus": str(p), "a": a})
-        add(
+            out.append({"op": op, "modulus": str(p), "a": a, "b": b})
+        out.append({"op": "field.inv", "modulus": str(p), "a": [x for x in a if x != "0"]})
+        out.append({"op": "field.encode", "modulus": str(p), "a": a})
+        out.append(
             {
                 "op": "field.decode",
                 "modulus": str(p),
                 "data": field_for_modulus(p).from_json(b).encode().hex(),
             }
         )
-        add({"op": "field.signed_decode", "modulus": str(p), "a": a})
+        out.append({"op": "field.signed_decode", "modulus": str(p), "a": a})
         # Negative requests.
         width = field_for_modulus(p).ENCODED_SIZE
-        add({"op": "field.decode", "modulus": str(p), "data": p.to_bytes(width, "little").hex()})
-        add({"op": "field.decode", "modulus": str(p), "data": "00" * (width + 1)})
-        add({"op": "field.inv", "modulus": str(p), "a": ["1", "0"]})
-        add({"op": "field.add", "modulus": str(p), "a": ["07"], "b": ["1"]})
-        add({"op": "field.mul", "modulus": str(p), "a": [str(p)], "b": ["1"]})
-    add({"op": "field.add", "modulus": "100", "a": ["1"], "b": ["2"]})
-    add({"op": "field.add", "modulus": str(1 << 61), "a": ["1"], "b": ["2"]})
+        out.append(
+            {"op": "field.decode", "modulus": str(p), "data": p.to_bytes(width, "little").hex()}
+        )
+        out.append({"op": "field.decode", "modulus": str(p), "data": "00" * (width + 1)})
+        out.append({"op": "field.inv", "modulus": str(p), "a": ["1", "0"]})
+        out.append({"op": "field.add", "modulus": str(p), "a": ["07"], "b": ["1"]})
+        out.append({"op": "field.mul", "modulus": str(p), "a": [str(p)], "b": ["1"]})
+    out.append({"op": "field.add", "modulus": "100", "a": ["1"], "b": ["2"]})
+    out.append({"op": "field.add", "modulus": str(1 << 61), "a": ["1"], "b": ["2"]})
     # Shapes differ: never broadcast (spec/02-field.md#arithmetic), ParameterError.
-    add({"op": "field.add", "modulus": "97", "a": ["1", "2"], "b": ["1"]})
-    add({"op": "field.mul", "modulus": "97", "a": [], "b": ["1"]})
+    out.append({"op": "field.add", "modulus": "97", "a": ["1", "2"], "b": ["1"]})
+    out.append({"op": "field.mul", "modulus": "97", "a": [], "b": ["1"]})
     # Malformed hex of an encoding (spec/02-field.md#serialization): EncodingError.
     for data in ("0", "0A", "zz", "0x01", "01 02"):
-        add({"op": "field.decode", "modulus": "97", "data": data})
+        out.append({"op": "field.decode", "modulus": "97", "data": data})
+    return out
 
-    tags: list[dict[str, object]] = [
+
+def _xof_tags() -> list[dict[str, object]]:
+    """The XOF tags the ``xof.*`` requests use; the negative ones reuse the first."""
+    return [
         {"purpose": "shamir.share", "params": []},
         {"purpose": "conformance.xof", "params": ["7", str((1 << 64) - 1)]},
         {"purpose": "a b ~", "params": ["0"]},
     ]
+
+
+def _xof_requests(tags: list[dict[str, object]]) -> list[Request]:
+    """``xof.*`` requests for each tag: bytes, integers below many bounds, field elements."""
+    out: list[Request] = []
     for i, tag in enumerate(tags):
         seed = _seed(100 + i).hex()
-        add({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 0})
-        add({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 200})
+        out.append({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 0})
+        out.append({"op": "xof.bytes", "seed": seed, "tag": tag, "n": 200})
         for bound in (1, 2, 11, 97, 256, 257, 65537, Field31.MODULUS, Field61.MODULUS, 1 << 64):
-            add(
+            out.append(
                 {
                     "op": "xof.uniform_ints",
                     "seed": seed,
@@ -157,8 +181,8 @@ def build_requests() -> list[Request]:
                     "count": 20,
                 }
             )
-        for p in moduli:
-            add(
+        for p in _MODULI:
+            out.append(
                 {
                     "op": "xof.field_elements",
                     "seed": seed,
@@ -167,44 +191,57 @@ def build_requests() -> list[Request]:
                     "count": 20,
                 }
             )
-    add({"op": "xof.bytes", "seed": "00" * 31, "tag": tags[0], "n": 4})
-    add(
+    return out
+
+
+def _xof_negative_requests(tags: list[dict[str, object]]) -> list[Request]:
+    """Negative ``xof.*`` requests: bad seeds, tags, bounds and counts."""
+    tag0 = tags[0]
+    zero = "00" * 32
+    out: list[Request] = []
+    out.append({"op": "xof.bytes", "seed": "00" * 31, "tag": tag0, "n": 4})
+    out.append(
         {
             "op": "xof.bytes",
-            "seed": "00" * 32,
+            "seed": zero,
             "tag": {"purpose": "x", "params": [str(1 << 64)]},
             "n": 4,
         }
     )
-    add({"op": "xof.bytes", "seed": "00" * 32, "tag": {"purpose": "", "params": []}, "n": 4})
-    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "0", "count": 1})
+    out.append({"op": "xof.bytes", "seed": zero, "tag": {"purpose": "", "params": []}, "n": 4})
+    out.append({"op": "xof.uniform_ints", "seed": zero, "tag": tag0, "bound": "0", "count": 1})
     # Reading rules of spec/01-conventions.md#json, one fault each: a non-canonical
     # tag parameter, malformed seed hex, invalid small counts (all ParameterError);
     # the bound is checked even when nothing is drawn.
     for param in ("01", "+1", "-1", " 1", "1.0"):
-        add(
+        out.append(
             {
                 "op": "xof.bytes",
-                "seed": "00" * 32,
+                "seed": zero,
                 "tag": {"purpose": "x", "params": [param]},
                 "n": 4,
             }
         )
     for bad_seed in ("0" * 63, "00" * 31 + "0A", "zz" * 32, "00" * 32 + " "):
-        add({"op": "xof.bytes", "seed": bad_seed, "tag": tags[0], "n": 4})
-    add({"op": "xof.bytes", "seed": "00" * 32, "tag": tags[0], "n": -1})
-    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "7", "count": -1})
-    add(
+        out.append({"op": "xof.bytes", "seed": bad_seed, "tag": tag0, "n": 4})
+    out.append({"op": "xof.bytes", "seed": zero, "tag": tag0, "n": -1})
+    out.append({"op": "xof.uniform_ints", "seed": zero, "tag": tag0, "bound": "7", "count": -1})
+    out.append(
         {
             "op": "xof.field_elements",
-            "seed": "00" * 32,
-            "tag": tags[0],
+            "seed": zero,
+            "tag": tag0,
             "modulus": "97",
             "count": -1,
         }
     )
-    add({"op": "xof.uniform_ints", "seed": "00" * 32, "tag": tags[0], "bound": "0", "count": 0})
+    out.append({"op": "xof.uniform_ints", "seed": zero, "tag": tag0, "bound": "0", "count": 0})
+    return out
 
+
+def _shamir_requests() -> list[Request]:
+    """``shamir.reconstruct`` requests: good, too few, inconsistent and misread share sets."""
+    out: list[Request] = []
     for i, (p, t, k, d, n) in enumerate(
         [
             (Field31.MODULUS, 1, 1, 4, 3),
@@ -227,38 +264,59 @@ def build_requests() -> list[Request]:
             "length": d,
         }
         K = t + k
-        add({**base, "shares": js})  # all shares
-        add({**base, "shares": list(reversed(js[:K]))})  # exactly K, out of order
-        add({**base, "shares": js[: K - 1]})  # too few
+        out.append({**base, "shares": js})  # all shares
+        out.append({**base, "shares": list(reversed(js[:K]))})  # exactly K, out of order
+        out.append({**base, "shares": js[: K - 1]})  # too few
         bad = [dict(s) for s in js]
         y0 = list(bad[-1]["y"])
         y0[0] = str((int(y0[0]) + 1) % p)
         bad[-1] = {"x": bad[-1]["x"], "y": y0}
         if n > K:
-            add({**base, "shares": bad})  # inconsistent
-        add({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
-        add({**base, "shares": js[:K], "length": d + k})  # wrong length
+            out.append({**base, "shares": bad})  # inconsistent
+        out.append({**base, "shares": [*js[: K - 1], {"x": str(p - t - k + 1), "y": js[0]["y"]}]})
+        out.append({**base, "shares": js[:K], "length": d + k})  # wrong length
         if i == 0:
-            # Reading rules and the order of checks (spec/11-conformance.md#reading-requests).
-            out_of_range = {"x": str(p), "y": js[0]["y"]}
-            bad_y = {"x": js[0]["x"], "y": [str(p)]}
-            reserved = {"x": str(p - 1), "y": js[0]["y"]}
-            add({**base, "shares": [{**js[0], "x": "01"}, *js[1:]]})  # non-canonical x
-            add({**base, "shares": [{**js[0], "y": ["0" + js[0]["y"][0]]}, *js[1:]]})
-            add({**base, "shares": [out_of_range]})  # share read before the count
-            add({**base, "shares": [bad_y]})  # share read before the count
-            add({**base, "threshold": 0, "shares": [bad_y]})  # shares before parameters
-            add({**base, "threshold": p, "shares": js[:1]})  # parameters before the count
-            add({**base, "threshold": 0, "shares": js[:1]})
-            add({**base, "packing": 0, "shares": js})
-            add({**base, "shares": [reserved]})  # the count before the points
-            add({**base, "shares": bad, "length": d + k})  # length before consistency
-            add({**base, "length": -1, "shares": js})
-            # m = 0: empty shares reconstruct to the empty secret when length = 0.
-            empty = [{"x": s["x"], "y": []} for s in js]
-            add({**base, "length": 0, "shares": empty})
-            add({**base, "length": 1, "shares": empty})
-            add({**base, "length": 0, "shares": empty[: K - 1]})
+            out += _shamir_reading_requests(base, js, bad, p=p, K=K, d=d, k=k)
+    return out
+
+
+def _shamir_reading_requests(
+    base: Request,
+    js: list[dict[str, Any]],
+    bad: list[dict[str, Any]],
+    *,
+    p: int,
+    K: int,
+    d: int,
+    k: int,
+) -> list[Request]:
+    """Reading rules and the order of checks (spec/11-conformance.md#reading-requests)."""
+    out_of_range = {"x": str(p), "y": js[0]["y"]}
+    bad_y = {"x": js[0]["x"], "y": [str(p)]}
+    reserved = {"x": str(p - 1), "y": js[0]["y"]}
+    out: list[Request] = []
+    out.append({**base, "shares": [{**js[0], "x": "01"}, *js[1:]]})  # non-canonical x
+    out.append({**base, "shares": [{**js[0], "y": ["0" + js[0]["y"][0]]}, *js[1:]]})
+    out.append({**base, "shares": [out_of_range]})  # share read before the count
+    out.append({**base, "shares": [bad_y]})  # share read before the count
+    out.append({**base, "threshold": 0, "shares": [bad_y]})  # shares before parameters
+    out.append({**base, "threshold": p, "shares": js[:1]})  # parameters before the count
+    out.append({**base, "threshold": 0, "shares": js[:1]})
+    out.append({**base, "packing": 0, "shares": js})
+    out.append({**base, "shares": [reserved]})  # the count before the points
+    out.append({**base, "shares": bad, "length": d + k})  # length before consistency
+    out.append({**base, "length": -1, "shares": js})
+    # m = 0: empty shares reconstruct to the empty secret when length = 0.
+    empty = [{"x": s["x"], "y": []} for s in js]
+    out.append({**base, "length": 0, "shares": empty})
+    out.append({**base, "length": 1, "shares": empty})
+    out.append({**base, "length": 0, "shares": empty[: K - 1]})
+    return out
+
+
+def _noise_requests() -> list[Request]:
+    """``noise.sample`` requests per mechanism and sampler, plus two negative ones."""
+    out: list[Request] = []
     for i, (mechanism, variance, sampler, count) in enumerate(
         [
             ("dgauss", "1/2", "exact", 20),
@@ -270,7 +328,7 @@ def build_requests() -> list[Request]:
         ]
     ):
         seed = _seed(800 + i).hex()
-        add(
+        out.append(
             {
                 "op": "noise.sample",
                 "seed": seed,
@@ -281,7 +339,7 @@ def build_requests() -> list[Request]:
             }
         )
     seed = _seed(899).hex()
-    add(
+    out.append(
         {
             "op": "noise.sample",
             "seed": seed,
@@ -291,7 +349,7 @@ def build_requests() -> list[Request]:
             "count": 1,
         }
     )
-    add(
+    out.append(
         {
             "op": "noise.sample",
             "seed": seed,
@@ -301,9 +359,7 @@ def build_requests() -> list[Request]:
             "count": 1,
         }
     )
-    for req in _protocol_requests():
-        add(req)
-    return reqs
+    return out
 
 
 #: Per (role, phase, event kind) of the recorded runs, how many steps are asked.
@@ -344,48 +400,63 @@ def _protocol_requests() -> list[Request]:
     ]
     out: list[Request] = []
     for scenario in scenarios:
-        p: RoundParams = scenario.params
-        lines: list[dict[str, Any]] = []
-        simulate(scenario, sink=lines.append)
-        states: dict[tuple[int, Role], State] = {
-            key: initial(p, node=key[0], role=key[1]) for key in holders(p)
-        }
-        seen: dict[tuple[str, str, str], int] = {}
-        for line in lines:
-            kind = line["type"]
-            if kind not in ("start", "deliver", "timeout"):
-                continue
-            key: tuple[int, Role] = (line["node"], line["role"])
-            state = states[key]
-            event: Start | Receive | Timeout
-            if kind == "start" and line.get("update") is not None:
-                update = p.field.from_json(line["update"])
-                event = Start(update=update, seed=as_seed(bytes.fromhex(line["seed"])))
-            elif kind == "start":
-                event = Start()
-            elif kind == "timeout":
-                event = Timeout(stage=line["stage"])
-            else:
-                event = Receive(from_obj(line["message"]))
-            try:
-                new, _ = step(state, event)
-                rejected = False
-            except ProtocolError:
-                new, rejected = state, True
-            label = (state.role, state.phase.value, event_kind(event))
-            seen[label] = seen.get(label, 0) + 1
-            if rejected or seen[label] <= _STEPS_PER_KIND:
-                out.append(
-                    {
-                        "op": "protocol.step",
-                        "params": p.to_json(),
-                        "state": state_to_json(state),
-                        "event": event_to_json(event),
-                    }
-                )
-            states[key] = new
-    # Forged: a delivery under other parameters (out of round), an unknown
-    # phase, and a contributor started twice.
+        out += _replayed_steps(scenario)
+    _append_forged_steps(out)
+    return out
+
+
+def _replayed_steps(scenario: Scenario) -> list[Request]:
+    """Replay one simulated round through the machines, keeping the steps to ask."""
+    p: RoundParams = scenario.params
+    lines: list[dict[str, Any]] = []
+    simulate(scenario, sink=lines.append)
+    states: dict[tuple[int, Role], State] = {
+        key: initial(p, node=key[0], role=key[1]) for key in holders(p)
+    }
+    seen: dict[tuple[str, str, str], int] = {}
+    out: list[Request] = []
+    for line in lines:
+        kind = line["type"]
+        if kind not in ("start", "deliver", "timeout"):
+            continue
+        key: tuple[int, Role] = (line["node"], line["role"])
+        state = states[key]
+        event: Start | Receive | Timeout
+        if kind == "start" and line.get("update") is not None:
+            update = p.field.from_json(line["update"])
+            event = Start(update=update, seed=as_seed(bytes.fromhex(line["seed"])))
+        elif kind == "start":
+            event = Start()
+        elif kind == "timeout":
+            event = Timeout(stage=line["stage"])
+        else:
+            event = Receive(from_obj(line["message"]))
+        try:
+            new, _ = step(state, event)
+            rejected = False
+        except ProtocolError:
+            new, rejected = state, True
+        label = (state.role, state.phase.value, event_kind(event))
+        seen[label] = seen.get(label, 0) + 1
+        if rejected or seen[label] <= _STEPS_PER_KIND:
+            out.append(
+                {
+                    "op": "protocol.step",
+                    "params": p.to_json(),
+                    "state": state_to_json(state),
+                    "event": event_to_json(event),
+                }
+            )
+        states[key] = new
+    return out
+
+
+def _append_forged_steps(out: list[Request]) -> None:
+    """Append to the recorded steps ``out`` three forged ones.
+
+    A delivery under other parameters (out of round), an unknown phase, and a
+    contributor started twice.
+    """
     receive = next(r for r in out if _event_type(r) == "receive")
     params = receive["params"]
     assert isinstance(params, dict)
@@ -396,7 +467,6 @@ def _protocol_requests() -> list[Request]:
     shared = next(r for r in out if _state_key(r) == ("contributor", "shared"))
     start = next(r for r in out if _state_key(r) == ("contributor", "idle"))
     out.append({**shared, "event": start["event"]})
-    return out
 
 
 def _event_type(req: Request) -> object:
