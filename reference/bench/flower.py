@@ -13,8 +13,8 @@ re-implemented here:
   set-up of Flower's secure-aggregation example;
 - clients: one ``ClientApp(client_fn, mods=[secaggplus_mod])`` whose
   ``NumPyClient.fit`` returns the client's vector as its parameters;
-- transport: ``InProcessGrid`` (in ``_run``), a subclass of Flower's abstract
-  ``Grid`` that hands a copy of each message (``copy.deepcopy``, as the wire
+- transport: ``InProcessGrid`` (in ``_in_process_grid``), a subclass of
+  Flower's abstract ``Grid`` that hands a copy of each message (``copy.deepcopy``, as the wire
   would: the workflow sends one content object to every client, and the mod
   edits what it receives) straight to ``ClientApp.__call__(message,
   context)`` for its destination, one ``Context`` per node kept across the
@@ -224,13 +224,8 @@ def run_flower_round(
         raise ParameterError(f"seed must be in [0, 2^256); got {seed}")
     flwr_version = _import_flower()
 
-    if vectors is None:
-        inputs = [_default_vector(seed, index, dimension) for index in range(nodes)]
-    else:
-        inputs = [_client_vector(vectors, index, dimension) for index in range(nodes)]
+    inputs = _inputs(nodes=nodes, dimension=dimension, seed=seed, vectors=vectors)
     survivors = nodes - dropouts
-    plain_sum = np.sum(inputs[:survivors], axis=0, dtype=np.float64)
-
     node_ids = [FIRST_NODE_ID + index for index in range(nodes)]
     client_seconds = dict.fromkeys(node_ids, 0.0)
     aggregate, wall, cpu = _run(
@@ -246,10 +241,6 @@ def run_flower_round(
             f"threshold={threshold} live neighbours out of num_shares={num_shares} after "
             f"{dropouts} dropouts (always enough when dropouts <= num_shares - threshold)"
         )
-    tolerance = STEPS_PER_CLIENT * QUANTIZATION_STEP * survivors
-    correct = aggregate.shape == (dimension,) and bool(
-        np.all(np.abs(aggregate * survivors - plain_sum) <= tolerance)
-    )
     return FlowerRound(
         nodes=nodes,
         dimension=dimension,
@@ -261,7 +252,28 @@ def run_flower_round(
         cpu_seconds=cpu,
         client_median_seconds=statistics.median(client_seconds.values()),
         server_seconds=wall - sum(client_seconds.values()),
-        correct=correct,
+        correct=_correct(aggregate, inputs[:survivors], dimension),
+    )
+
+
+def _inputs(
+    *, nodes: int, dimension: int, seed: int, vectors: Callable[[int], Vector] | None
+) -> list[Vector]:
+    """Every client's vector: ``vectors(i)`` checked, or by default :func:`_default_vector`."""
+    if vectors is None:
+        return [_default_vector(seed, index, dimension) for index in range(nodes)]
+    return [_client_vector(vectors, index, dimension) for index in range(nodes)]
+
+
+def _correct(
+    aggregate: npt.NDArray[np.float64], survivors: Sequence[Vector], dimension: int
+) -> bool:
+    """Whether Flower's mean times the survivors' number is their plaintext sum, within
+    ``STEPS_PER_CLIENT`` quantisation steps per survivor (see :attr:`FlowerRound.correct`)."""
+    plain_sum = np.sum(survivors, axis=0, dtype=np.float64)
+    tolerance = STEPS_PER_CLIENT * QUANTIZATION_STEP * len(survivors)
+    return aggregate.shape == (dimension,) and bool(
+        np.all(np.abs(aggregate * len(survivors) - plain_sum) <= tolerance)
     )
 
 
@@ -343,31 +355,72 @@ def _run(
     Raises:
         FlowerUnavailable: a module of Flower this driver uses cannot be imported.
     """
+    _import_flower_modules()
+    from flwr.app import Context, RecordDict  # noqa: PLC0415
+
+    contexts = {
+        node: Context(
+            run_id=RUN_ID, node_id=node, node_config={}, state=RecordDict(), run_config={}
+        )
+        for node in by_node
+    }
+    make_grid = _in_process_grid(
+        client_app=_client_app(by_node),
+        contexts=contexts,
+        dropped=dropped,
+        client_seconds=client_seconds,
+    )
+    aggregate: list[npt.NDArray[Any]] = []
+    server_app = _server_app(
+        nodes=len(by_node), num_shares=num_shares, threshold=threshold, aggregate=aggregate
+    )
+    wall, cpu = _drive(server_app, make_grid)
+    if len(aggregate) != 1:
+        return None, wall, cpu
+    return np.asarray(aggregate[0], dtype=np.float64), wall, cpu
+
+
+def _import_flower_modules() -> None:
+    """Check that every module of Flower this driver uses imports (the steps of ``_run``
+    then import their names from them again, at no cost).
+
+    Raises:
+        FlowerUnavailable: one does not.
+    """
     try:
-        from flwr.app import Context, Message, RecordDict  # noqa: PLC0415
-        from flwr.client import NumPyClient  # noqa: PLC0415
-        from flwr.client.mod import secaggplus_mod  # noqa: PLC0415
-        from flwr.clientapp import ClientApp  # noqa: PLC0415
-        from flwr.common import ndarrays_to_parameters  # noqa: PLC0415
+        from flwr.app import Context, Message, RecordDict  # noqa: F401, PLC0415
+        from flwr.client import NumPyClient  # noqa: F401, PLC0415
+        from flwr.client.mod import secaggplus_mod  # noqa: F401, PLC0415
+        from flwr.clientapp import ClientApp  # noqa: F401, PLC0415
+        from flwr.common import ndarrays_to_parameters  # noqa: F401, PLC0415
 
         # Private modules (see the module's docstring).
-        from flwr.common.constant import SUPERLINK_NODE_ID  # noqa: PLC0415
-        from flwr.common.secure_aggregation.secaggplus_constants import (  # noqa: PLC0415
+        from flwr.common.constant import SUPERLINK_NODE_ID  # noqa: F401, PLC0415
+        from flwr.common.secure_aggregation.secaggplus_constants import (  # noqa: F401, PLC0415
             RECORD_KEY_CONFIGS,
             Key,
             Stage,
         )
-        from flwr.server import LegacyContext, ServerConfig  # noqa: PLC0415
-        from flwr.server.strategy import FedAvg  # noqa: PLC0415
-        from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow  # noqa: PLC0415
-        from flwr.serverapp import Grid, ServerApp  # noqa: PLC0415
-        from flwr.supercore.run import Run  # noqa: PLC0415
-        from flwr.supercore.task_identity import TaskIdentity  # noqa: PLC0415
+        from flwr.server import LegacyContext, ServerConfig  # noqa: F401, PLC0415
+        from flwr.server.strategy import FedAvg  # noqa: F401, PLC0415
+        from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow  # noqa: F401, PLC0415
+        from flwr.serverapp import Grid, ServerApp  # noqa: F401, PLC0415
+        from flwr.supercore.run import Run  # noqa: F401, PLC0415
+        from flwr.supercore.task_identity import TaskIdentity  # noqa: F401, PLC0415
     except ImportError as exc:
         raise FlowerUnavailable(
             f"this driver needs flwr=={FLOWER_VERSION}, which has {exc.name}; "
             f"install with: {INSTALL_HINT} ({exc})"
         ) from exc
+
+
+def _client_app(by_node: Mapping[int, Vector]) -> Any:
+    """The clients' side: one ``ClientApp``, with ``secaggplus_mod``, whose client for node
+    ``n`` returns ``by_node[n]`` from ``fit``."""
+    from flwr.app import Context  # noqa: PLC0415
+    from flwr.client import NumPyClient  # noqa: PLC0415
+    from flwr.client.mod import secaggplus_mod  # noqa: PLC0415
+    from flwr.clientapp import ClientApp  # noqa: PLC0415
 
     class VectorClient(NumPyClient):  # type: ignore[misc,unused-ignore]
         """A client whose training returns its vector, with weight ``MAX_WEIGHT``."""
@@ -383,18 +436,25 @@ def _run(
     def client_fn(context: Context) -> Any:
         return VectorClient(by_node[context.node_id]).to_client()
 
-    client_app = ClientApp(client_fn=client_fn, mods=[secaggplus_mod])
-    contexts = {
-        node: Context(
-            run_id=RUN_ID, node_id=node, node_config={}, state=RecordDict(), run_config={}
-        )
-        for node in by_node
-    }
-    silent_stages = {Stage.COLLECT_MASKED_VECTORS, Stage.UNMASK}
+    return ClientApp(client_fn=client_fn, mods=[secaggplus_mod])
 
-    def stage(message: Message) -> object:
-        configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
-        return None if configs is None else configs.get(Key.STAGE)
+
+def _in_process_grid(
+    *,
+    client_app: Any,
+    contexts: Mapping[int, Any],
+    dropped: frozenset[int],
+    client_seconds: dict[int, float],
+) -> Callable[[], Any]:
+    """The transport: a maker of ``InProcessGrid``, which hands each message to
+    ``client_app`` with its node's context, adding the time spent in the call to
+    ``client_seconds[node]``, and loses ``dropped`` nodes' replies from the
+    collect-masked-vectors stage on."""
+    from flwr.app import Message, RecordDict  # noqa: PLC0415
+    from flwr.serverapp import Grid  # noqa: PLC0415
+
+    # Private module (see the module's docstring).
+    from flwr.supercore.run import Run  # noqa: PLC0415
 
     class InProcessGrid(Grid):  # type: ignore[misc,unused-ignore]
         """Flower's ``Grid``, delivering each message to its client's ``ClientApp`` at once.
@@ -433,7 +493,7 @@ def _run(
             ids = []
             for message in messages:
                 node = message.metadata.dst_node_id
-                lost = node in dropped and stage(message) in silent_stages
+                lost = node in dropped and _silent_stage(message)
                 # The wire's copy: the workflow sends one content object to every
                 # client, and secaggplus_mod pops the stage from what it receives.
                 delivered = copy.deepcopy(message)
@@ -456,7 +516,35 @@ def _run(
             # Every reply that will ever come is already in: nothing to wait for.
             return self.pull_messages(self.push_messages(messages))
 
-    aggregate: list[npt.NDArray[Any]] = []
+    return InProcessGrid
+
+
+def _silent_stage(message: Any) -> bool:
+    """Whether ``message`` belongs to a stage whose replies a dropped client loses: the
+    collect-masked-vectors stage or the unmask stage."""
+    # Private module (see the module's docstring).
+    from flwr.common.secure_aggregation.secaggplus_constants import (  # noqa: PLC0415
+        RECORD_KEY_CONFIGS,
+        Key,
+        Stage,
+    )
+
+    configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
+    stage = None if configs is None else configs.get(Key.STAGE)
+    return stage in {Stage.COLLECT_MASKED_VECTORS, Stage.UNMASK}
+
+
+def _server_app(
+    *, nodes: int, num_shares: int, threshold: int, aggregate: list[npt.NDArray[Any]]
+) -> Any:
+    """The server's side: a ``ServerApp`` running ``SecAggPlusWorkflow`` over ``FedAvg``
+    for one round of ``nodes`` clients, which appends the aggregate to ``aggregate``."""
+    from flwr.app import Context  # noqa: PLC0415
+    from flwr.common import ndarrays_to_parameters  # noqa: PLC0415
+    from flwr.server import LegacyContext, ServerConfig  # noqa: PLC0415
+    from flwr.server.strategy import FedAvg  # noqa: PLC0415
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow  # noqa: PLC0415
+    from flwr.serverapp import Grid, ServerApp  # noqa: PLC0415
 
     def keep_aggregate(
         server_round: int, arrays: list[npt.NDArray[Any]], config: Mapping[str, object]
@@ -472,8 +560,8 @@ def _run(
     strategy = FedAvg(
         fraction_fit=1.0,
         fraction_evaluate=0.0,
-        min_fit_clients=len(by_node),
-        min_available_clients=len(by_node),
+        min_fit_clients=nodes,
+        min_available_clients=nodes,
         initial_parameters=ndarrays_to_parameters([]),  # no model broadcast: aggregation only
         evaluate_fn=keep_aggregate,
         fit_metrics_aggregation_fn=no_metrics,  # else FedAvg warns that there is none
@@ -494,6 +582,21 @@ def _run(
 
     server_app = ServerApp()
     server_app.main()(server_main)
+    return server_app
+
+
+def _drive(server_app: Any, make_grid: Callable[[], Any]) -> tuple[float, float]:
+    """Run ``server_app`` on a new grid, as the SuperLink; its wall and CPU seconds.
+
+    The clock starts just before the grid is made and the ``ServerApp`` called,
+    and stops at its return; Flower's INFO logs are muted meanwhile.
+    """
+    from flwr.app import Context, RecordDict  # noqa: PLC0415
+
+    # Private modules (see the module's docstring).
+    from flwr.common.constant import SUPERLINK_NODE_ID  # noqa: PLC0415
+    from flwr.supercore.task_identity import TaskIdentity  # noqa: PLC0415
+
     server_context = Context(
         run_id=RUN_ID, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={}
     )
@@ -507,10 +610,8 @@ def _run(
     flower_logger.setLevel(logging.WARNING)  # Flower logs every stage at INFO
     try:
         wall_start, cpu_start = time.perf_counter(), time.process_time()
-        server_app(InProcessGrid(), server_context)
+        server_app(make_grid(), server_context)
         wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
     finally:
         flower_logger.setLevel(level)
-    if len(aggregate) != 1:
-        return None, wall, cpu
-    return np.asarray(aggregate[0], dtype=np.float64), wall, cpu
+    return wall, cpu
