@@ -189,7 +189,6 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[module] = 1
         stack.append(module)
         for target in sorted(graph.get(module, ())):
-            # A package's __init__ is imported by all its modules; it imports none of them.
             if state.get(target) == 1:
                 found.append([*stack[stack.index(target) :], target])
             elif target not in state:

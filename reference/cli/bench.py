@@ -23,12 +23,12 @@ from reference.cli.declare import (
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
-    _int_at_least,
-    _non_negative,
-    _positive,
-    _positive_float,
-    _rate,
-    _variance,
+    int_at_least,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    positive_rational,
+    rate_in_unit,
 )
 
 # ---------------------------------------------------------------------- bench shamir
@@ -251,19 +251,19 @@ _SHAMIR = Command(
     options=(
         _FIELD,
         Option(
-            ("--nodes",), "n, the holders of the shares", type=_positive, default=20, metavar="N"
+            ("--nodes",), "n, the holders of the shares", type=positive_int, default=20, metavar="N"
         ),
         Option(
             ("--threshold",),
             "t: any t holders learn nothing; t + 1 rebuild (needs t + 1 <= n)",
-            type=_positive,
+            type=positive_int,
             default=9,
             metavar="T",
         ),
         Option(
             ("--dimension",),
             "d, the coordinates of the shared vector",
-            type=_positive,
+            type=positive_int,
             default=1_000_000,
             metavar="D",
             shown_default="10^6",
@@ -271,14 +271,14 @@ _SHAMIR = Command(
         Option(
             ("--repeats",),
             "timed runs of each step; the median is reported",
-            type=_positive,
+            type=positive_int,
             default=5,
             metavar="R",
         ),
         Option(
             ("--galois-dimension",),
             "columns for the (slow) galois product, its time scaled to d; 0 skips it",
-            type=_non_negative,
+            type=non_negative_int,
             metavar="D",
             absent="all d columns, about 17 s at d = 10^6",
         ),
@@ -312,28 +312,28 @@ _ACCOUNTING = Command(
         Option(
             ("--rounds",),
             "subsampled rounds composed into one epsilon",
-            type=_positive,
+            type=positive_int,
             default=1000,
             metavar="N",
         ),
         Option(
             ("--sampling-rate",),
             "q, the probability that a node takes part in a round",
-            type=_rate,
+            type=rate_in_unit,
             default=0.01,
             metavar="Q",
         ),
         Option(
             ("--noise-multiplier",),
             "z, the Gaussian noise's standard deviation over the sensitivity",
-            type=_positive_float,
+            type=positive_float,
             default=1.1,
             metavar="Z",
         ),
         Option(
             ("--repeats",),
             "timed runs of each accountant; the median is reported",
-            type=_positive,
+            type=positive_int,
             default=5,
             metavar="R",
         ),
@@ -420,14 +420,14 @@ _ROUND = Command(
         Option(
             ("--nodes",),
             "n, the nodes (each one contributes)",
-            type=_int_at_least(2),
+            type=int_at_least(2),
             default=100,
             metavar="N",
         ),
         Option(
             ("--dimension",),
             "d, the coordinates of each update",
-            type=_positive,
+            type=positive_int,
             default=1_000_000,
             metavar="D",
             shown_default="10^6",
@@ -435,28 +435,28 @@ _ROUND = Command(
         Option(
             ("--dropouts",),
             "D: contributors that crash while sharing",
-            type=_non_negative,
+            type=non_negative_int,
             default=5,
             metavar="K",
         ),
         Option(
             ("--colluders",),
             "T of the noise plan: the colluders it tolerates",
-            type=_non_negative,
+            type=non_negative_int,
             default=10,
             metavar="C",
         ),
         Option(
             ("--threshold",),
             "Shamir's t: aggregators that learn nothing together",
-            type=_positive,
+            type=positive_int,
             default=10,
             metavar="T",
         ),
         Option(
             ("--packing",),
             "k, coordinates packed per share",
-            type=_positive,
+            type=positive_int,
             default=20,
             metavar="K",
         ),
@@ -495,7 +495,7 @@ _ROUND = Command(
         Option(
             ("--variance",),
             "σ*², the honest noise's total variance",
-            type=_variance,
+            type=positive_rational,
             default=br.TARGET_VARIANCE,
             metavar="V",
         ),
@@ -514,14 +514,14 @@ _ROUND = Command(
         Option(
             ("--flower-shares",),
             "Flower's num_shares",
-            type=_positive,
+            type=positive_int,
             default=br.FLOWER_SHARES,
             metavar="S",
         ),
         Option(
             ("--flower-threshold",),
             "Flower's reconstruction threshold",
-            type=_positive,
+            type=positive_int,
             default=br.FLOWER_THRESHOLD,
             metavar="R",
         ),
@@ -543,7 +543,7 @@ _ROUND = Command(
         Option(
             ("--scaling-nodes-dimension",),
             "d during the n sweep",
-            type=_positive,
+            type=positive_int,
             default=br.SCALING_NODES_DIMENSION,
             metavar="D",
         ),

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from reference.cli.declare import EXIT_FAILED, EXIT_OK, JSON, Command, Example, Option
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
-    _positive,
+    positive_int,
 )
 from reference.common.seeds import fresh_seed, seed_from_hex
 
@@ -52,18 +52,18 @@ COMMANDS = (
             reproducible, and therefore not private: use seeds for tests and examples only.
         """,
         options=(
-            Option(("--nodes",), "number of nodes", type=_positive, default=7, metavar="N"),
+            Option(("--nodes",), "number of nodes", type=positive_int, default=7, metavar="N"),
             Option(
                 ("--threshold",),
                 "t: any t nodes together learn nothing",
-                type=_positive,
+                type=positive_int,
                 default=2,
                 metavar="T",
             ),
             Option(
                 ("--dimension",),
                 "length of each private vector",
-                type=_positive,
+                type=positive_int,
                 default=4,
                 metavar="D",
             ),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reference.cli.declare import JSON, Command, Example, Option
-from reference.cli.types import _positive
+from reference.cli.types import positive_int
 
 EXIT_OK = 0
 #: A fresh folder in the current directory, like ``sdl run``'s ``sdl-run``.
@@ -131,14 +131,14 @@ COMMANDS = (
             Option(
                 ("--workers",),
                 "runs in parallel, one process each",
-                type=_positive,
+                type=positive_int,
                 default=2,
                 metavar="N",
             ),
             Option(
                 ("--seeds",),
                 "seeds per cell for every accuracy grid",
-                type=_positive,
+                type=positive_int,
                 metavar="K",
                 absent="5; 3 for node level and non-IID; 2 with --quick",
             ),

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from reference.cli.declare import JSON, Command, Example, Option
-from reference.cli.types import _non_negative, _positive, number_where
+from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.seeds import fresh_seed, seed_from_hex
 
 EXIT_OK = 0
 
 
-_positive_float = number_where(float, "a positive finite number", lambda v: v > 0)
+positive_float = number_where(float, "a positive finite number", lambda v: v > 0)
 _unit_interval = number_where(float, "a number in (0, 1)", lambda v: 0 < v < 1)
-_rate = number_where(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+rate_in_unit = number_where(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 _dropout_rate = number_where(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
@@ -140,10 +140,10 @@ DESCRIPTION = """
 """
 
 _MODEL_OPTIONS = (
-    Option(("--nodes",), "nodes holding data", type=_positive, default=10, metavar="N"),
-    Option(("--rounds",), "training rounds", type=_positive, default=60, metavar="R"),
+    Option(("--nodes",), "nodes holding data", type=positive_int, default=10, metavar="N"),
+    Option(("--rounds",), "training rounds", type=positive_int, default=60, metavar="R"),
     Option(
-        ("--epsilon",), "target ε over all rounds", type=_positive_float, default=2.0, metavar="EPS"
+        ("--epsilon",), "target ε over all rounds", type=positive_float, default=2.0, metavar="EPS"
     ),
     Option(
         ("--delta",),
@@ -172,14 +172,14 @@ _MODEL_OPTIONS = (
     Option(
         ("--threshold",),
         "t: any t nodes together learn nothing",
-        type=_positive,
+        type=positive_int,
         default=2,
         metavar="T",
     ),
     Option(
         ("--colluders",),
         "T: nodes whose noise the plan must not count",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         metavar="T",
     ),
@@ -208,7 +208,7 @@ _MODEL_OPTIONS = (
     Option(
         ("--sampling-rate",),
         "probability that a record is used in a round",
-        type=_rate,
+        type=rate_in_unit,
         default=1.0,
         metavar="Q",
         shown_default="1: every record",
@@ -216,21 +216,21 @@ _MODEL_OPTIONS = (
     Option(
         ("--clip",),
         "L2 clip of each per-example gradient",
-        type=_positive_float,
+        type=positive_float,
         default=2.0,
         metavar="C",
     ),
     Option(
         ("--learning-rate",),
         "step size on the mean gradient",
-        type=_positive_float,
+        type=positive_float,
         default=4.0,
         metavar="LR",
     ),
     Option(
         ("--committee",),
         "aggregators per round, drawn from public randomness",
-        type=_positive,
+        type=positive_int,
         metavar="K",
         absent="min(nodes, 10)",
     ),

@@ -22,12 +22,12 @@ from reference.cli.declare import (
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
-    _non_negative,
-    _open_unit,
-    _positive,
-    _positive_float,
-    _rate,
-    _variance,
+    non_negative_int,
+    open_unit,
+    positive_float,
+    positive_int,
+    positive_rational,
+    rate_in_unit,
 )
 from reference.common.seeds import seed_from_hex
 
@@ -250,14 +250,14 @@ _NOISE = Command(
                 Option(
                     ("--variance",),
                     "a positive rational: 12.5, 25/2 or 1e4",
-                    type=_variance,
+                    type=positive_rational,
                     metavar="V",
                     required=True,
                 ),
                 Option(
                     ("--count",),
                     "how many samples to draw",
-                    type=_non_negative,
+                    type=non_negative_int,
                     metavar="K",
                     required=True,
                 ),
@@ -294,21 +294,21 @@ _NOISE_OPTIONS = (
     Option(
         ("--noise-multiplier",),
         "gaussian: sigma / sensitivity",
-        type=_positive_float,
+        type=positive_float,
         metavar="Z",
         absent=_UNSET,
     ),
     Option(
         ("--variance",),
         "skellam: the total variance lambda of the released sum",
-        type=_positive_float,
+        type=positive_float,
         metavar="V",
         absent=_UNSET,
     ),
     Option(
         ("--sigma",),
         f"dgauss: each client's sigma (at least {accounting.DDG_MIN_SIGMA:g})",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         absent=_UNSET,
     ),
@@ -316,7 +316,7 @@ _NOISE_OPTIONS = (
 
 #: What ``privacy calibrate`` takes instead: the epsilon to meet.
 _TARGET_OPTIONS = (
-    Option(("--epsilon",), "the target epsilon", type=_positive_float, metavar="E", required=True),
+    Option(("--epsilon",), "the target epsilon", type=positive_float, metavar="E", required=True),
 )
 
 _MECHANISM_OPTION = Option(
@@ -331,44 +331,46 @@ _RELEASE_OPTIONS = (
     Option(
         ("--l2-sensitivity",),
         "skellam, dgauss: L2 norm bound of one contribution",
-        type=_positive_float,
+        type=positive_float,
         metavar="S2",
         absent=_UNSET,
     ),
     Option(
         ("--l1-sensitivity",),
         "skellam, dgauss: L1 norm bound of one contribution",
-        type=_positive_float,
+        type=positive_float,
         metavar="S1",
         absent=_UNSET,
     ),
     Option(
         ("--clients",),
         "dgauss: how many clients' noise is summed",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         absent=_UNSET,
     ),
     Option(
         ("--dimension",),
         "dgauss: the number of coordinates",
-        type=_positive,
+        type=positive_int,
         metavar="DIM",
         absent=_UNSET,
     ),
     Option(
         ("--sampling-rate",),
         "Poisson sampling rate in (0, 1]",
-        type=_rate,
+        type=rate_in_unit,
         default=1.0,
         metavar="Q",
         shown_default="1, no subsampling",
     ),
-    Option(("--rounds",), "number of rounds composed", type=_positive, metavar="R", required=True),
+    Option(
+        ("--rounds",), "number of rounds composed", type=positive_int, metavar="R", required=True
+    ),
     Option(
         ("--delta",),
         "the delta of (epsilon, delta), in (0, 1)",
-        type=_open_unit,
+        type=open_unit,
         metavar="D",
         required=True,
     ),

@@ -21,7 +21,7 @@ from reference.cli.declare import (
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
-    _positive_seconds,
+    positive_seconds,
 )
 from reference.oracle import conformance, vectors
 
@@ -186,7 +186,7 @@ _CONFORMANCE = Command(
         Option(
             ("--timeout",),
             "seconds to wait for each answer",
-            type=_positive_seconds,
+            type=positive_seconds,
             default=conformance.DEFAULT_TIMEOUT,
             metavar="SECONDS",
             shown_default=f"{conformance.DEFAULT_TIMEOUT:g}",

@@ -27,7 +27,7 @@ from reference.cli.declare import (
     Option,
     emit,
 )
-from reference.cli.types import _non_negative, _positive, number_where
+from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
@@ -287,39 +287,41 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 _SIMULATE_OPTIONS = (
-    Option(("--nodes",), "n: the nodes of the round", type=_positive, required=True, metavar="N"),
+    Option(
+        ("--nodes",), "n: the nodes of the round", type=positive_int, required=True, metavar="N"
+    ),
     Option(
         ("--threshold",),
         "t: any t aggregators together learn nothing",
-        type=_positive,
+        type=positive_int,
         required=True,
         metavar="T",
     ),
     Option(
         ("--dropouts",),
         "nodes (never the coordinator) that crash while sharing, drawn from --seed",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         metavar="N",
     ),
     Option(
         ("--max-dropouts",),
         "D: the dropouts the noise plan must withstand",
-        type=_non_negative,
+        type=non_negative_int,
         metavar="D",
         absent="--dropouts",
     ),
     Option(
         ("--colluders",),
         "T: contributors whose noise the adversary knows",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         metavar="T",
     ),
     Option(
         ("--committee",),
         "aggregate with this many nodes drawn from public randomness",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         absent="every node aggregates",
     ),
@@ -327,14 +329,14 @@ _SIMULATE_OPTIONS = (
         ("--noise-sources",),
         "only this many contributors add noise, the committee's members first; needs "
         "--precover (spec/09-protocol.md#noise-sources)",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         absent="every contributor",
     ),
     Option(
         ("--receivers",),
         "only this many nodes reconstruct, the coordinator first",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         absent="every node",
     ),
@@ -347,12 +349,12 @@ _SIMULATE_OPTIONS = (
     Option(
         ("--min-contributors",),
         "the smallest contributor set an aggregator accepts",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         absent="max(2, n − D)",
     ),
-    Option(("--dimension",), "update length", type=_positive, default=8, metavar="N"),
-    Option(("--packing",), "k: secrets per Shamir polynomial", type=_positive, default=1),
+    Option(("--dimension",), "update length", type=positive_int, default=8, metavar="N"),
+    Option(("--packing",), "k: secrets per Shamir polynomial", type=positive_int, default=1),
     Option(
         ("--mechanism",),
         "the integer noise each contributor adds",
@@ -399,7 +401,7 @@ _SIMULATE_OPTIONS = (
     Option(
         ("--tamper",),
         "aggregator NODE alters its partial sums (repeatable)",
-        type=_positive,
+        type=positive_int,
         repeat=True,
         metavar="NODE",
         absent="no aggregator tampers",

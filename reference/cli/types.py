@@ -28,7 +28,7 @@ def number_where(
     return parse
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``, with a message naming the value."""
     what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
@@ -44,11 +44,11 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-_positive = _int_at_least(1)
-_non_negative = _int_at_least(0)
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
-def _variance(text: str) -> Fraction:
+def positive_rational(text: str) -> Fraction:
     """An argparse type: a positive rational, written as a decimal or a fraction."""
     try:
         value = Fraction(text.strip())
@@ -61,32 +61,14 @@ def _variance(text: str) -> Fraction:
     return value
 
 
-def _float_where(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
-    """An argparse type: a float for which ``ok`` holds, else an error naming ``what``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text}")
-        return value
-
-    return parse
+def float_where(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite float for which ``ok`` holds, else an error naming ``what``."""
+    return number_where(float, what, ok)
 
 
-_positive_float = _float_where("a positive finite number", lambda v: 0 < v < float("inf"))
-_open_unit = _float_where("a number in (0, 1)", lambda v: 0 < v < 1)
-_rate = _float_where("a rate in (0, 1]", lambda v: 0 < v <= 1)
+positive_float = float_where("a positive finite number", lambda v: 0 < v < float("inf"))
+open_unit = float_where("a number in (0, 1)", lambda v: 0 < v < 1)
+rate_in_unit = float_where("a rate in (0, 1]", lambda v: 0 < v <= 1)
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        msg = f"expected a positive number of seconds; got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {value}")
-    return value
+positive_seconds = float_where("a positive number of seconds", lambda v: v > 0)
