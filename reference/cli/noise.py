@@ -158,7 +158,7 @@ def _least_noise(args: argparse.Namespace) -> float | None:
     if cost(floor) <= args.epsilon:
         return floor
     # Find a noise level that meets the target, doubling from the floor, then bisect.
-    high = floor
+    high = 2 * floor
     while cost(high) > args.epsilon:
         high *= 2
         if high > _SEARCH_CEILING:
