@@ -18,7 +18,8 @@ reading the code. Test vectors name the expected error by class name
         └── RemoteProtocolError            what a peer sent breaks the protocol
             ├── InvalidMessage
             ├── InconsistentShares
-            └── ThresholdNotMet
+            ├── ThresholdNotMet
+            └── ChannelError               a frame does not open or verify (spec 14)
 """
 
 from __future__ import annotations
@@ -64,6 +65,37 @@ class ThresholdNotMet(RemoteProtocolError):
     """Too few shares (or too little redundancy) to reconstruct what was asked."""
 
 
+class ChannelError(RemoteProtocolError):
+    """A sealed frame fails to open or verify. Spec: spec/14-channels.md#opening
+
+    ``fault`` names what failed, one of :data:`CHANNEL_FAULTS`: ``truncated``,
+    ``header``, ``suite``, ``roster``, ``signature``, ``tag``, ``plaintext``,
+    ``statement``, ``session-key``. The message says which field and why.
+    """
+
+    def __init__(self, fault: str, detail: str) -> None:
+        super().__init__(f"frame rejected ({fault}): {detail}")
+        self.fault = fault
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ChannelError], tuple[str, str]]:
+        return (type(self), (self.fault, self.detail))
+
+
+#: What a :class:`ChannelError` may name as its fault (spec/14-channels.md#opening).
+CHANNEL_FAULTS: tuple[str, ...] = (
+    "truncated",
+    "header",
+    "suite",
+    "roster",
+    "signature",
+    "tag",
+    "plaintext",
+    "statement",
+    "session-key",
+)
+
+
 #: Every error a test vector may name, by class name. Spec: spec/01-conventions.md#errors
 ERRORS_BY_NAME: dict[str, type[SdlError]] = {
     cls.__name__: cls
@@ -78,5 +110,6 @@ ERRORS_BY_NAME: dict[str, type[SdlError]] = {
         InvalidMessage,
         InconsistentShares,
         ThresholdNotMet,
+        ChannelError,
     )
 }

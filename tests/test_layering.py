@@ -108,12 +108,13 @@ REFERENCE = ROOT / "reference"
 #: through the simulator; everything may use ``common``.
 ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "common": frozenset(),
-    "sim": frozenset({"common"}),
-    "oracle": frozenset({"common", "sim"}),
-    "bench": frozenset({"common", "sim"}),
-    "learning": frozenset({"common", "sim"}),
-    "deploy": frozenset({"common", "sim"}),
-    "cli": frozenset({"common", "sim", "oracle", "bench", "learning", "deploy"}),
+    "channels": frozenset({"common"}),
+    "sim": frozenset({"common", "channels"}),
+    "oracle": frozenset({"common", "channels", "sim"}),
+    "bench": frozenset({"common", "channels", "sim"}),
+    "learning": frozenset({"common", "channels", "sim"}),
+    "deploy": frozenset({"common", "channels", "sim"}),
+    "cli": frozenset({"common", "channels", "sim", "oracle", "bench", "learning", "deploy"}),
 }
 
 

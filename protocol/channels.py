@@ -1,0 +1,688 @@
+"""Secure channels: every message sealed to its recipient and signed by its sender.
+
+Spec: spec/14-channels.md
+
+A *frame* carries one protocol message (spec 09) between two nodes of a
+session::
+
+    frame = header || sealed || signature
+    header    63 bytes: who sends what to whom, in which session, round and stage
+    sealed    HPKE (RFC 9180, base mode) of the message to the recipient's
+              session key, with info = ASCII("sdl.channel.info") || 0x00 || header
+    signature Ed25519, by the sender's roster identity, over
+              ASCII("sdl.channel.frame") || 0x00 || header || sealed
+
+The coordinator's decisions and aborts also carry a *statement signature*
+inside the sealed plaintext: a signature over the message without its
+recipient, which any holder of the roster can check, so that two
+conflicting decisions are evidence (:func:`conflicting`).
+
+Everything here is a pure function of keys and bytes: opening, verifying,
+signing (Ed25519 is deterministic) and deriving keys from given secret
+bytes. Sealing draws the KEM's fresh ephemeral key, so it lives with the
+drivers (``reference/channels``), which call :func:`assemble` with what
+HPKE returns.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+
+from protocol.errors import ChannelError, InvalidMessage, ParameterError
+from protocol.field import Field
+from protocol.messages import (
+    Abort,
+    Decision,
+    Message,
+    Role,
+    decode_wire,
+    encode_wire,
+    wire_size,
+)
+from protocol.params import VERSION
+
+#: A KEM private key of one of the suites.
+KemPrivateKey: TypeAlias = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+#: A KEM public key of one of the suites.
+KemPublicKey: TypeAlias = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
+
+SIGNATURE_SIZE = 64
+IDENTITY_KEY_SIZE = 32
+#: The AEAD tag every suite appends to the ciphertext.
+TAG_SIZE = 16
+#: The message kinds whose plaintext ends with the sender's statement signature.
+SIGNED_KINDS: frozenset[str] = frozenset({"decision", "abort"})
+
+_MAGIC = b"SDLF"
+_LABEL_INFO = b"sdl.channel.info\x00"
+_LABEL_FRAME = b"sdl.channel.frame\x00"
+_LABEL_SESSION_KEY = b"sdl.channel.session-key\x00"
+_LABEL_STATEMENT = b"sdl.channel.statement\x00"
+
+KINDS: dict[str, int] = {"share": 1, "report": 2, "decision": 3, "partial_sum": 4, "abort": 5}
+ROLES: dict[str, int] = {"contributor": 1, "aggregator": 2, "coordinator": 3, "receiver": 4}
+_KIND_OF = {v: k for k, v in KINDS.items()}
+_ROLE_OF = {v: k for k, v in ROLES.items()}
+
+# ---------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSuite:
+    """An HPKE suite by its RFC 9180 identifiers. Spec: spec/14-channels.md#suites"""
+
+    name: str
+    kem_id: int
+    kdf_id: int
+    aead_id: int
+    #: Size of the KEM's encapsulated key ``enc``.
+    enc_size: int
+    #: Size of a session public key in its wire encoding.
+    public_key_size: int
+    #: Size of the secret bytes a session private key is derived from.
+    secret_size: int
+
+    def hpke(self) -> hpke.Suite:
+        """The suite as a ``cryptography`` HPKE suite."""
+        kem = {0x0020: hpke.KEM.X25519, 0x647A: hpke.KEM.MLKEM768_X25519}[self.kem_id]
+        aead = {0x0001: hpke.AEAD.AES_128_GCM, 0x0003: hpke.AEAD.CHACHA20_POLY1305}[self.aead_id]
+        return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, aead)
+
+    @property
+    def overhead(self) -> int:
+        """Bytes a frame adds to its plaintext: header, ``enc``, tag and signature."""
+        return HEADER_SIZE + self.enc_size + TAG_SIZE + SIGNATURE_SIZE
+
+
+#: Every suite SDL offers, by name. Spec: spec/14-channels.md#suites
+SUITES: dict[str, ChannelSuite] = {
+    s.name: s
+    for s in (
+        ChannelSuite("x25519-aes128gcm", 0x0020, 0x0001, 0x0001, 32, 32, 32),
+        ChannelSuite("x25519-chacha20poly1305", 0x0020, 0x0001, 0x0003, 32, 32, 32),
+        ChannelSuite("mlkem768x25519-aes128gcm", 0x647A, 0x0001, 0x0001, 1120, 1216, 96),
+    )
+}
+#: The default suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM.
+DEFAULT_SUITE = SUITES["x25519-aes128gcm"]
+
+
+def suite_named(name: str) -> ChannelSuite:
+    """The suite called ``name``.
+
+    Raises:
+        ParameterError: no suite has that name (the error lists them).
+    """
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ParameterError(
+            f"channel suite must be one of {', '.join(SUITES)}; got {name!r}"
+        ) from None
+
+
+def _suite_by_ids(kem_id: int, kdf_id: int, aead_id: int) -> ChannelSuite | None:
+    for s in SUITES.values():
+        if (s.kem_id, s.kdf_id, s.aead_id) == (kem_id, kdf_id, aead_id):
+            return s
+    return None
+
+
+# ---------------------------------------------------------------------- keys
+
+
+def identity_key(secret: bytes) -> ed25519.Ed25519PrivateKey:
+    """A node's Ed25519 identity key from its 32 secret bytes. Spec: spec/14-channels.md#identities
+
+    Raises:
+        ParameterError: ``secret`` is not 32 bytes.
+    """
+    if not isinstance(secret, bytes) or len(secret) != IDENTITY_KEY_SIZE:
+        raise ParameterError(f"an identity secret is {IDENTITY_KEY_SIZE} bytes; got {secret!r:.40}")
+    return ed25519.Ed25519PrivateKey.from_private_bytes(secret)
+
+
+def identity_public(key: ed25519.Ed25519PrivateKey) -> bytes:
+    """The 32-byte public identity of ``key``."""
+    return key.public_key().public_bytes_raw()
+
+
+def session_private_key(suite: ChannelSuite, secret: bytes) -> KemPrivateKey:
+    """A session private key from ``suite.secret_size`` secret bytes.
+
+    Spec: spec/14-channels.md#session-keys
+
+    X25519: the 32 bytes are the private key. ML-KEM-768 + X25519: the first
+    64 bytes are the ML-KEM-768 seed ``d || z`` (FIPS 203), the last 32 the
+    X25519 private key.
+
+    Raises:
+        ParameterError: ``secret`` has the wrong size for the suite.
+    """
+    if not isinstance(secret, bytes) or len(secret) != suite.secret_size:
+        raise ParameterError(
+            f"a {suite.name} session secret is {suite.secret_size} bytes; got {secret!r:.40}"
+        )
+    if suite.kem_id == 0x0020:
+        return x25519.X25519PrivateKey.from_private_bytes(secret)
+    return hpke.MLKEM768X25519PrivateKey(
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[:64]),
+        x25519.X25519PrivateKey.from_private_bytes(secret[64:]),
+    )
+
+
+def session_public_bytes(suite: ChannelSuite, secret: bytes) -> bytes:
+    """The wire encoding of the public key of :func:`session_private_key`.
+
+    X25519: the 32-byte public key. ML-KEM-768 + X25519: the ML-KEM-768
+    encapsulation key (1184 bytes) followed by the X25519 public key.
+    """
+    if suite.kem_id == 0x0020:
+        return x25519.X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+    session_private_key(suite, secret)  # checks the size
+    m = mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[:64])
+    x = x25519.X25519PrivateKey.from_private_bytes(secret[64:])
+    return m.public_key().public_bytes_raw() + x.public_key().public_bytes_raw()
+
+
+def session_public_key(suite: ChannelSuite, data: bytes) -> KemPublicKey:
+    """Parse a session public key from its wire encoding.
+
+    Raises:
+        ChannelError: (``session-key``) the bytes are not a public key of the suite.
+    """
+    if len(data) != suite.public_key_size:
+        raise ChannelError(
+            "session-key",
+            f"a {suite.name} session key is {suite.public_key_size} bytes; got {len(data)}",
+        )
+    try:
+        if suite.kem_id == 0x0020:
+            return x25519.X25519PublicKey.from_public_bytes(data)
+        return hpke.MLKEM768X25519PublicKey(
+            mlkem.MLKEM768PublicKey.from_public_bytes(data[:1184]),
+            x25519.X25519PublicKey.from_public_bytes(data[1184:]),
+        )
+    except ValueError as exc:
+        raise ChannelError("session-key", f"not a {suite.name} public key: {exc}") from None
+
+
+# ---------------------------------------------------------------------- roster
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """Node id -> Ed25519 identity public key, fixed by the session configuration.
+
+    Spec: spec/14-channels.md#identities
+
+    A node trusts exactly the identities its roster names: never a key
+    first seen on the wire.
+    """
+
+    keys: Mapping[int, bytes]
+
+    def __post_init__(self) -> None:
+        for node, key in self.keys.items():
+            if type(node) is not int or not 1 <= node < 1 << 32:
+                raise ParameterError(f"a roster node id is an int in [1, 2^32); got {node!r}")
+            if not isinstance(key, bytes) or len(key) != IDENTITY_KEY_SIZE:
+                raise ParameterError(
+                    f"node {node}'s identity key must be {IDENTITY_KEY_SIZE} bytes; got {key!r:.40}"
+                )
+        object.__setattr__(self, "keys", dict(sorted(self.keys.items())))
+
+    def identity(self, node: int) -> ed25519.Ed25519PublicKey:
+        """Node ``node``'s identity public key.
+
+        Raises:
+            ChannelError: (``roster``) the roster does not name the node.
+        """
+        key = self.keys.get(node)
+        if key is None:
+            raise ChannelError("roster", f"node {node} is not in the session's roster")
+        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+
+    def to_json(self) -> dict[str, str]:
+        return {str(node): key.hex() for node, key in self.keys.items()}
+
+    @classmethod
+    def from_json(cls, obj: object) -> Roster:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            ParameterError: not an object of decimal node ids to 64-digit hex keys.
+        """
+        if not isinstance(obj, Mapping):
+            raise ParameterError(f"a roster is an object of node id -> hex key; got {obj!r:.60}")
+        keys: dict[int, bytes] = {}
+        for node, key in obj.items():
+            if not (isinstance(node, str) and node.isdigit() and str(int(node)) == node):
+                raise ParameterError(f"a roster node id is a decimal string; got {node!r}")
+            if not isinstance(key, str) or len(key) != 2 * IDENTITY_KEY_SIZE:
+                raise ParameterError(f"node {node}'s identity key must be 64 hex digits")
+            try:
+                keys[int(node)] = bytes.fromhex(key)
+            except ValueError:
+                raise ParameterError(f"node {node}'s identity key is not hex: {key!r}") from None
+        return cls(keys)
+
+
+# ---------------------------------------------------------------------- session keys
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """A node's per-session encryption key, signed by its identity.
+
+    Spec: spec/14-channels.md#session-keys
+    """
+
+    session: bytes
+    node: int
+    suite: ChannelSuite
+    public_key: bytes
+    signature: bytes
+
+    @staticmethod
+    def payload(session: bytes, node: int, suite: ChannelSuite, public_key: bytes) -> bytes:
+        """``ASCII("sdl.channel.session-key") || 0x00 || session || u32le(node) ||
+        u16le(kem_id) || u16le(kdf_id) || u16le(aead_id) || public_key``."""
+        ids = struct.pack("<IHHH", node, suite.kem_id, suite.kdf_id, suite.aead_id)
+        return _LABEL_SESSION_KEY + session + ids + public_key
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session": self.session.hex(),
+            "node": self.node,
+            "suite": self.suite.name,
+            "public_key": self.public_key.hex(),
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> SessionKey:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            ParameterError: a field is missing or malformed.
+        """
+        try:
+            return cls(
+                bytes.fromhex(obj["session"]),
+                int(obj["node"]),
+                suite_named(str(obj["suite"])),
+                bytes.fromhex(obj["public_key"]),
+                bytes.fromhex(obj["signature"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ParameterError):
+                raise
+            raise ParameterError(f"malformed session key: {exc!r}") from None
+
+
+def sign_session_key(
+    identity: ed25519.Ed25519PrivateKey,
+    *,
+    session: bytes,
+    node: int,
+    suite: ChannelSuite,
+    public_key: bytes,
+) -> SessionKey:
+    """``node``'s advertisement of ``public_key`` for ``session``, signed by ``identity``."""
+    signature = identity.sign(SessionKey.payload(session, node, suite, public_key))
+    return SessionKey(session, node, suite, public_key, signature)
+
+
+def verify_session_key(
+    advert: SessionKey, roster: Roster, *, session: bytes, suite: ChannelSuite
+) -> KemPublicKey:
+    """The session public key ``advert`` carries, once it checks out.
+
+    Raises:
+        ChannelError: ``session-key`` (another session or suite, or not a
+            key), ``roster`` (the node is not in the roster) or
+            ``signature`` (the node's roster identity did not sign it).
+    """
+    if advert.session != session:
+        raise ChannelError(
+            "session-key", f"node {advert.node}'s session key is for session "
+            f"{advert.session.hex()[:16]}…, not {session.hex()[:16]}…"
+        )  # fmt: skip
+    if advert.suite != suite:
+        raise ChannelError(
+            "session-key",
+            f"node {advert.node}'s session key is for suite {advert.suite.name}, not {suite.name}",
+        )
+    key = roster.identity(advert.node)
+    payload = SessionKey.payload(advert.session, advert.node, advert.suite, advert.public_key)
+    try:
+        key.verify(advert.signature, payload)
+    except InvalidSignature:
+        raise ChannelError(
+            "signature", f"node {advert.node}'s session key is not signed by its roster identity"
+        ) from None
+    return session_public_key(suite, advert.public_key)
+
+
+# ---------------------------------------------------------------------- frames
+
+_HEADER = struct.Struct("<4sBHHH32sQHBBII")
+#: Size of a frame header. Spec: spec/14-channels.md#header
+HEADER_SIZE = _HEADER.size
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """What the relay sees of a frame. Spec: spec/14-channels.md#header
+
+    ``stage`` is the message's stage, or 0 for an abort (which has none).
+    """
+
+    suite: ChannelSuite
+    session: bytes
+    round: int
+    stage: int
+    kind: str
+    role: Role
+    sender: int
+    recipient: int
+
+    @classmethod
+    def of(cls, message: Message, suite: ChannelSuite) -> FrameHeader:
+        """The header of the frame that carries ``message``."""
+        return cls(
+            suite,
+            bytes.fromhex(message.session),
+            message.round,
+            getattr(message, "stage", 0),
+            message.kind,
+            message.role,
+            message.sender,
+            message.recipient,
+        )
+
+    def encode(self) -> bytes:
+        """``ASCII("SDLF") || u8(version) || u16le(kem_id) || u16le(kdf_id) ||
+        u16le(aead_id) || session || u64le(round) || u16le(stage) || u8(kind) ||
+        u8(role) || u32le(sender) || u32le(recipient)``."""
+        s = self.suite
+        return _HEADER.pack(
+            _MAGIC, VERSION, s.kem_id, s.kdf_id, s.aead_id, self.session, self.round,
+            self.stage, KINDS[self.kind], ROLES[self.role], self.sender, self.recipient,
+        )  # fmt: skip
+
+    @classmethod
+    def decode(cls, data: bytes) -> FrameHeader:
+        """Inverse of :meth:`encode`.
+
+        Raises:
+            ChannelError: ``truncated`` (fewer than 63 bytes), ``header`` (bad
+                magic, version, kind or role) or ``suite`` (unknown suite ids).
+        """
+        if len(data) < HEADER_SIZE:
+            raise ChannelError(
+                "truncated", f"a frame header is {HEADER_SIZE} bytes; got {len(data)}"
+            )
+        magic, version, kem, kdf, aead, session, rnd, stage, kind, role, sender, recipient = (
+            _HEADER.unpack_from(data)
+        )
+        if magic != _MAGIC:
+            raise ChannelError("header", f"header.magic must be {_MAGIC!r}; got {magic!r}")
+        if version != VERSION:
+            raise ChannelError("header", f"header.version must be {VERSION}; got {version}")
+        suite = _suite_by_ids(kem, kdf, aead)
+        if suite is None:
+            raise ChannelError(
+                "suite",
+                f"header suite (kem {kem:#06x}, kdf {kdf:#06x}, aead {aead:#06x}) is unknown",
+            )
+        if kind not in _KIND_OF or role not in _ROLE_OF:
+            raise ChannelError("header", f"header.kind {kind} or header.role {role} is unknown")
+        if sender == 0 or recipient == 0:
+            raise ChannelError("header", "header.sender and header.recipient must be >= 1")
+        return cls(suite, session, rnd, stage, _KIND_OF[kind], _ROLE_OF[role], sender, recipient)  # type: ignore[arg-type]
+
+
+def info(header: bytes) -> bytes:
+    """The HPKE ``info`` of a frame: ``ASCII("sdl.channel.info") || 0x00 || header``."""
+    return _LABEL_INFO + header
+
+
+def frame_payload(header: bytes, sealed: bytes) -> bytes:
+    """What the sender signs: ``ASCII("sdl.channel.frame") || 0x00 || header || sealed``."""
+    return _LABEL_FRAME + header + sealed
+
+
+def statement(message: Message) -> bytes:
+    """What a signed broadcast's statement signature covers. Spec: spec/14-channels.md#statements
+
+    ``ASCII("sdl.channel.statement") || 0x00 || canonical JSON`` of the
+    message without ``recipient`` and ``role``: the same bytes for every
+    recipient of one decision.
+    """
+    body = message.model_dump(mode="json", exclude={"recipient", "role"})
+    return _LABEL_STATEMENT + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def plaintext(message: Message, field: type[Field], identity: ed25519.Ed25519PrivateKey) -> bytes:
+    """What HPKE seals: the message's binary form (spec 09), then, for a
+    decision or an abort, the sender's statement signature."""
+    wire = encode_wire(message, field)
+    if message.kind in SIGNED_KINDS:
+        return wire + identity.sign(statement(message))
+    return wire
+
+
+def assemble(header: bytes, sealed: bytes, identity: ed25519.Ed25519PrivateKey) -> bytes:
+    """The frame ``header || sealed || signature`` (``sealed`` = HPKE's ``enc || ct``)."""
+    return header + sealed + identity.sign(frame_payload(header, sealed))
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What a node needs to open the frames sent to it. Spec: spec/14-channels.md#opening"""
+
+    node: int
+    roles: frozenset[str]
+    session: bytes
+    round: int
+    suite: ChannelSuite
+    private_key: KemPrivateKey
+    roster: Roster
+    field: type[Field]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A frame that opened: header, message, and the statement signature of a broadcast."""
+
+    header: FrameHeader
+    message: Message
+    statement_signature: bytes | None
+
+
+def open_frame(frame: bytes, at: Endpoint) -> Opened:
+    """Open and verify one frame sent to ``at``. Spec: spec/14-channels.md#opening
+
+    The checks run in the spec's order: size, header, context (suite,
+    session, round, recipient, role), roster, frame signature, HPKE open,
+    plaintext (its binary form, and every header field equal to the
+    message's), statement signature. A frame that passes them all carries
+    a message its roster sender sealed for exactly this context.
+
+    Raises:
+        ChannelError: the first check that fails, by fault and field.
+    """
+    frame = bytes(frame)
+    header = FrameHeader.decode(frame)
+    suite = at.suite
+    least = HEADER_SIZE + suite.enc_size + TAG_SIZE + SIGNATURE_SIZE
+    if len(frame) < least:
+        raise ChannelError(
+            "truncated", f"a {suite.name} frame is at least {least} bytes; got {len(frame)}"
+        )
+    _expect(header.suite == suite, "suite", f"header suite {header.suite.name}, not {suite.name}")
+    _expect(header.session == at.session, "header", "header.session is another session's")
+    _expect(header.round == at.round, "header", f"header.round is {header.round}, not {at.round}")
+    _expect(
+        header.recipient == at.node,
+        "header",
+        f"header.recipient is node {header.recipient}, not node {at.node}",
+    )
+    _expect(
+        header.role in at.roles,
+        "header",
+        f"header.role {header.role} is not a role node {at.node} holds",
+    )
+    raw_header, sealed = frame[:HEADER_SIZE], frame[HEADER_SIZE:-SIGNATURE_SIZE]
+    signer = at.roster.identity(header.sender)
+    try:
+        signer.verify(frame[-SIGNATURE_SIZE:], frame_payload(raw_header, sealed))
+    except InvalidSignature:
+        raise ChannelError(
+            "signature", f"the frame is not signed by node {header.sender}'s roster identity"
+        ) from None
+    try:
+        opened = suite.hpke().decrypt(sealed, at.private_key, info=info(raw_header))
+    except InvalidTag:
+        raise ChannelError(
+            "tag", "HPKE open failed: the ciphertext, enc or header was altered"
+        ) from None
+    return _plaintext(opened, header, at)
+
+
+def _plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
+    signature: bytes | None = None
+    if header.kind in SIGNED_KINDS:
+        if len(data) < SIGNATURE_SIZE:
+            raise ChannelError(
+                "plaintext", "a signed broadcast ends with a 64-byte statement signature"
+            )
+        data, signature = data[:-SIGNATURE_SIZE], data[-SIGNATURE_SIZE:]
+    try:
+        message = decode_wire(data, at.field)
+    except InvalidMessage as exc:
+        raise ChannelError("plaintext", str(exc)) from None
+    carried = FrameHeader.of(message, header.suite)
+    for name in ("session", "round", "stage", "kind", "role", "sender", "recipient"):
+        _expect(
+            getattr(carried, name) == getattr(header, name),
+            "plaintext",
+            f"the message's {name} differs from header.{name}",
+        )
+    if signature is not None:
+        verify_statement(message, signature, at.roster)
+    return Opened(header, message, signature)
+
+
+def _expect(ok: bool, fault: str, detail: str) -> None:
+    if not ok:
+        raise ChannelError(fault, detail)
+
+
+# ---------------------------------------------------------------------- statements
+
+
+def verify_statement(message: Message, signature: bytes, roster: Roster) -> None:
+    """Check a signed broadcast: ``signature`` is the sender's over :func:`statement`.
+
+    Raises:
+        ChannelError: ``roster`` (sender unknown) or ``statement`` (bad signature).
+    """
+    try:
+        roster.identity(message.sender).verify(signature, statement(message))
+    except InvalidSignature:
+        raise ChannelError(
+            "statement",
+            f"the {message.kind}'s statement is not signed by node {message.sender}'s "
+            "roster identity",
+        ) from None
+
+
+def conflicting(a: tuple[Message, bytes], b: tuple[Message, bytes], roster: Roster) -> bool:
+    """Whether two signed broadcasts prove that their sender equivocated.
+
+    Spec: spec/14-channels.md#statements
+
+    They do when both statement signatures verify under the same roster
+    identity, both belong to one session and round, and either both are
+    decisions for one stage with different statements, or one is an abort
+    and the other a final decision.
+
+    Raises:
+        ChannelError: a signature does not verify (then neither proves anything).
+        ParameterError: a message is not a decision or an abort.
+    """
+    (ma, sa), (mb, sb) = a, b
+    for m in (ma, mb):
+        if not isinstance(m, Decision | Abort):
+            raise ParameterError(f"only decisions and aborts are signed broadcasts; got a {m.kind}")
+    verify_statement(ma, sa, roster)
+    verify_statement(mb, sb, roster)
+    if (ma.sender, ma.session, ma.round) != (mb.sender, mb.session, mb.round):
+        return False
+    if isinstance(ma, Decision) and isinstance(mb, Decision):
+        return ma.stage == mb.stage and statement(ma) != statement(mb)
+    decisions = [m for m in (ma, mb) if isinstance(m, Decision)]
+    return len(decisions) == 1 and decisions[0].final
+
+
+def frame_size(message: Message, field: type[Field], suite: ChannelSuite) -> int:
+    """``len`` of the frame that carries ``message``, without sealing it."""
+    extra = SIGNATURE_SIZE if message.kind in SIGNED_KINDS else 0
+    return suite.overhead + wire_size(message, field) + extra
+
+
+def endpoints_roles(pairs: Iterable[tuple[int, str]]) -> dict[int, frozenset[str]]:
+    """The roles each node holds, from (node, role) pairs."""
+    out: dict[int, set[str]] = {}
+    for node, role in pairs:
+        out.setdefault(node, set()).add(role)
+    return {node: frozenset(roles) for node, roles in out.items()}
+
+
+__all__ = [
+    "DEFAULT_SUITE",
+    "HEADER_SIZE",
+    "KINDS",
+    "ROLES",
+    "SIGNATURE_SIZE",
+    "SIGNED_KINDS",
+    "SUITES",
+    "TAG_SIZE",
+    "ChannelSuite",
+    "Endpoint",
+    "FrameHeader",
+    "KemPrivateKey",
+    "KemPublicKey",
+    "Opened",
+    "Roster",
+    "SessionKey",
+    "assemble",
+    "conflicting",
+    "endpoints_roles",
+    "frame_payload",
+    "frame_size",
+    "identity_key",
+    "identity_public",
+    "info",
+    "open_frame",
+    "plaintext",
+    "session_private_key",
+    "session_public_bytes",
+    "session_public_key",
+    "sign_session_key",
+    "statement",
+    "suite_named",
+    "verify_session_key",
+    "verify_statement",
+]

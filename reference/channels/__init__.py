@@ -1,0 +1,1 @@
+"""Sealing frames: the randomized half of the secure channels (spec/14-channels.md)."""
