@@ -10,6 +10,17 @@ after a chosen number of sends, and lets chosen aggregators tamper with
 their partial sums. Everything it does is drawn from one master seed
 through the XOF, so a run is reproducible; every step is written to the
 transcript (:mod:`reference.sim.transcript`).
+
+With :class:`Channels`, every message between two nodes travels as a sealed
+frame (spec/14-channels.md): the sender seals it to the recipient's session
+key and signs it, the network carries the frame, and the recipient opens it
+before its machine sees anything. The network may also inject attacked
+copies of frames (flipped bits, another recipient, replays from another
+round, stage or session, forged senders); each is rejected by the channel,
+counted, and written to the transcript, and no machine ever sees it. Keys
+are derived from the master seed, so such a run is reproducible and **not
+private**; the frames differ from run to run (HPKE's ephemeral keys come
+from the operating system), the messages and the result do not.
 """
 
 from __future__ import annotations
@@ -24,7 +35,23 @@ from typing import Any
 
 import numpy as np
 
-from protocol.errors import ParameterError, ProtocolError
+from protocol.channels import (
+    DEFAULT_SUITE,
+    HEADER_SIZE,
+    SIGNED_KINDS,
+    ChannelSuite,
+    Endpoint,
+    FrameHeader,
+    assemble,
+    endpoints_roles,
+    frame_size,
+    identity_key,
+    info,
+    open_frame,
+    plaintext,
+    statement,
+)
+from protocol.errors import ChannelError, ParameterError, ProtocolError
 from protocol.field import Field
 from protocol.machine import (
     ContributorState,
@@ -41,7 +68,8 @@ from protocol.machine import (
 )
 from protocol.messages import Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
-from protocol.xof import Seed, Tag, Xof, derive_seed
+from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
+from reference.channels.seal import Session, deterministic_session, seal
 
 #: The transcript format this module writes (spec/12-transcripts.md).
 TRANSCRIPT_FORMAT = "sdl-transcript/1"
@@ -82,6 +110,40 @@ class Network:
         return {"drop": str(self.drop), "late": str(self.late), "duplicate": str(self.duplicate)}
 
 
+#: The frame attacks the network can mount (spec/12-transcripts.md#frame-attacks).
+FRAME_ATTACKS: tuple[str, ...] = (
+    "flip-bit",
+    "swap-recipient",
+    "replay-round",
+    "replay-stage",
+    "replay-session",
+    "forge-sender",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """Sealed channels for a simulated round, and how often the network attacks frames.
+
+    Spec: spec/12-transcripts.md#channels, spec/14-channels.md
+
+    With probability ``tamper`` per frame between two nodes, the network
+    injects one attacked copy beside the genuine frame, the attack drawn
+    uniformly from :data:`FRAME_ATTACKS`. Draws come from their own XOF
+    stream (``Tag("sim.frames")``), so the genuine traffic, and hence the
+    result, is the same at every rate.
+    """
+
+    suite: ChannelSuite = DEFAULT_SUITE
+    tamper: Fraction = Fraction(0)
+
+    def __post_init__(self) -> None:
+        v = self.tamper
+        if isinstance(v, bool) or not isinstance(v, Fraction | int) or not 0 <= v <= 1:
+            raise ParameterError(f"tamper-frames rate must be a fraction in [0, 1]; got {v!r}")
+        object.__setattr__(self, "tamper", Fraction(v))
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One simulated round: parameters, seed, network, crashes, colluders, tampering.
@@ -98,6 +160,8 @@ class Scenario:
       detect or correct by robust reconstruction).
     - ``updates``: each contributor's encoded update; by default drawn in
       ``[−8, 8]`` per coordinate from ``Xof(master, Tag("sim.update", (i,)))``.
+    - ``channels``: seal every message between two nodes (spec 14); ``None``
+      hands messages over in the clear, as an authenticated channel would.
     """
 
     params: RoundParams
@@ -107,6 +171,7 @@ class Scenario:
     colluders: tuple[int, ...] = ()
     tamper: tuple[int, ...] = ()
     updates: Mapping[int, Field] | None = None
+    channels: Channels | None = None
 
     def __post_init__(self) -> None:
         p = self.params
@@ -140,6 +205,12 @@ class Scenario:
         """Contributor ``node``'s fresh secret seed for the round."""
         return derive_seed(self.master, Tag("sim.node", (node,)))
 
+    def session(self) -> tuple[Session, dict[int, Any]]:
+        """Every node's channel keys, from ``derive_seed(master, Tag("sim.channels"))``."""
+        suite = self.channels.suite if self.channels is not None else DEFAULT_SUITE
+        seed = derive_seed(self.master, Tag("sim.channels"))
+        return deterministic_session(seed, self.params.session, self.params.nodes, suite)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -162,6 +233,8 @@ class Outcome:
     #: ``{"dropped": {"share": 2}, "late": {"report": 1}}`` (``late``: a copy arrived,
     #: but after the timer waiting for it). Not part of the result line either.
     lost: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: Frames the channel rejected, by fault (spec/14-channels.md#opening); sealed rounds only.
+    frames_rejected: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -255,6 +328,8 @@ def _message_json(m: Message) -> Any:
 StepObserver = Callable[[int, Role, str, float], None]
 #: Called for every message a node sends (after tampering), before the network sees it.
 SendObserver = Callable[[Message], None]
+#: Called for every frame sealed or opened: (``"seal"`` or ``"open"``, frame bytes, seconds).
+ChannelObserver = Callable[[str, int, float], None]
 
 
 def simulate(
@@ -263,18 +338,21 @@ def simulate(
     sink: Callable[[dict[str, Any]], None] | None = None,
     on_step: StepObserver | None = None,
     on_send: SendObserver | None = None,
+    on_channel: ChannelObserver | None = None,
 ) -> Outcome:
     """Run one round; write every step to ``sink`` as a transcript line.
 
     Spec: spec/12-transcripts.md
 
-    ``on_step`` and ``on_send`` let a benchmark time each machine step and
-    count what each node sends; they see the run, they do not change it.
+    ``on_step``, ``on_send`` and ``on_channel`` let a benchmark time each
+    machine step, count what each node sends and time the channel; they see
+    the run, they do not change it.
     """
     p = scenario.params
     window = p.window
     rng = Xof(scenario.master, Tag("sim.network"))
     net = scenario.network
+    wire = _Wire(scenario, on_channel) if scenario.channels is not None else None
 
     def emit(line: dict[str, Any]) -> None:
         if sink is not None:
@@ -285,7 +363,7 @@ def simulate(
             return False
         return rng.bernoulli(prob.numerator, prob.denominator)
 
-    emit({
+    header: dict[str, Any] = {
         "type": "header",
         "format": TRANSCRIPT_FORMAT,
         "params": p.to_json(),
@@ -293,7 +371,10 @@ def simulate(
         "crashes": {str(k): v for k, v in sorted(scenario.crashes.items())},
         "colluders": sorted(scenario.colluders),
         "tamper": sorted(scenario.tamper),
-    })  # fmt: skip
+    }  # fmt: skip
+    if wire is not None:
+        header["channels"] = wire.to_json()
+    emit(header)
 
     states: dict[tuple[int, Role], State] = {}
     for node, role in holders(p):
@@ -313,6 +394,12 @@ def simulate(
         if m.sender == m.recipient:
             push(time + 1, 0, ("deliver", m))
             return
+        carried: tuple[Any, ...] = ("deliver", m)
+        if wire is not None:
+            frame = wire.seal(m)
+            carried = ("frame", frame, m.recipient, None)
+            for at, bad, attack in wire.attacks(frame, m):
+                push(time + 1 + wire.delay(window), 0, ("frame", bad, at, attack))
         copies = 2 if chance(net.duplicate) else 1
         fates: set[str] = set()
         for _ in range(copies):
@@ -327,7 +414,7 @@ def simulate(
                 fates.add("late")
             else:
                 fates.add("on time")
-            push(time + delay, 0, ("deliver", m))
+            push(time + delay, 0, carried)
         if "on time" not in fates:
             fate = lost["late" if "late" in fates else "dropped"]
             fate[m.kind] = fate.get(m.kind, 0) + 1
@@ -337,6 +424,17 @@ def simulate(
 
     while queue:
         time, _, _, item = heapq.heappop(queue)
+        if item[0] == "frame":
+            assert wire is not None
+            if item[2] in crashed:
+                continue
+            try:
+                item = ("deliver", wire.open(item[1], item[2]))
+            except ChannelError as exc:
+                wire.rejected[exc.fault] = wire.rejected.get(exc.fault, 0) + 1
+                emit({"type": "frame_reject", "time": time, "node": item[2], "attack": item[3],
+                      "fault": exc.fault, "detail": exc.detail})  # fmt: skip
+                continue
         node, role = (item[1].recipient, item[1].role) if item[0] == "deliver" else item[1:3]
         if node in crashed:
             continue
@@ -390,7 +488,10 @@ def simulate(
                 tampered[0] = (int(tampered[0]) + 1) % p.field.MODULUS
                 message = out.model_copy(update={"values": Elements(tampered)})
             if sink is not None:
-                emit({"type": "send", "time": time, "message": _message_json(message)})
+                send = {"type": "send", "time": time, "message": _message_json(message)}
+                if wire is not None and message.sender != message.recipient:
+                    send |= wire.evidence(message)
+                emit(send)
             if on_send is not None:
                 on_send(message)
             route(time, message)
@@ -399,9 +500,123 @@ def simulate(
         outcome(p, states, colluders=scenario.colluders, crashed=frozenset(crashed)),
         messages=sum(sent.values()),
         lost=lost,
+        frames_rejected=dict(sorted(wire.rejected.items())) if wire is not None else {},
     )
     emit({"type": "result", **result.to_json()})
     return result
+
+
+class _Wire:
+    """The sealed channels of one simulated round: every node's keys and the frame attacker.
+
+    Spec: spec/14-channels.md; spec/12-transcripts.md#frame-attacks
+    """
+
+    def __init__(self, scenario: Scenario, on_channel: ChannelObserver | None) -> None:
+        assert scenario.channels is not None
+        p = scenario.params
+        self.params = p
+        self.channels = scenario.channels
+        self.suite = scenario.channels.suite
+        self.session, self.keys = scenario.session()
+        roles = endpoints_roles(holders(p))
+        self.endpoints: dict[int, Endpoint] = {
+            node: self.session.endpoint(
+                self.keys[node], roles=roles.get(node, ()), round=p.round, field=p.field
+            )
+            for node in p.nodes
+        }
+        self.rng = Xof(scenario.master, Tag("sim.frames"))
+        # The attacker's own identity: a key no roster names.
+        self.forger = identity_key(derive_seed(scenario.master, Tag("sim.forger")))
+        self.on_channel = on_channel
+        self.rejected: dict[str, int] = {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.session.to_json(), "tamper_frames": str(self.channels.tamper)}
+
+    def seal(self, m: Message) -> bytes:
+        started = time_ns()
+        keys = self.keys[m.sender]
+        frame = seal(
+            m, self.params.field, suite=self.suite, identity=keys.identity,
+            recipient_key=self.session.public_keys[m.recipient],
+        )  # fmt: skip
+        if self.on_channel is not None:
+            self.on_channel("seal", len(frame), (time_ns() - started) / 1e9)
+        return frame
+
+    def open(self, frame: bytes, node: int) -> Message:
+        started = time_ns()
+        try:
+            return open_frame(frame, self.endpoints[node]).message
+        finally:
+            if self.on_channel is not None:
+                self.on_channel("open", len(frame), (time_ns() - started) / 1e9)
+
+    def evidence(self, m: Message) -> dict[str, Any]:
+        """What a send line records of the frame: its size, and a broadcast's statement."""
+        out: dict[str, Any] = {"frame_bytes": frame_size(m, self.params.field, self.suite)}
+        if m.kind in SIGNED_KINDS:
+            out["statement_signature"] = self.keys[m.sender].identity.sign(statement(m)).hex()
+        return out
+
+    def delay(self, window: int) -> int:
+        return self.rng.uniform_int(window - 1) if window > 1 else 0
+
+    def attacks(self, frame: bytes, m: Message) -> list[tuple[int, bytes, str]]:
+        """The attacked copies the network injects for ``frame``: (node, bytes, attack)."""
+        rate = self.channels.tamper
+        if rate == 0 or not self.rng.bernoulli(rate.numerator, rate.denominator):
+            return []
+        attack = FRAME_ATTACKS[self.rng.uniform_int(len(FRAME_ATTACKS))]
+        others = [n for n in self.params.nodes if n not in (m.sender, m.recipient)]
+        if attack == "flip-bit":
+            bad = bytearray(frame)
+            bit = self.rng.uniform_int(8 * len(bad))
+            bad[bit // 8] ^= 1 << (bit % 8)
+            return [(m.recipient, bytes(bad), attack)]
+        if attack == "swap-recipient" and others:
+            # Readdressed to another node: the header no longer matches its signature.
+            other = others[self.rng.uniform_int(len(others))]
+            bad = bytearray(frame)
+            bad[HEADER_SIZE - 4 : HEADER_SIZE] = other.to_bytes(4, "little")
+            return [(other, bytes(bad), attack)]
+        if attack == "replay-stage" and not hasattr(m, "stage"):
+            attack = "replay-round"  # an abort has no stage
+        if attack in ("replay-round", "replay-stage", "replay-session"):
+            return [(m.recipient, self._replay(m, attack), attack)]
+        # forge-sender (or swap-recipient with no third node): a well-formed frame
+        # sealed to the recipient, claiming another sender, signed by a key no
+        # roster names.
+        claimed = others[self.rng.uniform_int(len(others))] if others else m.sender
+        forged = m.model_copy(update={"sender": claimed})
+        header = FrameHeader.of(forged, self.suite).encode()
+        sealed = self.suite.hpke().encrypt(
+            plaintext(forged, self.params.field, self.forger),
+            self.session.public_keys[m.recipient],
+            info=info(header),
+        )
+        return [(m.recipient, assemble(header, sealed, self.forger), "forge-sender")]
+
+    def _replay(self, m: Message, attack: str) -> bytes:
+        """A genuine frame of another round, stage or session, replayed into this one.
+
+        Half the time it arrives as it was sealed (its header names the other
+        context); half the time its header is rewritten to claim this one
+        (and no longer matches its signature).
+        """
+        if attack == "replay-round":
+            other = m.model_copy(update={"round": m.round + 1})
+        elif attack == "replay-stage":
+            other = m.model_copy(update={"stage": getattr(m, "stage", 0) + 1})
+        else:
+            session = derive_seed(as_seed(bytes.fromhex(m.session)), Tag("sim.other-session"))
+            other = m.model_copy(update={"session": session.hex()})
+        frame = self.seal(other)
+        if self.rng.bernoulli(1, 2):
+            return frame
+        return FrameHeader.of(m, self.suite).encode() + frame[HEADER_SIZE:]
 
 
 def canonical_line(line: Mapping[str, Any]) -> str:
@@ -410,7 +625,10 @@ def canonical_line(line: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "FRAME_ATTACKS",
     "TRANSCRIPT_FORMAT",
+    "ChannelObserver",
+    "Channels",
     "Network",
     "Outcome",
     "Scenario",
