@@ -30,6 +30,7 @@ import json
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, TypeAlias
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -91,16 +92,24 @@ class ChannelSuite:
     secret_size: int
 
     def hpke(self) -> hpke.Suite:
-        """The suite as a ``cryptography`` HPKE suite."""
-        kem = {0x0020: hpke.KEM.X25519, 0x647A: hpke.KEM.MLKEM768_X25519}[self.kem_id]
-        aead = {0x0001: hpke.AEAD.AES_128_GCM, 0x0003: hpke.AEAD.CHACHA20_POLY1305}[self.aead_id]
-        return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, aead)
+        """The suite as a ``cryptography`` HPKE suite (built once per suite)."""
+        ids = (self.kem_id, self.kdf_id, self.aead_id)
+        suite = _HPKE_SUITES.get(ids)
+        if suite is None:
+            kem = {0x0020: hpke.KEM.X25519, 0x647A: hpke.KEM.MLKEM768_X25519}[self.kem_id]
+            aead = {0x0001: hpke.AEAD.AES_128_GCM, 0x0003: hpke.AEAD.CHACHA20_POLY1305}[
+                self.aead_id
+            ]
+            suite = _HPKE_SUITES[ids] = hpke.Suite(kem, hpke.KDF.HKDF_SHA256, aead)
+        return suite
 
     @property
     def overhead(self) -> int:
         """Bytes a frame adds to its plaintext: header, ``enc``, tag and signature."""
         return HEADER_SIZE + self.enc_size + TAG_SIZE + SIGNATURE_SIZE
 
+
+_HPKE_SUITES: dict[tuple[int, int, int], hpke.Suite] = {}
 
 #: Every suite SDL offers, by name. Spec: spec/14-channels.md#suites
 SUITES: dict[str, ChannelSuite] = {
@@ -229,6 +238,9 @@ class Roster:
     """
 
     keys: Mapping[int, bytes]
+    _parsed: dict[int, ed25519.Ed25519PublicKey] = dataclass_field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for node, key in self.keys.items():
@@ -246,10 +258,14 @@ class Roster:
         Raises:
             ChannelError: (``roster``) the roster does not name the node.
         """
+        parsed = self._parsed.get(node)
+        if parsed is not None:
+            return parsed
         key = self.keys.get(node)
         if key is None:
             raise ChannelError("roster", f"node {node} is not in the session's roster")
-        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+        parsed = self._parsed[node] = ed25519.Ed25519PublicKey.from_public_bytes(key)
+        return parsed
 
     def to_json(self) -> dict[str, str]:
         return {str(node): key.hex() for node, key in self.keys.items()}
