@@ -10,7 +10,7 @@ session::
     sealed    HPKE (RFC 9180, base mode) of the message to the recipient's
               session key, with info = ASCII("sdl.channel.info") || 0x00 || header
     signature Ed25519, by the sender's roster identity, over
-              ASCII("sdl.channel.frame") || 0x00 || header || sealed
+              ASCII("sdl.channel.frame") || 0x00 || header || SHA-256(sealed)
 
 The coordinator's decisions and aborts also carry a *statement signature*
 inside the sealed plaintext: a signature over the message without its
@@ -26,6 +26,7 @@ HPKE returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Iterable, Mapping
@@ -474,8 +475,14 @@ def info(header: bytes) -> bytes:
 
 
 def frame_payload(header: bytes, sealed: bytes) -> bytes:
-    """What the sender signs: ``ASCII("sdl.channel.frame") || 0x00 || header || sealed``."""
-    return _LABEL_FRAME + header + sealed
+    """What the sender signs: ``ASCII("sdl.channel.frame") || 0x00 || header || SHA-256(sealed)``.
+
+    Spec: spec/14-channels.md#sealing. The ciphertext enters through its
+    SHA-256 digest: Ed25519 hashes its message twice to sign and once to
+    verify, with SHA-512, so a share vector of megabytes is hashed once, by
+    the faster function, instead (about 4x less time at 7 MB).
+    """
+    return _LABEL_FRAME + header + hashlib.sha256(sealed).digest()
 
 
 def statement(message: Message) -> bytes:
@@ -630,9 +637,12 @@ def conflicting(a: tuple[Message, bytes], b: tuple[Message, bytes], roster: Rost
     Spec: spec/14-channels.md#statements
 
     They do when both statement signatures verify under the same roster
-    identity, both belong to one session and round, and either both are
-    decisions for one stage with different statements, or one is an abort
-    and the other a final decision.
+    identity, both belong to one session and round, and one of these holds:
+
+    - both are decisions for one stage, with different statements;
+    - one is a final decision for stage ``s`` and the other a decision for a
+      later stage (which follows only a decision for ``s`` that was not final);
+    - one is an abort and the other a final decision.
 
     Raises:
         ChannelError: a signature does not verify (then neither proves anything).
@@ -647,7 +657,10 @@ def conflicting(a: tuple[Message, bytes], b: tuple[Message, bytes], roster: Rost
     if (ma.sender, ma.session, ma.round) != (mb.sender, mb.session, mb.round):
         return False
     if isinstance(ma, Decision) and isinstance(mb, Decision):
-        return ma.stage == mb.stage and statement(ma) != statement(mb)
+        if ma.stage == mb.stage:
+            return statement(ma) != statement(mb)
+        earlier = ma if ma.stage < mb.stage else mb
+        return earlier.final
     decisions = [m for m in (ma, mb) if isinstance(m, Decision)]
     return len(decisions) == 1 and decisions[0].final
 

@@ -306,6 +306,8 @@ def test_session_keys_are_verified_against_the_roster(suite: ChannelSuite) -> No
         Session.establish(SESSION, suite, partial, adverts)
     with pytest.raises(ParameterError, match="advertise no session key"):
         Session.establish(SESSION, suite, session.roster, adverts[:-1])
+    with pytest.raises(ChannelError, match="advertises two session keys"):
+        Session.establish(SESSION, suite, session.roster, [*adverts, adverts[0]])
     assert keys[1].identity_public == session.roster.keys[1]
 
 
@@ -350,8 +352,12 @@ def test_conflicting_decisions_are_evidence_anyone_can_check() -> None:
     # The same decision to two recipients is one statement: no evidence.
     assert statement(a[0]) == statement(_decision(recipient=4))
     assert not conflicting(a, _signed(_decision(recipient=4)), roster)
-    # Different stages, or different rounds, do not conflict.
-    assert not conflicting(a, _signed(_decision(stage=1, contributors=(1, 2))), roster)
+    # A later stage follows only a decision that was not final: with a final
+    # one for stage 0, any decision for stage 1 proves equivocation.
+    assert conflicting(a, _signed(_decision(stage=1, contributors=(1, 2))), roster)
+    not_final = _signed(_decision(final=False))
+    assert not conflicting(not_final, _signed(_decision(stage=1, contributors=(1, 2))), roster)
+    # Another round is another statement.
     assert not conflicting(a, _signed(_decision(contributors=(1, 2), round=ROUND + 1)), roster)
     abort = Abort(session=SESSION.hex(), round=ROUND, sender=1, recipient=2, role="aggregator",
                   reason="too-many-dropouts")  # fmt: skip

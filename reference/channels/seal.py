@@ -38,7 +38,7 @@ from protocol.channels import (
     sign_session_key,
     verify_session_key,
 )
-from protocol.errors import ParameterError
+from protocol.errors import ChannelError, ParameterError
 from protocol.field import Field
 from protocol.messages import Message
 from protocol.xof import Seed, Tag, Xof, derive_seed
@@ -142,14 +142,15 @@ class Session:
         """Verify each advertisement against the roster.
 
         Raises:
-            ChannelError: an advertisement does not verify (fault and node named).
-            ParameterError: a node advertises twice, or a roster node not at all.
+            ChannelError: an advertisement does not verify, or a node advertises
+                twice (fault and node named).
+            ParameterError: a roster node has not advertised a key (yet).
         """
         ordered = tuple(sorted(adverts, key=lambda a: a.node))
         keys: dict[int, KemPublicKey] = {}
         for advert in ordered:
             if advert.node in keys:
-                raise ParameterError(f"node {advert.node} advertises two session keys")
+                raise ChannelError("session-key", f"node {advert.node} advertises two session keys")
             keys[advert.node] = verify_session_key(advert, roster, session=session, suite=suite)
         missing = sorted(set(roster.keys) - set(keys))
         if missing:
