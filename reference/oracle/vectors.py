@@ -42,6 +42,7 @@ from protocol.noise_plan import plan
 from protocol.shamir import Shamir, Share
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
 from reference.oracle import accounting as vectors_accounting
+from reference.oracle import channel as vectors_channel
 from reference.oracle import encoding as vectors_encoding
 from reference.oracle import protocol as vectors_protocol
 from reference.oracle.format import FORMAT, Json, case_seed, expect_error, make_case
@@ -55,6 +56,7 @@ FAMILIES = (
     "noise_plan",
     "accounting",
     "protocol",
+    "channel",
 )
 
 
@@ -594,6 +596,7 @@ def generate() -> dict[str, Json]:
         _noise_plan_cases(),
         vectors_accounting.cases(),
         vectors_protocol.cases(),
+        vectors_channel.cases(),
     ):
         for path, obj in cases:
             out[path] = obj
@@ -830,6 +833,7 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], _Mismatch], None]] = {
     "noise_plan": _check_noise_plan,
     "accounting": lambda obj, out: vectors_accounting.check(obj, out.problems),
     "protocol": lambda obj, out: vectors_protocol.check(obj, out.problems),
+    "channel": lambda obj, out: vectors_channel.check(obj, out.problems),
 }
 
 
