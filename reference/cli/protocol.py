@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from protocol.channels import DEFAULT_SUITE, SUITES
 from protocol.errors import ParameterError
 from protocol.field import FIELDS
 from protocol.machine import CoordinatorState
@@ -31,7 +32,14 @@ from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
-from reference.sim.simulate import Network, Outcome, Scenario, canonical_line, simulate
+from reference.sim.simulate import (
+    Channels,
+    Network,
+    Outcome,
+    Scenario,
+    canonical_line,
+    simulate,
+)
 from reference.sim.transcript import verify_lines
 
 _fraction_in_unit = number_where(
@@ -88,6 +96,9 @@ def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
         noise_sources=args.noise_sources,
         receivers=args.receivers,
         precover=args.precover,
+        channels=(
+            Channels(SUITES[args.suite], args.tamper_frames) if args.channels == "sealed" else None
+        ),
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
@@ -150,6 +161,13 @@ def _abort_cause(scenario: Scenario, result: Outcome) -> dict[str, Any] | None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.channels == "plain" and args.tamper_frames > 0:
+        print(
+            f"sdl simulate: error: --tamper-frames {args.tamper_frames} attacks sealed frames, "
+            "and --channels plain has none (see sdl simulate --help)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     seed_text = args.seed if args.seed is not None else fresh_seed().hex()
     scenario = _scenario(args, seed_from_hex(seed_text))
     result = _run(scenario, args.transcript)
@@ -168,6 +186,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "dropouts": sorted(scenario.crashes),
         "colluders": list(scenario.colluders),
         "messages": result.messages,
+        "channels": {
+            "mode": args.channels,
+            "suite": args.suite if args.channels == "sealed" else None,
+        },
+        "frames_rejected": sum(result.frames_rejected.values()),
+        "frames_rejected_by_fault": dict(result.frames_rejected),
         "transcript": None if args.transcript is None else str(args.transcript),
     }
     if args.json:
@@ -218,6 +242,11 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
     )
     print(f"  colluders:      {obj['colluders'] or 'none'}")
     print(f"  messages sent:  {obj['messages']}")
+    if obj["channels"]["mode"] == "sealed":
+        faults = obj["frames_rejected_by_fault"]
+        by_fault = ", ".join(f"{n} {fault}" for fault, n in sorted(faults.items()))
+        rejected = f"{obj['frames_rejected']} ({by_fault})" if faults else "none"
+        print(f"  channels:       sealed, {obj['channels']['suite']}; frames rejected: {rejected}")
     if obj["status"] == "released":
         losses = _losses(obj["lost_messages"])
         print(f"  network losses: {losses[0] if losses else 'none'}")
@@ -407,6 +436,30 @@ _SIMULATE_OPTIONS = (
         absent="no aggregator tampers",
     ),
     Option(
+        ("--channels",),
+        "seal every message between two nodes to its recipient and sign it "
+        "(spec/14-channels.md), or hand messages over in the clear",
+        choices=("sealed", "plain"),
+        default="sealed",
+    ),
+    Option(
+        ("--suite",),
+        "the sealed channels' HPKE suite",
+        choices=tuple(SUITES),
+        default=DEFAULT_SUITE.name,
+        metavar="NAME",
+        shown_default=f"{DEFAULT_SUITE.name}; one of {', '.join(SUITES)}",
+    ),
+    Option(
+        ("--tamper-frames",),
+        "probability that the network injects an attacked copy of a frame (flipped bit, "
+        "readdressed, replayed from another round, stage or session, forged sender); the "
+        "channel rejects each one",
+        type=_fraction_in_unit,
+        default=Fraction(0),
+        metavar="RATE",
+    ),
+    Option(
         ("--seed",),
         "1 to 64 hex digits for a reproducible (not private) run",
         metavar="HEX",
@@ -440,6 +493,14 @@ COMMANDS = (
             aborts, the report says why: which nodes crashed, which messages the network lost
             or delayed past their timers, and which contributors the coordinator therefore
             counted as dropouts (JSON "abort_cause").
+
+            By default every message between two nodes travels as a sealed frame: encrypted
+            to its recipient's session key and signed by its sender (spec/14-channels.md).
+            With --tamper-frames the network also injects attacked copies of frames; the
+            recipients' channels reject each one, the report counts them by fault (JSON
+            "frames_rejected_by_fault"), and the round's messages and result are the same at
+            every rate. The keys come from --seed, so such a run is reproducible and not
+            private.
         """,
         options=_SIMULATE_OPTIONS,
         examples=(
@@ -462,6 +523,10 @@ COMMANDS = (
                 "--drop 1/50 --late 1/50 --duplicate 1/10",
                 "same network, seed 8: 3 dropouts > D = 2, so it aborts and names the losses",
             ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --seed 1 --tamper-frames 1/2",
+                "half the frames get an attacked copy; each is rejected; the same sum is released",
+            ),
         ),
         notes="""
             Exit status: 0 if the round released correctly or aborted cleanly; 1 on a wrong
@@ -476,7 +541,10 @@ COMMANDS = (
             Replay a transcript (from sdl simulate or another implementation) through SDL's
             state machines: every message must be exactly what the sender's machine sends,
             every delivery a message that was sent, every timer one that was set, and the
-            result what the final states give. Exit 0 only for a valid run; otherwise the
+            result what the final states give. In a sealed transcript the session keys must
+            verify under the roster, each frame's recorded size must be right, and each of the
+            coordinator's decisions and aborts must carry its signature. Exit 0 only for a
+            valid run; otherwise the
             first offending line is named, with why (exit 1); exit 2 if the file cannot be
             read.
         """,

@@ -13,7 +13,7 @@ from protocol.field import Field, Field31
 from protocol.noise_plan import plan
 from protocol.params import RoundParams, select_committee
 from protocol.xof import Seed, Tag, Xof, derive_seed
-from reference.sim.simulate import Network, Scenario
+from reference.sim.simulate import Channels, Network, Scenario
 
 
 def _pick(xof: Xof, pool: list[int], count: int) -> list[int]:
@@ -49,6 +49,7 @@ def build(
     receivers: int | None = None,
     precover: bool = False,
     updates: Mapping[int, Field] | None = None,
+    channels: Channels | None = None,
 ) -> Scenario:
     """A scenario: ``nodes`` nodes, all contributors and receivers; who drops and colludes.
 
@@ -71,6 +72,8 @@ def build(
       committee's members are the first noise sources and the coordinator
       the first receiver. ``precover`` makes the plan cover ``D`` dropouts
       up front (required when the noise sources are not all the nodes).
+    - ``channels`` seals every message between two nodes (spec/14-channels.md);
+      ``None`` (the default) hands them over in the clear.
 
     Raises:
         ParameterError: a count is out of range (the message names it).
@@ -138,4 +141,5 @@ def build(
         colluders=tuple(colluding),
         tamper=tamper,
         updates=updates,
+        channels=channels,
     )

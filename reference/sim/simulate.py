@@ -604,7 +604,10 @@ class _Wire:
 
         Half the time it arrives as it was sealed (its header names the other
         context); half the time its header is rewritten to claim this one
-        (and no longer matches its signature).
+        (and no longer matches its signature). A frame of another stage is
+        always rewritten: as sealed it would open (the stage is the machine's
+        business, not the channel's) and carry a message its sender never
+        sent, which no attacker without the sender's key can make.
         """
         if attack == "replay-round":
             other = m.model_copy(update={"round": m.round + 1})
@@ -614,7 +617,7 @@ class _Wire:
             session = derive_seed(as_seed(bytes.fromhex(m.session)), Tag("sim.other-session"))
             other = m.model_copy(update={"session": session.hex()})
         frame = self.seal(other)
-        if self.rng.bernoulli(1, 2):
+        if self.rng.bernoulli(1, 2) and attack != "replay-stage":
             return frame
         return FrameHeader.of(m, self.suite).encode() + frame[HEADER_SIZE:]
 

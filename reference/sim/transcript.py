@@ -14,6 +14,13 @@ Deliveries must carry messages that were sent (the channel is
 authenticated), timeouts must fire when and for what a machine asked, and
 the result must be what the final states give. The first line that breaks
 a rule is named, with why.
+
+A sealed transcript (its header has ``channels``) is checked as far as a
+verifier without private keys can: the session's keys verify under its
+roster, every send line between two nodes records the size of the frame
+that carried it and, for the coordinator's decisions and aborts, a
+statement signature by the sender's roster identity; rejected frames are
+recorded between events and change nothing (:class:`_Channels`).
 """
 
 from __future__ import annotations
@@ -26,12 +33,22 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from protocol.errors import ParameterError, ProtocolError, SdlError
+from protocol.channels import (
+    SIGNATURE_SIZE,
+    SIGNED_KINDS,
+    Roster,
+    SessionKey,
+    frame_size,
+    suite_named,
+    verify_statement,
+)
+from protocol.errors import CHANNEL_FAULTS, ChannelError, ParameterError, ProtocolError, SdlError
 from protocol.machine import Event, Receive, Start, State, Timeout, Timer, initial, step
 from protocol.messages import Message, Role, dump, from_obj
 from protocol.params import RoundParams
 from protocol.xof import SEED_SIZE, as_seed
-from reference.sim.simulate import TRANSCRIPT_FORMAT, holders, outcome
+from reference.channels.seal import Session
+from reference.sim.simulate import FRAME_ATTACKS, TRANSCRIPT_FORMAT, holders, outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +170,116 @@ def _message(obj: Any, number: int) -> Message:
         raise _Invalid(number, f"malformed message: {exc}") from None
 
 
-def _verify(items: _Lines) -> Verdict:
-    if not items:
-        raise _Invalid(1, "empty transcript: expected a header line")
-    number, header = items.popleft()
+class _Channels:
+    """What a verifier without private keys checks of a round's channels.
+
+    Spec: spec/12-transcripts.md#channels
+
+    Built from the header: ``session`` is ``None`` for a plain transcript
+    (no ``channels`` object), else the session whose keys all verified
+    under the roster.
+    """
+
+    def __init__(self, params: RoundParams, session: Session | None) -> None:
+        self.params = params
+        self.session = session
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any], params: RoundParams, number: int) -> _Channels:
+        if "channels" not in header:
+            return cls(params, None)
+        obj = header["channels"]
+        try:
+            if not isinstance(obj, Mapping) or not isinstance(obj.get("session_keys"), list):
+                raise ParameterError("channels must be an object with a session_keys list")
+            rate = Fraction(str(_get(obj, "tamper_frames", number)))
+            if not 0 <= rate <= 1:
+                raise ParameterError(f"tamper_frames must be in [0, 1]; got {rate}")
+            suite = suite_named(str(_get(obj, "suite", number)))
+            roster = Roster.from_json(_get(obj, "roster", number))
+            adverts = [SessionKey.from_json(a) for a in obj["session_keys"]]
+            session = Session.establish(params.session, suite, roster, adverts)
+        except (ChannelError, ParameterError, ValueError, ZeroDivisionError) as exc:
+            raise _Invalid(number, f"invalid channels: {exc}") from None
+        missing = sorted(set(params.nodes) - set(roster.keys))
+        if missing:
+            raise _Invalid(number, f"invalid channels: the roster names no key for nodes {missing}")
+        return cls(params, session)
+
+    def check_send(self, line: Mapping[str, Any], m: Message, number: int) -> None:
+        """A send line records its frame's size and a broadcast's statement signature."""
+        framed = self.session is not None and m.sender != m.recipient
+        signed = framed and m.kind in SIGNED_KINDS
+        for key, wanted in (("frame_bytes", framed), ("statement_signature", signed)):
+            if key in line and not wanted:
+                raise _Invalid(number, f"a {m.kind} {self._unframed(m)} carries no {key}")
+        if not framed:
+            return
+        assert self.session is not None
+        size = frame_size(m, self.params.field, self.session.suite)
+        if line.get("frame_bytes") != size or type(line.get("frame_bytes")) is not int:
+            raise _Invalid(
+                number,
+                f"the frame carrying this {m.kind} is {size} bytes; the line says "
+                f"{line.get('frame_bytes')!r}",
+            )
+        if signed:
+            self._check_statement(line.get("statement_signature"), m, number)
+
+    def _unframed(self, m: Message) -> str:
+        if self.session is None:
+            return "in a transcript without channels"
+        if m.sender == m.recipient:
+            return "from a node to itself (no frame)"
+        return "(only a decision or an abort has a statement)"
+
+    def _check_statement(self, signature: object, m: Message, number: int) -> None:
+        assert self.session is not None
+        who = "the coordinator" if m.sender == self.params.coordinator else f"node {m.sender}"
+        why = f"{who}'s {m.kind} to node {m.recipient} is not signed by its roster identity"
+        if not isinstance(signature, str) or len(signature) != 2 * SIGNATURE_SIZE:
+            raise _Invalid(number, f"{why}: statement_signature must be {SIGNATURE_SIZE} bytes hex")
+        try:
+            verify_statement(m, bytes.fromhex(signature), self.session.roster)
+        except (ChannelError, ValueError):
+            raise _Invalid(number, why) from None
+
+    def check_reject(
+        self,
+        line: Mapping[str, Any],
+        number: int,
+        *,
+        since: int,
+        crashed: set[int],
+        pending: deque[Message],
+    ) -> int:
+        """A frame_reject line: where it may stand and what it names; returns its time."""
+        if self.session is None:
+            raise _Invalid(number, "a frame_reject line in a transcript without channels")
+        if pending:
+            raise _Invalid(
+                number,
+                f"a frame_reject line between a step and its sends: node {pending[0].sender}'s "
+                f"{pending[0].kind} to node {pending[0].recipient} must come first",
+            )
+        time = _get(line, "time", number)
+        if type(time) is not int or time < since:
+            raise _Invalid(number, f"time must be an int that never decreases; got {time!r}")
+        node = _get(line, "node", number)
+        if type(node) is not int or node not in self.params.nodes:
+            raise _Invalid(number, f"a frame is rejected at node {node!r}, not a node of the round")
+        if node in crashed:
+            raise _Invalid(number, f"node {node} crashed; it opens no more frames")
+        for key, allowed in (("fault", CHANNEL_FAULTS), ("attack", FRAME_ATTACKS)):
+            if _get(line, key, number) not in allowed:
+                raise _Invalid(
+                    number, f"{key} must be one of {', '.join(allowed)}; got {line[key]!r}"
+                )
+        return time
+
+
+def _header(number: int, header: Any) -> tuple[RoundParams, list[int], _Channels]:
+    """The round's parameters, colluders and channels from the header line."""
     if not isinstance(header, dict) or header.get("type") != "header":
         raise _Invalid(number, "the first line must be the header")
     if header.get("format") != TRANSCRIPT_FORMAT:
@@ -170,7 +293,13 @@ def _verify(items: _Lines) -> Verdict:
     colluders = _get(header, "colluders", number)
     if not isinstance(colluders, list) or not all(type(c) is int for c in colluders):
         raise _Invalid(number, f"colluders must be a list of node ids; got {colluders!r}")
+    return params, colluders, _Channels.from_header(header, params, number)
 
+
+def _verify(items: _Lines) -> Verdict:
+    if not items:
+        raise _Invalid(1, "empty transcript: expected a header line")
+    params, colluders, channels = _header(*items.popleft())
     states: dict[tuple[int, Role], State] = {
         (node, role): initial(params, node=node, role=role) for node, role in holders(params)
     }
@@ -199,6 +328,7 @@ def _verify(items: _Lines) -> Verdict:
                     f"node {want.sender}'s {want.kind} differs from what its machine sends: "
                     + _diff(m.model_dump(mode="json"), want.model_dump(mode="json")),
                 )
+            channels.check_send(line, m, number)
             sent.add(_digest(m))
             sends_by[m.sender] += 1
             continue
@@ -218,6 +348,11 @@ def _verify(items: _Lines) -> Verdict:
                 )
             crashed.add(node)
             expect.clear()
+            continue
+        if kind == "frame_reject":
+            last_time = channels.check_reject(
+                line, number, since=last_time, crashed=crashed, pending=expect
+            )
             continue
         if expect:
             raise _Invalid(
