@@ -4,7 +4,9 @@ Nothing here is timed against a limit: the speed targets are reported by the
 command, never asserted in tests (a busy machine would fail them). What is
 checked: the round releases the exact sum; the phases add up to the machine
 time; the bytes per contributor equal the wire sizes of the shares it sent,
-recomputed here from the messages themselves; the ratios and targets agree
+recomputed here from the messages themselves; the channels' frame bytes equal
+the frame sizes of the messages between two nodes, counted here from the
+messages sent; the ratios and targets agree
 with the figures they are made of; the command's JSON, its refusal without
 Flower, and the scaling sweep's files.
 """
@@ -21,6 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from protocol.channels import DEFAULT_SUITE, SUITES, frame_size
+from protocol.errors import ParameterError
 from protocol.field import Field
 from protocol.messages import Message, encode_wire
 from reference.bench import round as bench_round
@@ -62,6 +66,7 @@ SMALL_ARGS = [
     "--threshold", "2", "--packing", "2", "--dropouts", "1", "--colluders", "1",
     "--noise-sources", "4", "--receivers", "1", "--seed", "1", "--quiet",
 ]  # fmt: skip
+PLAIN = replace(SMALL, channels="plain")
 
 
 def wire_bytes(message: Message, field: type[Field]) -> int:
@@ -82,9 +87,30 @@ def shares_sent_bytes(config: RoundConfig) -> dict[int, int]:
     return sent
 
 
+def frames_sent(config: RoundConfig) -> tuple[int, int]:
+    """How many messages between two different nodes a run of our own sent, and the sum of
+    their frame sizes (:func:`protocol.channels.frame_size`), counted from ``on_send``."""
+    built = scenario(config)
+    suite = SUITES[config.suite]
+    count = [0, 0]
+
+    def on_send(message: Message) -> None:
+        if message.sender != message.recipient:
+            count[0] += 1
+            count[1] += frame_size(message, built.params.field, suite)
+
+    simulate(built, on_send=on_send)
+    return count[0], count[1]
+
+
 @pytest.fixture(scope="module")
 def measured() -> RoundMeasure:
     return measure_round(SMALL)
+
+
+@pytest.fixture(scope="module")
+def plain() -> RoundMeasure:
+    return measure_round(PLAIN)
 
 
 def test_small_round_releases_the_exact_sum(measured: RoundMeasure) -> None:
@@ -353,3 +379,119 @@ def test_scaling_plot_title_names_only_what_every_round_shared(sweep: Scaling) -
     thresholds = {p.bench.measure.config.threshold for p in sweep.points}
     assert len(thresholds) == 1
     assert f"t = {thresholds.pop()}" in title
+
+
+# ---------------------------------------------------------------------- the channels
+
+
+def test_the_bench_seals_by_default_in_the_default_suite() -> None:
+    assert (SMALL.channels, SMALL.suite) == ("sealed", DEFAULT_SUITE.name)
+    assert scenario(SMALL).channels is not None
+    assert scenario(PLAIN).channels is None
+    with pytest.raises(ParameterError, match="channels"):
+        scenario(replace(SMALL, channels="open"))
+    with pytest.raises(ParameterError, match="suite"):
+        scenario(replace(SMALL, suite="rot13"))
+
+
+def test_sealed_round_times_its_channels_and_counts_every_frame(measured: RoundMeasure) -> None:
+    assert measured.released and measured.aggregate_correct
+    assert measured.seal_seconds > 0 and measured.open_seconds > 0
+    assert measured.channel_seconds == measured.seal_seconds + measured.open_seconds
+    assert measured.channel_seconds < measured.wall_seconds  # inside the round's wall time
+    share = measured.channel_share
+    assert share is not None
+    assert math.isclose(share, measured.channel_seconds / measured.wall_seconds)
+    frames, size = frames_sent(SMALL)
+    assert measured.frames_sealed == frames
+    assert measured.channel_bytes == size
+    # Frames to a crashed node are sealed, never opened.
+    assert 0 < measured.frames_opened <= measured.frames_sealed
+    framed = measured.frame_bytes_sent
+    assert framed is not None
+    assert framed["node"].total == size
+    assert sum(framed[r].total for r in ("contributor", "aggregator", "coordinator")) == size
+    # The plaintext wire bytes are as they were: a frame only adds to them.
+    assert measured.bytes_sent["contributor"].total < framed["contributor"].total
+
+
+def test_sealed_round_in_the_post_quantum_suite_counts_its_larger_frames() -> None:
+    config = replace(SMALL, suite="mlkem768x25519-aes128gcm", dimension=8)
+    m = measure_round(config)
+    assert m.released and m.aggregate_correct and m.channel_seconds > 0
+    frames, size = frames_sent(config)
+    assert (m.frames_sealed, m.channel_bytes) == (frames, size)
+    assert size > frames * 1120  # every frame carries ML-KEM + X25519's 1120-byte enc
+
+
+def test_plain_round_seals_nothing_and_its_channel_target_is_na(plain: RoundMeasure) -> None:
+    assert plain.released and plain.aggregate_correct
+    assert plain.channel_seconds == plain.seal_seconds == plain.open_seconds == 0
+    assert (plain.channel_bytes, plain.frames_sealed, plain.frames_opened) == (0, 0, 0)
+    assert plain.channel_share is None
+    assert plain.frame_bytes_sent is None
+    bench = RoundBench(measure=plain, memory=peak_memory(), idle=None)
+    e = next(t for t in targets(bench, None) if t.key == "e")
+    assert e.passed is None and e.limit is None
+    text = format_round(bench, None)
+    assert next(x for x in text.splitlines() if "(e)" in x).strip().startswith("n/a")
+    assert "channels: plain" in text
+
+
+def test_channel_target_is_the_share_of_the_round(measured: RoundMeasure) -> None:
+    bench = RoundBench(measure=measured, memory=peak_memory(), idle=None)
+    e = next(t for t in targets(bench, None) if t.key == "e")
+    assert e.measured == measured.channel_share
+    assert e.limit == bench_round.CHANNEL_SHARE == 0.10
+    assert e.passed == (measured.channel_seconds / measured.wall_seconds <= 0.10)
+    text = format_round(bench, None)
+    line = next(x for x in text.splitlines() if "of which sealing" in x)
+    assert line.rstrip().endswith(f"{measured.channel_share:.1%}")
+    assert f"{measured.frames_sealed:,} frames sealed" in text
+
+
+def test_flower_time_target_is_judged_with_sealing_on_only(
+    measured: RoundMeasure, plain: RoundMeasure
+) -> None:
+    assert bench_round.FLOWER_TIME_FRACTION == 0.15
+    for m, judged in ((measured, True), (plain, False)):
+        bench = RoundBench(measure=m, memory=peak_memory(), idle=None)
+        result = SimpleNamespace(wall_seconds=m.wall_seconds * 10, client_median_seconds=1.0)
+        a = next(t for t in targets(bench, SimpleNamespace(result=result)) if t.key == "a")  # type: ignore[arg-type]
+        assert "sealing on" in a.what and "0.15" in a.what
+        if judged:
+            assert a.limit == pytest.approx(0.15 * m.wall_seconds * 10)
+            assert a.passed is True
+        else:
+            assert a.limit is None and a.passed is None
+            assert "plain" in a.basis
+
+
+def test_cli_json_reports_the_channels(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SMALL_ARGS, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "channel_seconds", "seal_seconds", "open_seconds", "channel_bytes", "channel_share",
+        "frames_sealed", "frames_opened", "frame_bytes_sent",
+    ):  # fmt: skip
+        assert key in out, key
+    assert out["config"]["channels"] == "sealed"
+    assert out["config"]["suite"] == DEFAULT_SUITE.name
+    assert out["channel_seconds"] > 0
+    assert out["channel_bytes"] == frames_sent(SMALL)[1]
+    assert math.isclose(out["channel_share"], out["channel_seconds"] / out["wall_seconds"])
+    e = next(t for t in out["targets"] if t["key"] == "e")
+    assert e["measured"] == out["channel_share"] and e["limit"] == 0.10
+
+    assert main([*SMALL_ARGS, "--channels", "plain", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["channels"] == "plain"
+    assert (out["channel_seconds"], out["channel_bytes"], out["channel_share"]) == (0, 0, None)
+    assert next(t for t in out["targets"] if t["key"] == "e")["passed"] is None
+
+
+def test_bad_channels_value_is_refused_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*SMALL_ARGS, "--channels", "open"])
+    assert exc.value.code == 2
+    assert "open" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import shlex
 
 import pytest
 
+from protocol.channels import DEFAULT_SUITE, SUITES
 from reference.cli import bench as cli_bench
 from reference.cli.declare import Command, walk
 from reference.cli.main import build_parser, main
@@ -82,3 +83,12 @@ def test_accounting_options_keep_their_defaults() -> None:
         5,
     )
     assert args.json is False
+
+
+def test_round_seals_by_default_and_names_every_suite() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["bench", "round"])
+    assert (args.channels, args.suite) == ("sealed", DEFAULT_SUITE.name)
+    for name in SUITES:
+        assert parser.parse_args(["bench", "round", "--suite", name]).suite == name
+    assert parser.parse_args(["bench", "round", "--channels", "plain"]).channels == "plain"

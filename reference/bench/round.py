@@ -18,6 +18,11 @@ The simulator times each machine step (``on_step``) and shows each message sent
 - per node: the time spent in its contributor steps, in its aggregator steps;
   the bytes it sent in the binary wire form, per role (the role that sends each
   message kind, :data:`SENDER_ROLE`);
+- the secure channels (spec/14-channels.md), on by default: every message
+  between two nodes is sealed by its sender (HPKE to the recipient's session
+  key, Ed25519 signature) and opened by its recipient inside the round, so the
+  wall time includes them; the seconds spent sealing and opening (the
+  simulator's ``on_channel``) and the bytes of the frames, apart;
 - a plaintext baseline timed in the same run: the field sum of the same update
   vectors, and the ratio round / plaintext;
 - the peak memory of the process that ran the round: :func:`bench_round` runs it
@@ -48,6 +53,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from protocol.channels import DEFAULT_SUITE, frame_size, suite_named
 from protocol.errors import ParameterError
 from protocol.field import FIELDS, Field
 from protocol.machine import ContributorState
@@ -56,7 +62,7 @@ from protocol.xof import Tag, Xof
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import seed_from_hex
 from reference.sim.scenarios import build
-from reference.sim.simulate import Scenario, simulate
+from reference.sim.simulate import Channels, Scenario, simulate
 
 if TYPE_CHECKING:
     from reference.bench.flower import FlowerRound
@@ -66,8 +72,12 @@ if TYPE_CHECKING:
 #: a per-coordinate standard deviation of about 3,200 in the encoded integers.
 TARGET_VARIANCE = Fraction(10**7)
 
-#: Target (a): the round's wall time at most this fraction of Flower's.
-FLOWER_TIME_FRACTION = 0.25
+#: Target (a): the round's wall time, sealing on, at most this fraction of Flower's.
+FLOWER_TIME_FRACTION = 0.15
+#: Target (e): the time spent sealing and opening frames, at most this share of the round.
+CHANNEL_SHARE = 0.10
+#: ``RoundConfig.channels``: every message between two nodes sealed, or handed over plain.
+CHANNEL_MODES = ("sealed", "plain")
 #: Target (c): field elements sent per contributor, per coordinate of the update, at most.
 ELEMENTS_PER_COORDINATE = 3
 #: Target (d): peak memory of the round's process, in bytes (2 GB).
@@ -136,7 +146,10 @@ class RoundConfig:
     node), ``colluders`` the noise plan's T, ``noise_sources`` how many
     contributors add noise (``None``: all), ``receivers`` how many nodes
     rebuild the sum (``None``: all), ``precover``: the plan covers the D
-    dropouts up front, so no top-up stage.
+    dropouts up front, so no top-up stage. ``channels``: ``"sealed"`` seals
+    every message between two nodes in ``suite`` (spec/14-channels.md) and
+    opens it before its recipient's machine sees it; ``"plain"`` hands the
+    messages over as they are.
     """
 
     nodes: int = 100
@@ -153,6 +166,12 @@ class RoundConfig:
     target_variance: Fraction = TARGET_VARIANCE
     field: str = "Field31"
     seed: str = "1"
+    channels: str = "sealed"
+    suite: str = DEFAULT_SUITE.name
+
+    @property
+    def sealed(self) -> bool:
+        return self.channels == "sealed"
 
     def to_json(self) -> dict[str, object]:
         body = asdict(self)
@@ -168,6 +187,11 @@ def scenario(config: RoundConfig) -> Scenario:
     """
     if config.field not in FIELDS:
         raise ParameterError(f"field must be one of {sorted(FIELDS)}; got {config.field!r}")
+    if config.channels not in CHANNEL_MODES:
+        raise ParameterError(
+            f"channels must be one of {', '.join(CHANNEL_MODES)}; got {config.channels!r}"
+        )
+    suite = suite_named(config.suite)
     return build(
         master=seed_from_hex(config.seed),
         nodes=config.nodes,
@@ -183,6 +207,7 @@ def scenario(config: RoundConfig) -> Scenario:
         noise_sources=config.noise_sources,
         receivers=config.receivers,
         precover=config.precover,
+        channels=Channels(suite) if config.sealed else None,
     )
 
 
@@ -236,7 +261,8 @@ class RoundMeasure:
     """What one round cost, measured in the process that ran it.
 
     Seconds are wall-clock (``time.perf_counter``) unless named ``cpu``;
-    bytes are per node, in the binary wire form (:func:`protocol.messages.wire_size`).
+    bytes are per node, in the binary wire form (:func:`protocol.messages.wire_size`),
+    unless named ``frame`` or ``channel`` (the sealed frames, spec/14-channels.md).
     """
 
     config: RoundConfig
@@ -259,8 +285,19 @@ class RoundMeasure:
     wall_seconds: float
     cpu_seconds: float
     simulator_overhead_seconds: float
-    #: Time in this module's ``on_send`` (message sizes), left out of wall and CPU.
+    #: Time in this module's ``on_send`` (message sizes) and ``on_channel``, left out of
+    #: wall and CPU.
     observer_seconds: float
+    #: Sealing and opening frames up to the last machine step (0 when the channels are
+    #: plain): part of the wall time, outside the machine steps (so part of the
+    #: simulator's overhead). The frame counts and bytes are of every frame.
+    channel_seconds: float
+    seal_seconds: float
+    open_seconds: float
+    frames_sealed: int
+    frames_opened: int
+    #: Total bytes of the frames sealed.
+    channel_bytes: int
     #: From the last machine step to simulate()'s return: its check of the result
     #: (:func:`reference.sim.simulate.outcome` sums every contribution again), left out.
     verify_seconds: float
@@ -276,6 +313,9 @@ class RoundMeasure:
     bytes_sent: Mapping[str, Spread]
     #: Bytes each node sent in each role, by node id (as text, for JSON).
     bytes_by_node: Mapping[str, Mapping[str, int]]
+    #: As ``bytes_sent``, in sealed frames (:func:`protocol.channels.frame_size`) of the
+    #: messages to other nodes; None when the channels are plain.
+    frame_bytes_sent: Mapping[str, Spread] | None
     plaintext_seconds: float
     plaintext_addends: int
 
@@ -283,11 +323,19 @@ class RoundMeasure:
     def round_over_plaintext(self) -> float:
         return self.wall_seconds / self.plaintext_seconds if self.plaintext_seconds else math.inf
 
+    @property
+    def channel_share(self) -> float | None:
+        """Sealing and opening over the round's wall time; None when the channels are plain."""
+        if not self.config.sealed:
+            return None
+        return self.channel_seconds / self.wall_seconds if self.wall_seconds else math.inf
+
     def as_json(self) -> dict[str, object]:
         body = asdict(self)
         body["config"] = self.config.to_json()
         body["steps"] = {k: {"count": c, "seconds": s} for k, (c, s) in self.steps.items()}
         body["round_over_plaintext"] = self.round_over_plaintext
+        body["channel_share"] = self.channel_share
         return body
 
 
@@ -317,10 +365,16 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
     phases = dict.fromkeys(PHASES, 0.0)
     per_node: dict[str, dict[int, float]] = {}
     sent: dict[str, dict[int, int]] = {role: {} for role in sorted(set(SENDER_ROLE.values()))}
+    framed: dict[str, dict[int, int]] = {role: {} for role in sent}
+    suite = run.channels.suite if run.channels is not None else None
+    channel = {"seal": 0.0, "open": 0.0}
+    frames = {"seal": 0, "open": 0}
+    sealed_bytes = [0]
     observer = [0.0, 0.0]  # wall, CPU
-    # When the last machine step ended (wall, CPU) and the observers' time by then: the
-    # round is over there; what simulate() does after it is its check of the result.
-    last = [0.0, 0.0, 0.0, 0.0]
+    # When the last machine step ended (wall, CPU), the observers' time and the seconds
+    # sealing and opening by then: the round is over there; what simulate() does after
+    # it is its check of the result.
+    last = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     heavy = len(p.contributors) * (1 + len(p.aggregators))
     bar = _progress_bar(heavy, desc="shares sent and collected", unit="step", enabled=progress)
 
@@ -334,18 +388,32 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         mine[node] = mine.get(node, 0.0) + seconds
         if bar is not None and phase in ("contribute", "collect"):
             bar.update(1)
-        last[:] = time.perf_counter(), time.process_time(), observer[0], observer[1]
+        last[:] = (time.perf_counter(), time.process_time(), observer[0], observer[1],
+                   channel["seal"], channel["open"])  # fmt: skip
 
     def on_send(message: Message) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
-        by = sent[SENDER_ROLE[message.kind]]
+        role = SENDER_ROLE[message.kind]
+        by = sent[role]
         by[message.sender] = by.get(message.sender, 0) + wire_size(message, fld)
+        if suite is not None and message.sender != message.recipient:
+            f = framed[role]
+            f[message.sender] = f.get(message.sender, 0) + frame_size(message, fld, suite)
+        observer[0] += time.perf_counter() - wall
+        observer[1] += time.process_time() - cpu
+
+    def on_channel(what: str, size: int, seconds: float) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        channel[what] += seconds
+        frames[what] += 1
+        if what == "seal":
+            sealed_bytes[0] += size
         observer[0] += time.perf_counter() - wall
         observer[1] += time.process_time() - cpu
 
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        outcome = simulate(run, on_step=on_step, on_send=on_send)
+        outcome = simulate(run, on_step=on_step, on_send=on_send, on_channel=on_channel)
         verify = time.perf_counter() - last[0]
         wall = last[0] - wall0 - inputs.seconds - last[2]
         cpu = last[1] - cpu0 - inputs.cpu_seconds - last[3]
@@ -372,6 +440,14 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
     }
     every = {i: sum(sent[role].get(i, 0) for role in sent) for i in p.nodes}
     bytes_sent["node"] = Spread.of([float(v) for v in every.values()])
+    frame_bytes: dict[str, Spread] | None = None
+    if suite is not None:
+        frame_bytes = {
+            role: Spread.of([float(framed[role].get(i, 0)) for i in ids])
+            for role, ids in holders.items()
+        }
+        all_framed = [float(sum(framed[role].get(i, 0) for role in framed)) for i in p.nodes]
+        frame_bytes["node"] = Spread.of(all_framed)
     machine = sum(step_seconds.values())
     contributing = per_node.get("contributor", {})
     noisy = {
@@ -400,6 +476,12 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         cpu_seconds=cpu,
         simulator_overhead_seconds=wall - machine,
         observer_seconds=observer[0],
+        channel_seconds=last[4] + last[5],
+        seal_seconds=last[4],
+        open_seconds=last[5],
+        frames_sealed=frames["seal"],
+        frames_opened=frames["open"],
+        channel_bytes=sealed_bytes[0],
         verify_seconds=verify,
         inputs_seconds=inputs.seconds,
         inputs_cpu_seconds=inputs.cpu_seconds,
@@ -412,6 +494,7 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         bytes_by_node={
             role: {str(i): sent[role].get(i, 0) for i in ids} for role, ids in holders.items()
         },
+        frame_bytes_sent=frame_bytes,
         plaintext_seconds=plaintext,
         plaintext_addends=len(p.contributors),
     )
@@ -606,10 +689,15 @@ class Target:
 
 
 def targets(bench: RoundBench, flower: FlowerRun | None) -> list[Target]:
-    """The four targets of ``sdl bench round``, evaluated on this run."""
+    """The five targets of ``sdl bench round``, evaluated on this run.
+
+    (a) is judged only with sealing on (a plain round does not model the design);
+    (e) only with sealing on (a plain round seals nothing).
+    """
     m = bench.measure
     fld = FIELDS[m.config.field]
     client: float | None
+    time_limit: float | None
     if flower is None:
         time_limit, time_basis = None, "not measured: run with --compare-flower"
         client, client_basis = None, "not measured: run with --compare-flower"
@@ -618,6 +706,18 @@ def targets(bench: RoundBench, flower: FlowerRun | None) -> list[Target]:
         time_limit = FLOWER_TIME_FRACTION * f.wall_seconds
         time_basis = f"{FLOWER_TIME_FRACTION} × Flower's {f.wall_seconds:.3f} s, this run"
         client, client_basis = f.client_median_seconds, "Flower's, this run"
+        if not m.config.sealed:
+            time_limit = None
+            time_basis = "not measured: the channels were plain (run with --channels sealed)"
+    share = m.channel_share
+    if share is None:
+        channel_limit, channel_basis = None, "not measured: the channels were plain"
+    else:
+        channel_limit = CHANNEL_SHARE
+        channel_basis = (
+            f"seal {m.seal_seconds:.3f} s + open {m.open_seconds:.3f} s of the round's "
+            f"{m.wall_seconds:.3f} s, {m.config.suite}"
+        )
     median = m.contributor_seconds.median
     bound = ELEMENTS_PER_COORDINATE * m.config.dimension * fld.ENCODED_SIZE
     most = m.bytes_sent["contributor"].max
@@ -625,7 +725,7 @@ def targets(bench: RoundBench, flower: FlowerRun | None) -> list[Target]:
     return [
         Target(
             key="a",
-            what="round wall time <= 0.25 × Flower's",
+            what=f"round wall time, sealing on, <= {FLOWER_TIME_FRACTION} × Flower SecAgg+'s",
             measured=m.wall_seconds,
             limit=time_limit,
             unit="s",
@@ -658,6 +758,15 @@ def targets(bench: RoundBench, flower: FlowerRun | None) -> list[Target]:
             unit="B",
             basis="ru_maxrss of the child that ran the round",
             passed=peak <= MEMORY_LIMIT,
+        ),
+        Target(
+            key="e",
+            what=f"sealing and opening <= {CHANNEL_SHARE:.0%} of the round's wall time",
+            measured=0.0 if share is None else share,
+            limit=channel_limit,
+            unit="share",
+            basis=channel_basis,
+            passed=None if share is None else share <= CHANNEL_SHARE,
         ),
     ]
 
@@ -717,6 +826,12 @@ def format_round(bench: RoundBench, flower: FlowerRun | None) -> str:
         f"{_count(c.noise_sources)}; precover: {precover}",
         f"  receivers: {_count(c.receivers)}; machines run: "
         + ", ".join(f"{n} {role}" for role, n in m.machines.items()),
+        (
+            f"  channels: sealed ({c.suite}): {m.frames_sealed:,} frames sealed, "
+            f"{m.frames_opened:,} opened, {_mb(m.channel_bytes)} of frames"
+            if c.sealed
+            else "  channels: plain (messages handed over unsealed)"
+        ),
         f"  outcome: {m.status}"
         + (f" ({m.reason})" if m.reason else "")
         + f" over {m.released_contributors} contributors, {m.crashed} crashed; aggregate "
@@ -740,9 +855,10 @@ def format_round(bench: RoundBench, flower: FlowerRun | None) -> str:
         f"    {'machine steps, total':<48}{m.machine_seconds:12.3f}",
         f"    {'simulator overhead (wall − machine)':<48}{m.simulator_overhead_seconds:12.3f}",
         f"    {'round wall time (start to last step, − inputs)':<48}{m.wall_seconds:12.3f}",
+        _channel_line(m),
         f"    {'round CPU time (every thread)':<48}{m.cpu_seconds:12.3f}",
         f"    {f'inputs: {m.inputs_drawn} updates drawn (left out)':<48}{m.inputs_seconds:12.3f}",
-        f"    {'message sizes counted (left out)':<48}{m.observer_seconds:12.3f}",
+        f"    {'message sizes counted, frames timed (left out)':<48}{m.observer_seconds:12.3f}",
         f"    {'simulator checks the result (left out)':<48}{m.verify_seconds:12.3f}",
         "",
         f"  {'per node':<50}{'median':>14}{'max':>14}",
@@ -761,8 +877,15 @@ def format_round(bench: RoundBench, flower: FlowerRun | None) -> str:
         s = m.bytes_sent[role]
         label = f"bytes sent, {role}" if role != "node" else "bytes sent, node (all its roles)"
         lines.append(f"    {label:<48}{_mb(s.median):>14}{_mb(s.max):>14}")
+    if m.frame_bytes_sent is not None:
+        for role in ("contributor", "node"):
+            s = m.frame_bytes_sent[role]
+            label = f"frame bytes sent, {role}" + (" (all its roles)" if role == "node" else "")
+            lines.append(f"    {label:<48}{_mb(s.median):>14}{_mb(s.max):>14}")
     lines += [
-        f"      (bytes of the binary wire form; d·ENCODED_SIZE = {_mb(per_element)})",
+        "      (bytes of the binary wire form"
+        + ("; frames: sealed, to other nodes" if m.frame_bytes_sent is not None else "")
+        + f"; d·ENCODED_SIZE = {_mb(per_element)})",
         "",
         f"  plaintext baseline: the field sum of the same {m.plaintext_addends} updates, "
         f"{_seconds(m.plaintext_seconds)}; round / plaintext = {m.round_over_plaintext:,.1f}x",
@@ -783,10 +906,22 @@ def format_round(bench: RoundBench, flower: FlowerRun | None) -> str:
         if t.unit == "s":
             value = _seconds(t.measured)
             limit = "?" if t.limit is None else _seconds(t.limit)
+        elif t.unit == "share":
+            value = f"{t.measured:.1%}" if t.passed is not None else "—"
+            limit = "?" if t.limit is None else f"{t.limit:.0%}"
         else:
             value, limit = _mb(t.measured), "?" if t.limit is None else _mb(t.limit)
         lines.append(f"    {verdict}  ({t.key}) {t.what}: {value} vs {limit} ({t.basis})")
     return "\n".join(lines)
+
+
+def _channel_line(m: RoundMeasure) -> str:
+    """The time table's line for the channels: seconds and share of the round, or plain."""
+    share = m.channel_share
+    if share is None:
+        return f"    {'channels: plain (nothing sealed)':<48}{0.0:12.3f}{'—':>9}"
+    label = f"  of which sealing {_seconds(m.seal_seconds)} + opening {_seconds(m.open_seconds)}"
+    return f"    {label:<48}{m.channel_seconds:12.3f}{share:9.1%}"
 
 
 def _format_flower(bench: RoundBench, flower: FlowerRun) -> list[str]:
@@ -892,6 +1027,9 @@ class ScalingPoint:
             "wall_seconds": m.wall_seconds,
             "machine_seconds": m.machine_seconds,
             "cpu_seconds": m.cpu_seconds,
+            "channel_seconds": m.channel_seconds,
+            "channel_share": m.channel_share,
+            "channel_bytes": m.channel_bytes,
             "seconds_per_coordinate": m.wall_seconds / c.dimension,
             "contributor_median_seconds": m.contributor_seconds.median,
             "aggregator_median_seconds": m.aggregator_seconds.median,
@@ -999,7 +1137,7 @@ def format_scaling(scaling: Scaling) -> str:
     head = (
         f"  {'n':>5}{'d':>11}{'M':>5}{'t':>4}{'k':>4}{'src':>5}{'D':>4}{'T':>4}"
         f"{'wall s':>10}{'µs/coord':>10}{'contrib. s':>12}{'contrib. MB':>13}{'B/(d·size)':>11}"
-        f"{'peak MB':>9}  ok"
+        f"{'peak MB':>9}{'chan.':>7}  ok"
     )
     lines = []
     for sweep, title in (("dimension", "time against d"), ("nodes", "time against n")):
@@ -1019,11 +1157,13 @@ def format_scaling(scaling: Scaling) -> str:
                 f"{m.contributor_seconds.median:12.4f}"
                 f"{m.bytes_sent['contributor'].median / 1e6:13.3f}"
                 f"{m.bytes_sent['contributor'].max / (c.dimension * size):11.3f}"
-                f"{p.bench.memory.ru_maxrss / 1e6:9.0f}  "
+                f"{p.bench.memory.ru_maxrss / 1e6:9.0f}"
+                f"{'plain' if m.channel_share is None else f'{m.channel_share:.0%}':>7}  "
                 f"{'yes' if m.released and m.aggregate_correct else 'NO'}"
                 + (f"   (shrunk: {'; '.join(p.changed)})" if p.changed else "")
             )
         lines.append("")
+    lines += ["chan.: sealing and opening frames, as a share of the round's wall time", ""]
     lin = scaling.linearity()
     if lin is None:
         lines.append("linearity in d: needs two dimensions or more")
@@ -1211,6 +1351,8 @@ def count_or_all(text: str) -> int | None:
 
 
 __all__ = [
+    "CHANNEL_MODES",
+    "CHANNEL_SHARE",
     "PHASES",
     "SENDER_ROLE",
     "TARGET_VARIANCE",

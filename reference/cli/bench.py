@@ -10,6 +10,7 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from protocol.channels import DEFAULT_SUITE, SUITES
 from protocol.field import FIELDS
 from reference.bench import round as br
 from reference.cli.declare import (
@@ -150,6 +151,8 @@ def _round_config(args: argparse.Namespace) -> br.RoundConfig:
         target_variance=args.variance,
         field=args.field,
         seed=args.seed,
+        channels=args.channels,
+        suite=args.suite,
     )
 
 
@@ -366,7 +369,9 @@ _ROUND_DESCRIPTION = f"""
     the last step, is shown apart); the simulator's overhead (wall - machine); CPU
     time (every thread); the median time per node to contribute (also split into
     noise sources and the others) and to aggregate; bytes sent per node and role in
-    the binary wire form; whether the exact sum was released; a plaintext baseline
+    the binary wire form (and in sealed frames); the seconds spent sealing and
+    opening frames (part of the wall time) and their share of it, and the frames'
+    bytes; whether the exact sum was released; a plaintext baseline
     (the field sum of the same update vectors, timed in the same run) and the ratio
     round / plaintext; the peak memory (ru_maxrss) of the child process that ran
     the round, beside an idle child that only imports the modules. Inputs (each
@@ -375,8 +380,9 @@ _ROUND_DESCRIPTION = f"""
 
     The defaults model the design SDL means to meet its targets with, at the size of
     a 1M-parameter model: 100 nodes and a 10^6-coordinate update, 5 dropouts, 10
-    colluders (the noise plan's T). A committee of 35 aggregators holds packed Shamir
-    shares: any t = 10 of them learn nothing, each share packs k = 20 coordinates, and
+    colluders (the noise plan's T), every message between two nodes sealed. A
+    committee of 35 aggregators holds packed Shamir shares: any t = 10 of them learn
+    nothing, each share packs k = 20 coordinates, and
     any t + k = 30 partial sums rebuild the sum, so 5 aggregators may drop. A
     contributor sends 35 shares of d/20 elements: 1.75 elements per coordinate. 30
     contributors add noise, the others send their update alone (30 - D - T = 15 honest
@@ -385,14 +391,23 @@ _ROUND_DESCRIPTION = f"""
     variance of {int(br.TARGET_VARIANCE):,} (`sdl run` calibrates about 1.8·10^7 for
     ε = 2); the field is Field31 (4 bytes an element).
 
+    Every message between two nodes is sealed by default (spec/14-channels.md): its
+    sender seals it with HPKE to the recipient's session key and signs the frame
+    with its Ed25519 identity, and the recipient opens and verifies it before its
+    machine sees anything, inside the round (so inside its wall time). --channels
+    plain hands the messages over unsealed; --suite picks the HPKE suite.
+
       targets (each printed with its measured value and PASS, MISS or n/a):
-        (a) the round's wall time <= {br.FLOWER_TIME_FRACTION} × Flower's SecAgg+ wall time on
-            the same n, d and dropouts (measured with --compare-flower, else n/a)
+        (a) the round's wall time, sealing on, <= {br.FLOWER_TIME_FRACTION} × Flower's SecAgg+
+            wall time on the same n, d and dropouts (measured with --compare-flower;
+            n/a without it or with --channels plain)
         (b) the median contributor time <= Flower's median client time (measured
             with --compare-flower, else n/a)
         (c) bytes sent per contributor (the most any sent) <= 3·d·ENCODED_SIZE
             (12 MB at d = 10^6 in Field31)
         (d) the peak memory of the round's process <= 2 GB
+        (e) sealing and opening <= {br.CHANNEL_SHARE:.0%} of the round's wall time
+            (n/a with --channels plain)
 
     --compare-flower first runs Flower's own SecAgg+ workflow in a child process
     (reference/bench/flower.py) with the same n, d and dropouts, num_shares
@@ -507,6 +522,18 @@ _ROUND = Command(
             metavar="HEX",
         ),
         Option(
+            ("--channels",),
+            "seal every message between two nodes, or hand it over plain",
+            choices=br.CHANNEL_MODES,
+            default="sealed",
+        ),
+        Option(
+            ("--suite",),
+            "the channels' HPKE suite",
+            choices=tuple(SUITES),
+            default=DEFAULT_SUITE.name,
+        ),
+        Option(
             ("--compare-flower",),
             "also run Flower's SecAgg+ on the same n, d, dropouts (needs the bench extra)",
             flag=True,
@@ -560,6 +587,10 @@ _ROUND = Command(
     examples=(
         Example("sdl bench round --dimension 10000", "the design's round at d = 10^4"),
         Example("sdl bench round --dimension 10000 --json", "the same, as one JSON object"),
+        Example(
+            "sdl bench round --dimension 10000 --channels plain",
+            "the same round with its messages unsealed: what the channels cost",
+        ),
         Example(
             "sdl bench round --dimension 10000 --compare-flower",
             "beside Flower's SecAgg+, measured in the same run (the bench extra; ~20 s)",
