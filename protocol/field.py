@@ -46,6 +46,10 @@ MATMUL_WORKERS = 2
 # Largest integer a float64 represents exactly, together with all below it.
 _FLOAT64_EXACT_BITS = 53
 
+#: Encoded sizes that are a machine word, with their little-endian dtype (the
+#: fast path of encode/decode; every other size takes the general path).
+_WORD_DTYPES: dict[int, str] = {4: "<u4", 8: "<u8"}
+
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 #: Comma-joined lists of canonical decimals of at most N digits, by N (from_json's fast path).
 _CANONICAL_LISTS: dict[int, re.Pattern[str]] = {}
@@ -173,6 +177,23 @@ class Field:
         out = np.array(arr, dtype=np.uint64, copy=True)
         out.setflags(write=False)
         return out
+
+    @classmethod
+    def _check_below_modulus(cls, arr: npt.NDArray[np.integer[Any]]) -> None:
+        """Raise unless every value of ``arr`` (non-negative integers) is below ``MODULUS``.
+
+        The same check, and the same message, as :meth:`_checked` makes for an
+        unsigned array; one reduction on the common path, where all are below.
+
+        Raises:
+            EncodingError: naming the first value (in C order) that is not.
+        """
+        p = cls.MODULUS
+        if arr.size and int(arr.max()) >= p:
+            i = int(np.flatnonzero(arr >= p)[0])
+            raise EncodingError(
+                f"{cls.__name__} element {i} must be in [0, {p}); got {arr.flat[i]}"
+            )
 
     @classmethod
     def zeros(cls, shape: int | tuple[int, ...]) -> Self:
@@ -495,8 +516,13 @@ class Field:
 
     def encode(self) -> bytes:
         """Fixed-width little-endian bytes, ``ENCODED_SIZE`` per element, C order."""
-        raw = self._a.astype("<u8").reshape(-1).view(np.uint8).reshape(-1, 8)
-        return raw[:, : self.ENCODED_SIZE].tobytes()
+        w = self.ENCODED_SIZE
+        if w in _WORD_DTYPES:
+            # Fast path: a 4- or 8-byte element is a machine word. Every value
+            # is below 2^(8w) (ENCODED_SIZE * 8 >= BITS), so the cast is exact
+            # and gives the same bytes as the general path.
+            return self._a.astype(_WORD_DTYPES[w], copy=False).tobytes()
+        return _encode_le(self._a, w)
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -504,18 +530,20 @@ class Field:
 
         Raises:
             EncodingError: if the length is not a multiple of ``ENCODED_SIZE``,
-                or an element is ``>= MODULUS``.
+                or an element is ``>= MODULUS`` (the error names the first).
         """
         w = cls.ENCODED_SIZE
         if len(data) % w:
             raise EncodingError(
                 f"{cls.__name__} encoding must be a multiple of {w} bytes; got {len(data)}"
             )
-        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, w)
-        padded = np.zeros((raw.shape[0], 8), dtype=np.uint8)
-        padded[:, :w] = raw
-        vals = padded.view("<u8").reshape(-1).astype(np.uint64)
-        return cls._wrap(cls._checked(vals))
+        if w in _WORD_DTYPES:
+            # Fast path: read whole words; every bit is read, as in the general path.
+            vals = np.frombuffer(data, dtype=_WORD_DTYPES[w]).astype(np.uint64)
+        else:
+            vals = _decode_le(data, w)
+        cls._check_below_modulus(vals)
+        return cls._wrap(vals)
 
     def to_json(self) -> list[str]:
         """Decimal strings, one per element (flattened, C order)."""
@@ -631,6 +659,21 @@ class Field:
         half = np.uint64((self.MODULUS - 1) // 2)
         a = self._a.astype(np.int64)
         return np.where(self._a > half, a - np.int64(self.MODULUS), a)
+
+
+def _encode_le(values: U64, width: int) -> bytes:
+    """The general path of :meth:`Field.encode`: each uint64's low ``width`` bytes, C order."""
+    raw = values.astype("<u8").reshape(-1).view(np.uint8).reshape(-1, 8)
+    return raw[:, :width].tobytes()
+
+
+def _decode_le(data: bytes, width: int) -> U64:
+    """The general path of :meth:`Field.decode`: each ``width``-byte group, zero-padded to 8."""
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+    padded = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+    padded[:, :width] = raw
+    out: U64 = padded.view("<u8").reshape(-1).astype(np.uint64)
+    return out
 
 
 def _flatten(values: object) -> Iterable[object]:

@@ -364,6 +364,15 @@ def parse(data: str | bytes) -> Message:
         json.loads(data, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"invalid message at message: {exc}") from None
+    return _validate(data)
+
+
+def _validate(data: str | bytes) -> Message:
+    """The model's rules, and the version-present rule, for JSON text free of duplicate keys.
+
+    Raises:
+        InvalidMessage: as :func:`parse`.
+    """
     try:
         message = _ADAPTER.validate_json(data)
     except ValidationError as exc:
@@ -448,8 +457,33 @@ def decode_wire(data: bytes, field: type[FieldElements]) -> Message:
         raise InvalidMessage(f"invalid message at values: {exc}") from None
     if values is not None and not len(values):
         raise InvalidMessage("invalid message at values: values must have at least 1 item")
-    message = parse(json.dumps({**obj, "values": ["0"]} if carries else obj))
+    # The header is validated as JSON text (strict JSON types: arrays for
+    # tuples), with a placeholder for the values, which replace it after.
+    message = _validate(_header_with_placeholder(header, obj, carries=carries))
     return message if values is None else message.model_copy(update={"values": values})
+
+
+_PLACEHOLDER = b',"values":["0"]}'
+_JSON_SPACE = b" \t\n\r"
+
+
+def _header_with_placeholder(header: bytes, obj: dict[str, Any], *, carries: bool) -> bytes | str:
+    """The header's JSON text, with ``"values": ["0"]`` added if the kind carries values.
+
+    ``obj`` is ``header`` parsed (a JSON object with no duplicate keys and no
+    ``values``). The stdlib parser also reads UTF-16/32 and a BOM, which
+    pydantic does not: unless the header is ASCII without NUL (as every
+    canonical header is), it is re-dumped from ``obj`` and the placeholder
+    added there; the text then means the same. Otherwise the header's bytes
+    are used as they are, the placeholder spliced in before the closing brace.
+    """
+    if not header.isascii() or b"\x00" in header:
+        return json.dumps({**obj, "values": ["0"]} if carries else obj)
+    if not carries:
+        return header
+    body = header.rstrip(_JSON_SPACE)
+    assert body.endswith(b"}") and obj, "a parsed non-empty JSON object ends with }"
+    return body[:-1] + _PLACEHOLDER
 
 
 def wire_size(message: Message, field: type[FieldElements]) -> int:
