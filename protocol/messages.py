@@ -117,6 +117,38 @@ class Elements:
         """
         return field._wrap(self.check(field)._a.astype(np.uint64))
 
+    def encode(self, field: type[FieldElements]) -> bytes:
+        """``self.to_field(field).encode()``: the values in the field's byte encoding.
+
+        Spec: spec/02-field.md#serialization. When the values are held at the
+        field's own width (uint32 for a 4-byte field, uint64 for an 8-byte
+        one), they are written as they are, without a copy at another width.
+
+        Raises:
+            EncodingError: a value is not below the field's modulus (the error names it).
+        """
+        a = self.check(field)._a
+        if a.dtype.itemsize == field.ENCODED_SIZE:
+            return a.astype(f"<u{a.dtype.itemsize}", copy=False).tobytes()
+        return self.to_field(field).encode()
+
+    @classmethod
+    def decode(cls, data: bytes | memoryview, field: type[FieldElements]) -> Self:
+        """``Elements.of(field.decode(data))``, read at 4 bytes a value for a 4-byte field.
+
+        Raises:
+            EncodingError: as :meth:`Field.decode <protocol.field.Field.decode>`.
+        """
+        if field.ENCODED_SIZE != 4 or len(data) % 4:
+            return cls.of(field.decode(bytes(data)))
+        words = np.frombuffer(data, dtype="<u4")
+        field._check_below_modulus(words)
+        out = object.__new__(cls)
+        a = words.astype(np.uint32)  # a copy the message owns
+        a.setflags(write=False)
+        out._a = a
+        return out
+
     def to_json(self) -> list[str]:
         """Canonical decimal strings, one per value."""
         return [str(v) for v in self._a.tolist()]
@@ -425,7 +457,7 @@ def encode_wire(message: Message, field: type[FieldElements]) -> bytes:
     payload = b""
     values = getattr(message, "values", None)
     if isinstance(values, Elements):
-        payload = values.to_field(field).encode()
+        payload = values.encode(field)
     return _LENGTH.pack(len(header)) + header + payload
 
 
@@ -441,7 +473,8 @@ def decode_wire(data: bytes, field: type[FieldElements]) -> Message:
     (n,) = _LENGTH.unpack_from(data)
     if _LENGTH.size + n > len(data):
         raise InvalidMessage(f"invalid message at message: header length {n} overruns the frame")
-    header, payload = data[_LENGTH.size : _LENGTH.size + n], data[_LENGTH.size + n :]
+    view = memoryview(data)  # the payload is read in place, not copied
+    header, payload = bytes(view[_LENGTH.size : _LENGTH.size + n]), view[_LENGTH.size + n :]
     try:
         obj = json.loads(header, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
@@ -452,7 +485,7 @@ def decode_wire(data: bytes, field: type[FieldElements]) -> Message:
     if "values" in obj or (payload and not carries):
         raise InvalidMessage("invalid message at values: values travel in the payload only")
     try:
-        values = Elements.of(field.decode(payload)) if carries else None
+        values = Elements.decode(payload, field) if carries else None
     except EncodingError as exc:
         raise InvalidMessage(f"invalid message at values: {exc}") from None
     if values is not None and not len(values):

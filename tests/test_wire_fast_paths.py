@@ -309,3 +309,31 @@ def test_decode_wire_differs_only_in_where_pydantic_finds_bad_json() -> None:
     prefix = "invalid message at message: Invalid JSON: unexpected end of hex escape at line 1"
     assert got == ("InvalidMessage", f"{prefix} column 35")
     assert want == ("InvalidMessage", f"{prefix} column 34")
+
+
+@given(field_and_vector())
+def test_elements_encode_is_the_fields_encoding(fv: tuple[type[Field], list[int]]) -> None:
+    """Elements written at their own width give the field's bytes (or its error)."""
+    field, ints = fv
+    elements = Elements(np.array(ints, dtype=np.uint64))
+    assert elements.encode(field) == field(ints).encode()
+    for other in CODEC_FIELDS:
+        got = _outcome(lambda other=other: elements.encode(other))  # type: ignore[misc]
+        want = _outcome(lambda other=other: elements.to_field(other).encode())  # type: ignore[misc]
+        assert got == want
+
+
+@given(field_and_bytes())
+def test_elements_decode_agrees_with_the_field(fb: tuple[type[Field], bytes]) -> None:
+    """Same values held at the same width, or the same EncodingError, as Elements.of(decode)."""
+    field, data = fb
+    got = _outcome(lambda: Elements.decode(data, field))
+    want = _outcome(lambda: Elements.of(field.decode(data)))
+    assert got[0] == want[0], (got, want)
+    if got[0] == "ok":
+        assert got[1] == want[1]
+        assert got[1].array.dtype == want[1].array.dtype
+        assert not got[1].array.flags.writeable
+        assert not np.shares_memory(got[1].array, np.frombuffer(data, dtype=np.uint8))
+    else:
+        assert got[1] == want[1]
