@@ -1,32 +1,44 @@
-"""Secure channels: every message sealed to its recipient and signed by its sender.
+"""Secure channels: every message sealed to its recipient and authenticated by its sender.
 
 Spec: spec/14-channels.md
 
-A *frame* carries one protocol message (spec 09) between two nodes of a
-session::
+Two layers, so that public-key operations are paid once per session and
+each message costs one AEAD pass:
 
-    frame = header || sealed || signature
-    header    63 bytes: who sends what to whom, in which session, round and stage
-    sealed    HPKE (RFC 9180, base mode) of the message to the recipient's
-              session key, with info = ASCII("sdl.channel.info") || 0x00 || header
-    signature Ed25519, by the sender's roster identity, over
-              ASCII("sdl.channel.frame") || 0x00 || header || SHA-256(sealed)
+1. **Channel keys** (once per session, per ordered pair of nodes). Node
+   ``S`` draws a fresh AEAD key ``k(S->R)`` for each other node ``R`` and
+   sends it in a *key frame*::
 
-The coordinator's decisions and aborts also carry a *statement signature*
-inside the sealed plaintext: a signature over the message without its
-recipient, which any holder of the roster can check, so that two
-conflicting decisions are evidence (:func:`conflicting`).
+       key frame = key_header || enc || ct || signature
+       key_header 51 bytes: suite, session, sender, recipient
+       enc || ct  HPKE (RFC 9180, base mode) of k(S->R) to R's session key,
+                  info = ASCII("sdl.channel.key-info") || 0x00 || key_header
+       signature  Ed25519 by S's roster identity over
+                  ASCII("sdl.channel.key") || 0x00 || key_header || enc || ct
+
+2. **Frames** (every message between two nodes)::
+
+       frame  = header || nonce || ct
+       header 63 bytes: who sends what to whom, in which session, round and stage
+       nonce  12 bytes, fresh from a CSPRNG
+       ct     AEAD(k(S->R), nonce, aad = ASCII("sdl.channel.frame") || 0x00 || header,
+                   plaintext = the message's binary form (spec 09) [|| statement signature])
+
+Only ``S`` and ``R`` know ``k(S->R)``, so a frame that opens under it was
+sealed by ``S``, for exactly the context its header names. The
+coordinator's decisions and aborts also carry a *statement signature*
+inside the plaintext, over the message without its recipient, which any
+holder of the roster can check: two conflicting decisions are evidence
+(:func:`conflicting`).
 
 Everything here is a pure function of keys and bytes: opening, verifying,
-signing (Ed25519 is deterministic) and deriving keys from given secret
-bytes. Sealing draws the KEM's fresh ephemeral key, so it lives with the
-drivers (``reference/channels``), which call :func:`assemble` with what
-HPKE returns.
+signing (Ed25519 is deterministic), sealing a frame with a given nonce,
+and deriving keys from given secret bytes. Drawing nonces, channel keys
+and the KEM's ephemeral keys is the drivers' business (``reference/channels``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Iterable, Mapping
@@ -37,6 +49,7 @@ from typing import Any, TypeAlias
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from protocol.errors import ChannelError, InvalidMessage, ParameterError
 from protocol.field import Field
@@ -60,11 +73,15 @@ SIGNATURE_SIZE = 64
 IDENTITY_KEY_SIZE = 32
 #: The AEAD tag every suite appends to the ciphertext.
 TAG_SIZE = 16
+#: The AEAD nonce of a frame.
+NONCE_SIZE = 12
 #: The message kinds whose plaintext ends with the sender's statement signature.
 SIGNED_KINDS: frozenset[str] = frozenset({"decision", "abort"})
 
 _MAGIC = b"SDLF"
-_LABEL_INFO = b"sdl.channel.info\x00"
+_KEY_MAGIC = b"SDLK"
+_LABEL_KEY_INFO = b"sdl.channel.key-info\x00"
+_LABEL_KEY = b"sdl.channel.key\x00"
 _LABEL_FRAME = b"sdl.channel.frame\x00"
 _LABEL_SESSION_KEY = b"sdl.channel.session-key\x00"
 _LABEL_STATEMENT = b"sdl.channel.statement\x00"
@@ -91,6 +108,8 @@ class ChannelSuite:
     public_key_size: int
     #: Size of the secret bytes a session private key is derived from.
     secret_size: int
+    #: Size of a channel key: the AEAD's key size (Nk of RFC 9180).
+    key_size: int
 
     def hpke(self) -> hpke.Suite:
         """The suite as a ``cryptography`` HPKE suite (built once per suite)."""
@@ -104,10 +123,21 @@ class ChannelSuite:
             suite = _HPKE_SUITES[ids] = hpke.Suite(kem, hpke.KDF.HKDF_SHA256, aead)
         return suite
 
+    def aead(self, key: bytes) -> AESGCM | ChaCha20Poly1305:
+        """The suite's AEAD under ``key`` (a channel key of ``key_size`` bytes)."""
+        if self.aead_id == 0x0001:
+            return AESGCM(key)
+        return ChaCha20Poly1305(key)
+
     @property
     def overhead(self) -> int:
-        """Bytes a frame adds to its plaintext: header, ``enc``, tag and signature."""
-        return HEADER_SIZE + self.enc_size + TAG_SIZE + SIGNATURE_SIZE
+        """Bytes a frame adds to its plaintext: header, nonce and tag."""
+        return HEADER_SIZE + NONCE_SIZE + TAG_SIZE
+
+    @property
+    def key_frame_size(self) -> int:
+        """The size of a key frame: key header, ``enc``, the sealed key, signature."""
+        return KEY_HEADER_SIZE + self.enc_size + self.key_size + TAG_SIZE + SIGNATURE_SIZE
 
 
 _HPKE_SUITES: dict[tuple[int, int, int], hpke.Suite] = {}
@@ -116,9 +146,9 @@ _HPKE_SUITES: dict[tuple[int, int, int], hpke.Suite] = {}
 SUITES: dict[str, ChannelSuite] = {
     s.name: s
     for s in (
-        ChannelSuite("x25519-aes128gcm", 0x0020, 0x0001, 0x0001, 32, 32, 32),
-        ChannelSuite("x25519-chacha20poly1305", 0x0020, 0x0001, 0x0003, 32, 32, 32),
-        ChannelSuite("mlkem768x25519-aes128gcm", 0x647A, 0x0001, 0x0001, 1120, 1216, 96),
+        ChannelSuite("x25519-aes128gcm", 0x0020, 0x0001, 0x0001, 32, 32, 32, 16),
+        ChannelSuite("x25519-chacha20poly1305", 0x0020, 0x0001, 0x0003, 32, 32, 32, 32),
+        ChannelSuite("mlkem768x25519-aes128gcm", 0x647A, 0x0001, 0x0001, 1120, 1216, 96, 16),
     )
 }
 #: The default suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM.
@@ -469,20 +499,9 @@ class FrameHeader:
         return cls(suite, session, rnd, stage, _KIND_OF[kind], _ROLE_OF[role], sender, recipient)  # type: ignore[arg-type]
 
 
-def info(header: bytes) -> bytes:
-    """The HPKE ``info`` of a frame: ``ASCII("sdl.channel.info") || 0x00 || header``."""
-    return _LABEL_INFO + header
-
-
-def frame_payload(header: bytes, sealed: bytes) -> bytes:
-    """What the sender signs: ``ASCII("sdl.channel.frame") || 0x00 || header || SHA-256(sealed)``.
-
-    Spec: spec/14-channels.md#sealing. The ciphertext enters through its
-    SHA-256 digest: Ed25519 hashes its message twice to sign and once to
-    verify, with SHA-512, so a share vector of megabytes is hashed once, by
-    the faster function, instead (about 4x less time at 7 MB).
-    """
-    return _LABEL_FRAME + header + hashlib.sha256(sealed).digest()
+def aad(header: bytes) -> bytes:
+    """The AEAD associated data of a frame: ``ASCII("sdl.channel.frame") || 0x00 || header``."""
+    return _LABEL_FRAME + header
 
 
 def statement(message: Message) -> bytes:
@@ -497,7 +516,7 @@ def statement(message: Message) -> bytes:
 
 
 def plaintext(message: Message, field: type[Field], identity: ed25519.Ed25519PrivateKey) -> bytes:
-    """What HPKE seals: the message's binary form (spec 09), then, for a
+    """What a frame seals: the message's binary form (spec 09), then, for a
     decision or an abort, the sender's statement signature."""
     wire = encode_wire(message, field)
     if message.kind in SIGNED_KINDS:
@@ -505,23 +524,63 @@ def plaintext(message: Message, field: type[Field], identity: ed25519.Ed25519Pri
     return wire
 
 
-def assemble(header: bytes, sealed: bytes, identity: ed25519.Ed25519PrivateKey) -> bytes:
-    """The frame ``header || sealed || signature`` (``sealed`` = HPKE's ``enc || ct``)."""
-    return header + sealed + identity.sign(frame_payload(header, sealed))
+def seal_frame(
+    message: Message,
+    field: type[Field],
+    *,
+    suite: ChannelSuite,
+    key: bytes,
+    nonce: bytes,
+    identity: ed25519.Ed25519PrivateKey,
+) -> bytes:
+    """The frame ``header || nonce || ct`` that carries ``message``.
+
+    Spec: spec/14-channels.md#sealing
+
+    ``key`` is the sender's channel key for the recipient; ``nonce`` MUST
+    be fresh for every frame under that key (the drivers draw it from a
+    CSPRNG). ``identity`` signs the statement of a decision or an abort.
+    """
+    if len(nonce) != NONCE_SIZE:
+        raise ParameterError(f"a frame nonce is {NONCE_SIZE} bytes; got {len(nonce)}")
+    header = FrameHeader.of(message, suite).encode()
+    ct = suite.aead(key).encrypt(nonce, plaintext(message, field, identity), aad(header))
+    return header + nonce + ct
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """What a node needs to open the frames sent to it. Spec: spec/14-channels.md#opening"""
+    """What a node needs to open the frames of one round. Spec: spec/14-channels.md#opening
+
+    ``keys`` maps each sender to the channel key it sent this node
+    (:func:`open_key_frame`).
+    """
 
     node: int
     roles: frozenset[str]
     session: bytes
     round: int
     suite: ChannelSuite
-    private_key: KemPrivateKey
-    roster: Roster
-    field: type[Field]
+    keys: Mapping[int, bytes] = dataclass_field(repr=False)
+    roster: Roster = dataclass_field(repr=False)
+    field: type[Field] = dataclass_field(repr=False)
+    _aeads: dict[int, AESGCM | ChaCha20Poly1305] = dataclass_field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def aead(self, sender: int) -> AESGCM | ChaCha20Poly1305:
+        """The AEAD under ``sender``'s channel key to this node.
+
+        Raises:
+            ChannelError: (``key``) ``sender`` sent this node no channel key.
+        """
+        aead = self._aeads.get(sender)
+        if aead is None:
+            key = self.keys.get(sender)
+            if key is None:
+                raise ChannelError("key", f"node {sender} has sent node {self.node} no channel key")
+            aead = self._aeads[sender] = self.suite.aead(key)
+        return aead
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +596,7 @@ def open_frame(frame: bytes, at: Endpoint) -> Opened:
     """Open and verify one frame sent to ``at``. Spec: spec/14-channels.md#opening
 
     The checks run in the spec's order: size, header, context (suite,
-    session, round, recipient, role), roster, frame signature, HPKE open,
+    session, round, recipient, role), roster, channel key, AEAD open,
     plaintext (its binary form, and every header field equal to the
     message's), statement signature. A frame that passes them all carries
     a message its roster sender sealed for exactly this context.
@@ -548,11 +607,9 @@ def open_frame(frame: bytes, at: Endpoint) -> Opened:
     frame = bytes(frame)
     header = FrameHeader.decode(frame)
     suite = at.suite
-    least = HEADER_SIZE + suite.enc_size + TAG_SIZE + SIGNATURE_SIZE
+    least = HEADER_SIZE + NONCE_SIZE + TAG_SIZE
     if len(frame) < least:
-        raise ChannelError(
-            "truncated", f"a {suite.name} frame is at least {least} bytes; got {len(frame)}"
-        )
+        raise ChannelError("truncated", f"a frame is at least {least} bytes; got {len(frame)}")
     _expect(header.suite == suite, "suite", f"header suite {header.suite.name}, not {suite.name}")
     _expect(header.session == at.session, "header", "header.session is another session's")
     _expect(header.round == at.round, "header", f"header.round is {header.round}, not {at.round}")
@@ -566,19 +623,17 @@ def open_frame(frame: bytes, at: Endpoint) -> Opened:
         "header",
         f"header.role {header.role} is not a role node {at.node} holds",
     )
-    raw_header, sealed = frame[:HEADER_SIZE], frame[HEADER_SIZE:-SIGNATURE_SIZE]
-    signer = at.roster.identity(header.sender)
+    at.roster.identity(header.sender)
+    aead = at.aead(header.sender)
+    raw_header, nonce = frame[:HEADER_SIZE], frame[HEADER_SIZE : HEADER_SIZE + NONCE_SIZE]
+    ct = memoryview(frame)[HEADER_SIZE + NONCE_SIZE :]  # read in place, not copied
     try:
-        signer.verify(frame[-SIGNATURE_SIZE:], frame_payload(raw_header, sealed))
-    except InvalidSignature:
-        raise ChannelError(
-            "signature", f"the frame is not signed by node {header.sender}'s roster identity"
-        ) from None
-    try:
-        opened = suite.hpke().decrypt(sealed, at.private_key, info=info(raw_header))
+        opened = aead.decrypt(nonce, ct, aad(raw_header))
     except InvalidTag:
         raise ChannelError(
-            "tag", "HPKE open failed: the ciphertext, enc or header was altered"
+            "tag",
+            f"the frame does not open under node {header.sender}'s channel key: "
+            "its header, nonce or ciphertext was altered, or another key sealed it",
         ) from None
     return _plaintext(opened, header, at)
 
@@ -610,6 +665,134 @@ def _plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
 def _expect(ok: bool, fault: str, detail: str) -> None:
     if not ok:
         raise ChannelError(fault, detail)
+
+
+# ---------------------------------------------------------------------- channel keys
+
+_KEY_HEADER = struct.Struct("<4sBHHH32sII")
+#: Size of a key frame's header. Spec: spec/14-channels.md#channel-keys
+KEY_HEADER_SIZE = _KEY_HEADER.size
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHeader:
+    """The public part of a key frame. Spec: spec/14-channels.md#channel-keys"""
+
+    suite: ChannelSuite
+    session: bytes
+    sender: int
+    recipient: int
+
+    def encode(self) -> bytes:
+        """``ASCII("SDLK") || u8(version) || u16le(kem_id) || u16le(kdf_id) ||
+        u16le(aead_id) || session || u32le(sender) || u32le(recipient)``."""
+        s = self.suite
+        return _KEY_HEADER.pack(
+            _KEY_MAGIC, VERSION, s.kem_id, s.kdf_id, s.aead_id, self.session, self.sender,
+            self.recipient,
+        )  # fmt: skip
+
+    @classmethod
+    def decode(cls, data: bytes) -> KeyHeader:
+        """Inverse of :meth:`encode`.
+
+        Raises:
+            ChannelError: ``truncated``, ``header`` (magic, version, node 0) or ``suite``.
+        """
+        if len(data) < KEY_HEADER_SIZE:
+            raise ChannelError(
+                "truncated", f"a key frame header is {KEY_HEADER_SIZE} bytes; got {len(data)}"
+            )
+        magic, version, kem, kdf, aead_id, session, sender, recipient = _KEY_HEADER.unpack_from(
+            data
+        )
+        if magic != _KEY_MAGIC:
+            raise ChannelError("header", f"key header.magic must be {_KEY_MAGIC!r}; got {magic!r}")
+        if version != VERSION:
+            raise ChannelError("header", f"key header.version must be {VERSION}; got {version}")
+        suite = _suite_by_ids(kem, kdf, aead_id)
+        if suite is None:
+            raise ChannelError(
+                "suite",
+                f"key header suite (kem {kem:#06x}, kdf {kdf:#06x}, aead {aead_id:#06x}) "
+                "is unknown",
+            )
+        if sender == 0 or recipient == 0:
+            raise ChannelError("header", "key header.sender and .recipient must be >= 1")
+        return cls(suite, session, sender, recipient)
+
+
+def key_info(key_header: bytes) -> bytes:
+    """The HPKE ``info`` of a key frame: ``ASCII("sdl.channel.key-info") || 0x00 || key_header``."""
+    return _LABEL_KEY_INFO + key_header
+
+
+def key_payload(key_header: bytes, sealed: bytes) -> bytes:
+    """What a key frame's sender signs.
+
+    ``ASCII("sdl.channel.key") || 0x00 || key_header || enc || ct``.
+    """
+    return _LABEL_KEY + key_header + sealed
+
+
+def assemble_key_frame(
+    key_header: bytes, sealed: bytes, identity: ed25519.Ed25519PrivateKey
+) -> bytes:
+    """The key frame ``key_header || enc || ct || signature`` (``sealed``: HPKE's ``enc || ct``)."""
+    return key_header + sealed + identity.sign(key_payload(key_header, sealed))
+
+
+def open_key_frame(
+    frame: bytes,
+    *,
+    node: int,
+    session: bytes,
+    suite: ChannelSuite,
+    private_key: KemPrivateKey,
+    roster: Roster,
+) -> tuple[int, bytes]:
+    """Open a key frame sent to ``node``: ``(sender, channel key)``.
+
+    Spec: spec/14-channels.md#channel-keys
+
+    Raises:
+        ChannelError: the first check that fails: size (``truncated``),
+            header (``header``, ``suite``), context (``suite``, ``header``),
+            ``roster``, ``signature``, HPKE open (``tag``), key size (``key``).
+    """
+    frame = bytes(frame)
+    header = KeyHeader.decode(frame)
+    _expect(
+        header.suite == suite, "suite", f"key header suite {header.suite.name}, not {suite.name}"
+    )
+    if len(frame) != suite.key_frame_size:
+        fault = "truncated" if len(frame) < suite.key_frame_size else "key"
+        raise ChannelError(
+            fault, f"a {suite.name} key frame is {suite.key_frame_size} bytes; got {len(frame)}"
+        )
+    _expect(header.session == session, "header", "key header.session is another session's")
+    _expect(
+        header.recipient == node,
+        "header",
+        f"key header.recipient is node {header.recipient}, not node {node}",
+    )
+    _expect(header.sender != node, "header", f"node {node} does not send itself a channel key")
+    signer = roster.identity(header.sender)
+    raw_header, sealed = frame[:KEY_HEADER_SIZE], frame[KEY_HEADER_SIZE:-SIGNATURE_SIZE]
+    try:
+        signer.verify(frame[-SIGNATURE_SIZE:], key_payload(raw_header, sealed))
+    except InvalidSignature:
+        raise ChannelError(
+            "signature", f"the key frame is not signed by node {header.sender}'s roster identity"
+        ) from None
+    try:
+        key = suite.hpke().decrypt(sealed, private_key, info=key_info(raw_header))
+    except InvalidTag:
+        raise ChannelError(
+            "tag", "HPKE open of the key frame failed: its enc, ciphertext or header was altered"
+        ) from None
+    _expect(len(key) == suite.key_size, "key", f"a channel key is {suite.key_size} bytes")
+    return header.sender, key
 
 
 # ---------------------------------------------------------------------- statements
@@ -682,7 +865,9 @@ def endpoints_roles(pairs: Iterable[tuple[int, str]]) -> dict[int, frozenset[str
 __all__ = [
     "DEFAULT_SUITE",
     "HEADER_SIZE",
+    "KEY_HEADER_SIZE",
     "KINDS",
+    "NONCE_SIZE",
     "ROLES",
     "SIGNATURE_SIZE",
     "SIGNED_KINDS",
@@ -693,19 +878,23 @@ __all__ = [
     "FrameHeader",
     "KemPrivateKey",
     "KemPublicKey",
+    "KeyHeader",
     "Opened",
     "Roster",
     "SessionKey",
-    "assemble",
+    "aad",
+    "assemble_key_frame",
     "conflicting",
     "endpoints_roles",
-    "frame_payload",
     "frame_size",
     "identity_key",
     "identity_public",
-    "info",
+    "key_info",
+    "key_payload",
     "open_frame",
+    "open_key_frame",
     "plaintext",
+    "seal_frame",
     "session_private_key",
     "session_public_bytes",
     "session_public_key",

@@ -70,7 +70,7 @@ class ChannelError(RemoteProtocolError):
 
     ``fault`` names what failed, one of :data:`CHANNEL_FAULTS`: ``truncated``,
     ``header``, ``suite``, ``roster``, ``signature``, ``tag``, ``plaintext``,
-    ``statement``, ``session-key``. The message says which field and why.
+    ``statement``, ``session-key``, ``key``. The message says which field and why.
     """
 
     def __init__(self, fault: str, detail: str) -> None:
@@ -93,6 +93,7 @@ CHANNEL_FAULTS: tuple[str, ...] = (
     "plaintext",
     "statement",
     "session-key",
+    "key",
 )
 
 

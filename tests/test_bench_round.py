@@ -415,13 +415,17 @@ def test_sealed_round_times_its_channels_and_counts_every_frame(measured: RoundM
     assert measured.bytes_sent["contributor"].total < framed["contributor"].total
 
 
-def test_sealed_round_in_the_post_quantum_suite_counts_its_larger_frames() -> None:
+def test_sealed_round_in_the_post_quantum_suite_counts_its_larger_key_frames() -> None:
     config = replace(SMALL, suite="mlkem768x25519-aes128gcm", dimension=8)
     m = measure_round(config)
     assert m.released and m.aggregate_correct and m.channel_seconds > 0
     frames, size = frames_sent(config)
     assert (m.frames_sealed, m.channel_bytes) == (frames, size)
-    assert size > frames * 1120  # every frame carries ML-KEM + X25519's 1120-byte enc
+    # The session's setup: every node sends every other one key frame, each with
+    # ML-KEM-768 + X25519's 1120-byte enc (51 + 1120 + 16 + 16 + 64 bytes).
+    n = config.nodes
+    assert m.session_setup_bytes == n * (n - 1) * (51 + 1120 + 16 + 16 + 64)
+    assert m.session_setup_seconds > 0
 
 
 def test_plain_round_seals_nothing_and_its_channel_target_is_na(plain: RoundMeasure) -> None:

@@ -21,28 +21,41 @@ from hypothesis import strategies as st
 from protocol.channels import (
     DEFAULT_SUITE,
     HEADER_SIZE,
+    KEY_HEADER_SIZE,
+    NONCE_SIZE,
     SIGNATURE_SIZE,
     SUITES,
     ChannelSuite,
     Endpoint,
     FrameHeader,
+    KeyHeader,
     Roster,
-    assemble,
+    aad,
+    assemble_key_frame,
     conflicting,
     frame_size,
     identity_key,
     identity_public,
-    info,
+    key_info,
     open_frame,
+    open_key_frame,
     plaintext,
+    seal_frame,
     statement,
     suite_named,
 )
-from protocol.errors import CHANNEL_FAULTS, ChannelError, ParameterError, RemoteProtocolError
+from protocol.errors import (
+    CHANNEL_FAULTS,
+    ChannelError,
+    LocalProtocolError,
+    ParameterError,
+    RemoteProtocolError,
+)
 from protocol.field import Field31
 from protocol.messages import Abort, Decision, Message, Share, encode_wire
 from protocol.xof import as_seed
-from reference.channels.seal import NodeKeys, Session, deterministic_session, seal
+from reference.channels import seal as seal_module
+from reference.channels.seal import NodeChannel, NodeKeys, Session, connect, deterministic_session
 from tests.strategies import messages
 
 NODES = (1, 2, 3, 4)
@@ -50,38 +63,49 @@ SESSION = bytes(range(32))
 ROUND = 7
 SUITE_LIST = list(SUITES.values())
 
-_SESSIONS: dict[str, tuple[Session, dict[int, NodeKeys]]] = {}
+_SESSIONS: dict[str, tuple[Session, dict[int, NodeKeys], dict[int, NodeChannel]]] = {}
 
 
-def session_for(suite: ChannelSuite) -> tuple[Session, dict[int, NodeKeys]]:
+def session_for(suite: ChannelSuite) -> tuple[Session, dict[int, NodeKeys], dict[int, NodeChannel]]:
+    """One session of four nodes, every channel key sent and accepted."""
     if suite.name not in _SESSIONS:
-        _SESSIONS[suite.name] = deterministic_session(as_seed(bytes(32)), SESSION, NODES, suite)
+        session, keys = deterministic_session(as_seed(bytes(32)), SESSION, NODES, suite)
+        _SESSIONS[suite.name] = (session, keys, connect(session, keys))
     return _SESSIONS[suite.name]
 
 
 def endpoint(suite: ChannelSuite, node: int, roles: tuple[str, ...]) -> Endpoint:
-    session, keys = session_for(suite)
-    return session.endpoint(keys[node], roles=roles, round=ROUND, field=Field31)
+    _, _, channels = session_for(suite)
+    return channels[node].endpoint(roles=roles, round=ROUND, field=Field31)
+
+
+def channel_key(suite: ChannelSuite, sender: int, recipient: int) -> bytes:
+    """The channel key ``sender`` sent ``recipient``, as the recipient holds it."""
+    return endpoint(suite, recipient, ("aggregator",)).keys[sender]
 
 
 def round_messages(**kw: object) -> st.SearchStrategy[Message]:
-    """Messages of this session and round, between nodes of the roster, with Field31 values."""
+    """Messages of this session and round between two nodes of the roster, Field31 values.
+
+    (A node's messages to itself never leave it, and are not framed.)
+    """
     return messages(
         sessions=st.just(SESSION.hex()),
         rounds=st.just(ROUND),
         ids=st.sampled_from(NODES),
         values=st.integers(0, Field31.MODULUS - 1).map(str),
         **kw,  # type: ignore[arg-type]
-    )
+    ).filter(lambda m: m.sender != m.recipient)
+
+
+def third(m: Message) -> int:
+    """A node of the roster that is neither the message's sender nor its recipient."""
+    return next(n for n in NODES if n not in (m.sender, m.recipient))
 
 
 def sealed(m: Message, suite: ChannelSuite) -> tuple[bytes, Endpoint]:
-    session, keys = session_for(suite)
-    frame = seal(
-        m, Field31, suite=suite, identity=keys[m.sender].identity,
-        recipient_key=session.public_keys[m.recipient],
-    )  # fmt: skip
-    return frame, endpoint(suite, m.recipient, (m.role,))
+    _, _, channels = session_for(suite)
+    return channels[m.sender].seal(m, Field31), endpoint(suite, m.recipient, (m.role,))
 
 
 def fault_of(frame: bytes, at: Endpoint) -> str:
@@ -107,7 +131,7 @@ def test_a_sealed_frame_opens_to_exactly_its_message(m: Message, suite: ChannelS
     assert (opened.statement_signature is not None) == signed
     if signed:
         assert opened.statement_signature is not None
-        session, _ = session_for(suite)
+        session, _, _ = session_for(suite)
         session.roster.identity(m.sender).verify(opened.statement_signature, statement(m))
 
 
@@ -115,7 +139,7 @@ def test_a_sealed_frame_opens_to_exactly_its_message(m: Message, suite: ChannelS
 def test_sealing_twice_gives_different_frames_that_open_alike(
     m: Message, suite: ChannelSuite
 ) -> None:
-    """The KEM's ephemeral key is fresh each time: equal messages give unlinkable frames."""
+    """The nonce is fresh each time: equal messages give unlinkable frames."""
     (a, at), (b, _) = sealed(m, suite), sealed(m, suite)
     assert a[:HEADER_SIZE] == b[:HEADER_SIZE]
     assert a[HEADER_SIZE:] != b[HEADER_SIZE:]
@@ -165,9 +189,9 @@ def test_any_changed_byte_is_rejected(m: Message, suite: ChannelSuite, data: st.
     fault = fault_of(bytes(bad), at)
     # Where the change is says which check catches it first.
     if i < HEADER_SIZE:
-        assert fault in ("header", "suite", "roster", "signature")
+        assert fault in ("header", "suite", "roster", "key", "tag")
     else:
-        assert fault == "signature"
+        assert fault == "tag"
 
 
 @given(m=round_messages(), suite=suites, data=st.data())
@@ -176,8 +200,9 @@ def test_any_truncation_or_extension_is_rejected(
 ) -> None:
     frame, at = sealed(m, suite)
     cut = data.draw(st.integers(0, len(frame) - 1), label="length")
-    assert fault_of(frame[:cut], at) in ("truncated", "header", "signature")
-    assert fault_of(frame + data.draw(st.binary(min_size=1, max_size=8)), at) == "signature"
+    expected = "truncated" if cut < HEADER_SIZE + NONCE_SIZE + 16 else "tag"
+    assert fault_of(frame[:cut], at) == expected
+    assert fault_of(frame + data.draw(st.binary(min_size=1, max_size=8)), at) == "tag"
 
 
 def _rewrite(frame: bytes, suite: ChannelSuite, **changes: object) -> bytes:
@@ -190,7 +215,7 @@ def test_a_frame_is_bound_to_its_context(m: Message, suite: ChannelSuite) -> Non
     """Another session, round, recipient or role: refused before any cryptography."""
     frame, at = sealed(m, suite)
     other_role = "receiver" if m.role != "receiver" else "aggregator"
-    other_node = m.recipient % len(NODES) + 1
+    other_node = third(m)
     assert fault_of(_rewrite(frame, suite, session=bytes(32)), at) == "header"
     assert fault_of(_rewrite(frame, suite, round=ROUND + 1), at) == "header"
     assert fault_of(_rewrite(frame, suite, recipient=other_node), at) == "header"
@@ -198,70 +223,63 @@ def test_a_frame_is_bound_to_its_context(m: Message, suite: ChannelSuite) -> Non
     # The genuine frame, delivered to a node or a role it is not for.
     assert fault_of(frame, endpoint(suite, other_node, (m.role,))) == "header"
     assert fault_of(frame, endpoint(suite, m.recipient, (other_role,))) == "header"
-    # Readdressed to whoever receives it: the header no longer matches its signature.
+    # Readdressed to whoever receives it: another node's channel key, another aad.
     moved = _rewrite(frame, suite, recipient=other_node)
-    assert fault_of(moved, endpoint(suite, other_node, (m.role,))) == "signature"
+    assert fault_of(moved, endpoint(suite, other_node, (m.role,))) == "tag"
 
 
 @given(m=round_messages(), suite=suites)
-def test_stage_kind_and_sender_are_bound_by_the_signature(m: Message, suite: ChannelSuite) -> None:
+def test_stage_kind_and_sender_are_bound_by_the_aead(m: Message, suite: ChannelSuite) -> None:
     frame, at = sealed(m, suite)
     header = FrameHeader.decode(frame)
-    assert fault_of(_rewrite(frame, suite, stage=(header.stage + 1) % (1 << 16)), at) == "signature"
+    assert fault_of(_rewrite(frame, suite, stage=(header.stage + 1) % (1 << 16)), at) == "tag"
     other_kind = "report" if m.kind != "report" else "share"
-    assert fault_of(_rewrite(frame, suite, kind=other_kind), at) == "signature"
-    other_sender = m.sender % len(NODES) + 1
-    assert fault_of(_rewrite(frame, suite, sender=other_sender), at) == "signature"
+    assert fault_of(_rewrite(frame, suite, kind=other_kind), at) == "tag"
+    assert fault_of(_rewrite(frame, suite, sender=third(m)), at) == "tag"
     assert fault_of(_rewrite(frame, suite, sender=99), at) == "roster"
 
 
-@given(m=round_messages(), suite=suites)
-def test_a_forged_sender_is_rejected(m: Message, suite: ChannelSuite) -> None:
-    """Sealed correctly to the recipient, but signed by a key the roster does not name."""
-    session, _ = session_for(suite)
+@given(m=round_messages(), suite=suites, key=st.binary(min_size=32, max_size=32))
+def test_a_forged_sender_is_rejected(m: Message, suite: ChannelSuite, key: bytes) -> None:
+    """A well-formed frame that claims a sender, sealed under a key that is not its."""
     forger = identity_key(bytes([7]) * 32)
-    header = FrameHeader.of(m, suite).encode()
-    sealed_ = suite.hpke().encrypt(plaintext(m, Field31, forger), session.public_keys[m.recipient],
-                                   info=info(header))  # fmt: skip
-    frame = assemble(header, sealed_, forger)
-    assert fault_of(frame, endpoint(suite, m.recipient, (m.role,))) == "signature"
+    forged = seal_frame(m, Field31, suite=suite, key=key[: suite.key_size], nonce=bytes(12),
+                        identity=forger)  # fmt: skip
+    assert fault_of(forged, endpoint(suite, m.recipient, (m.role,))) == "tag"
 
 
-@given(m=round_messages(), suite=suites, data=st.data())
-def test_a_sender_that_signs_a_broken_ciphertext_is_caught_by_hpke(
-    m: Message, suite: ChannelSuite, data: st.DataObject
-) -> None:
-    """What gets past the signature (a roster node misbehaving) still meets HPKE's tag."""
-    _, keys = session_for(suite)
-    identity = keys[m.sender].identity
+@given(m=round_messages(), suite=suites)
+def test_a_frame_needs_its_senders_channel_key(m: Message, suite: ChannelSuite) -> None:
     frame, at = sealed(m, suite)
-    body = bytearray(frame[HEADER_SIZE:-SIGNATURE_SIZE])
-    body[data.draw(st.integers(0, len(body) - 1))] ^= data.draw(st.integers(1, 255))
-    assert fault_of(assemble(frame[:HEADER_SIZE], bytes(body), identity), at) == "tag"
-    # The right node and role, but another node's session key.
-    wrong = replace(at, private_key=keys[m.recipient % len(NODES) + 1].private_key)
+    missing = replace(at, keys={n: k for n, k in at.keys.items() if n != m.sender})
+    assert fault_of(frame, missing) == "key"
+    other = next(n for n in at.keys if n != m.sender)
+    wrong = replace(at, keys={**at.keys, m.sender: at.keys[other]})
     assert fault_of(frame, wrong) == "tag"
 
 
 def _sealed_raw(header: bytes, pt: bytes, suite: ChannelSuite, sender: int, to: int) -> bytes:
-    session, keys = session_for(suite)
-    ct = suite.hpke().encrypt(pt, session.public_keys[to], info=info(header))
-    return assemble(header, ct, keys[sender].identity)
+    """What a roster node holding the channel key can seal, header and plaintext of its choice."""
+    nonce = bytes(range(NONCE_SIZE))
+    return (
+        header + nonce + suite.aead(channel_key(suite, sender, to)).encrypt(nonce, pt, aad(header))
+    )
 
 
 @given(m=round_messages(), suite=suites)
 def test_a_plaintext_that_contradicts_its_header_is_rejected(
     m: Message, suite: ChannelSuite
 ) -> None:
-    """A roster node that signs one header and seals another message is refused."""
-    _, keys = session_for(suite)
+    """A roster node that authenticates one header and seals another message is refused."""
+    _, keys, _ = session_for(suite)
     header = FrameHeader.of(m, suite)
     lie = replace(header, stage=(header.stage + 1) % (1 << 16))
     if m.kind == "abort":
-        lie = replace(header, round=ROUND, sender=m.sender % len(NODES) + 1)
+        lie = replace(header, round=ROUND, kind="report")
     pt = plaintext(m, Field31, keys[m.sender].identity)
-    frame = _sealed_raw(lie.encode(), pt, suite, lie.sender, m.recipient)
-    assert fault_of(frame, endpoint(suite, m.recipient, (m.role,))) == "plaintext"
+    frame = _sealed_raw(lie.encode(), pt, suite, m.sender, m.recipient)
+    at = endpoint(suite, m.recipient, (lie.role,))
+    assert fault_of(frame, at) == "plaintext"
     garbage = _sealed_raw(header.encode(), b"\x00\x01", suite, m.sender, m.recipient)
     assert fault_of(garbage, endpoint(suite, m.recipient, (m.role,))) == "plaintext"
 
@@ -270,11 +288,90 @@ def test_a_plaintext_that_contradicts_its_header_is_rejected(
 def test_a_broadcast_with_a_bad_statement_signature_is_rejected(
     m: Message, suite: ChannelSuite
 ) -> None:
-    _, keys = session_for(suite)
+    _, keys, _ = session_for(suite)
     header = FrameHeader.of(m, suite).encode()
-    other = keys[m.sender % len(NODES) + 1].identity.sign(statement(m))
+    other = keys[third(m)].identity.sign(statement(m))
     frame = _sealed_raw(header, encode_wire(m, Field31) + other, suite, m.sender, m.recipient)
     assert fault_of(frame, endpoint(suite, m.recipient, (m.role,))) == "statement"
+
+
+# ---------------------------------------------------------------------- key frames
+
+
+def _key_frame(suite: ChannelSuite, sender: int, to: int, key: bytes, *, signer: int | None = None,
+               session: bytes = SESSION) -> bytes:  # fmt: skip
+    """A key frame as :meth:`NodeChannel.key_frames` builds it, with its parts chosen."""
+    sess, keys, _ = session_for(suite)
+    header = KeyHeader(suite, session, sender, to).encode()
+    sealed_ = suite.hpke().encrypt(key, sess.public_keys[to], info=key_info(header))
+    return assemble_key_frame(header, sealed_, keys[signer or sender].identity)
+
+
+def _open_key(suite: ChannelSuite, frame: bytes, node: int) -> tuple[int, bytes]:
+    sess, keys, _ = session_for(suite)
+    return open_key_frame(frame, node=node, session=SESSION, suite=suite,
+                          private_key=keys[node].private_key, roster=sess.roster)  # fmt: skip
+
+
+def _key_fault(suite: ChannelSuite, frame: bytes, node: int) -> str:
+    with pytest.raises(ChannelError) as caught:
+        _open_key(suite, frame, node)
+    return caught.value.fault
+
+
+@settings(max_examples=30)
+@given(suite=suites, key=st.binary(min_size=32, max_size=32), data=st.data())
+def test_a_key_frame_opens_to_its_key_and_any_change_is_rejected(
+    suite: ChannelSuite, key: bytes, data: st.DataObject
+) -> None:
+    key = key[: suite.key_size]
+    frame = _key_frame(suite, 1, 2, key)
+    assert len(frame) == suite.key_frame_size
+    assert _open_key(suite, frame, 2) == (1, key)
+    i = data.draw(st.integers(0, len(frame) - 1), label="position")
+    bad = bytearray(frame)
+    bad[i] ^= data.draw(st.integers(1, 255), label="xor")
+    fault = _key_fault(suite, bytes(bad), 2)
+    assert fault in (("header", "suite", "roster", "signature") if i < KEY_HEADER_SIZE
+                     else ("signature",))  # fmt: skip
+    assert _key_fault(suite, frame[:-1], 2) == "truncated"
+    assert _key_fault(suite, frame + b"\x00", 2) == "key"
+
+
+@pytest.mark.parametrize("suite", SUITE_LIST, ids=lambda s: s.name)
+def test_key_frames_are_bound_to_sender_recipient_and_session(suite: ChannelSuite) -> None:
+    key = bytes(range(suite.key_size))
+    frame = _key_frame(suite, 1, 2, key)
+    assert _key_fault(suite, frame, 3) == "header"  # another recipient
+    assert _key_fault(suite, _key_frame(suite, 1, 2, key, session=bytes(32)), 2) == "header"
+    # Re-signing: node 3 takes node 1's sealed key, names itself the sender and signs.
+    header = KeyHeader(suite, SESSION, 3, 2).encode()
+    _, keys, _ = session_for(suite)
+    stolen = assemble_key_frame(header, frame[KEY_HEADER_SIZE:-SIGNATURE_SIZE], keys[3].identity)
+    assert _key_fault(suite, stolen, 2) == "tag"
+    # Signed by another roster node than the one it names.
+    assert _key_fault(suite, _key_frame(suite, 1, 2, key, signer=3), 2) == "signature"
+    # Not the recipient's private key.
+    sess, keys, _ = session_for(suite)
+    with pytest.raises(ChannelError) as caught:
+        open_key_frame(frame, node=2, session=SESSION, suite=suite,
+                       private_key=keys[3].private_key, roster=sess.roster)  # fmt: skip
+    assert caught.value.fault == "tag"
+
+
+@pytest.mark.parametrize("suite", SUITE_LIST, ids=lambda s: s.name)
+def test_one_channel_key_per_sender(suite: ChannelSuite) -> None:
+    session, keys = deterministic_session(as_seed(bytes(32)), SESSION, NODES, suite)
+    a, b = NodeChannel(keys[1], session), NodeChannel(keys[2], session)
+    frame = a.key_frames([2])[2]
+    assert a.key_frames([2]) == {}  # a key is sent once
+    assert b.accept(frame) == 1 and b.accept(frame) == 1  # a copy is harmless
+    again = _key_frame(suite, 1, 2, bytes(suite.key_size))
+    with pytest.raises(ChannelError) as caught:
+        b.accept(again)
+    assert caught.value.fault == "key"
+    with pytest.raises(ParameterError, match="no channel key for node 3"):
+        a.seal(_decision(recipient=3), Field31)
 
 
 # ---------------------------------------------------------------------- sessions and rosters
@@ -282,7 +379,7 @@ def test_a_broadcast_with_a_bad_statement_signature_is_rejected(
 
 @pytest.mark.parametrize("suite", SUITE_LIST, ids=lambda s: s.name)
 def test_session_keys_are_verified_against_the_roster(suite: ChannelSuite) -> None:
-    session, keys = session_for(suite)
+    session, keys, _ = session_for(suite)
     adverts = list(session.adverts)
     assert Session.establish(SESSION, suite, session.roster, adverts).public_keys.keys() == set(
         NODES
@@ -312,7 +409,7 @@ def test_session_keys_are_verified_against_the_roster(suite: ChannelSuite) -> No
 
 
 def test_roster_json_round_trips_and_refuses_malformed_input() -> None:
-    session, _ = session_for(DEFAULT_SUITE)
+    session, _, _ = session_for(DEFAULT_SUITE)
     assert Roster.from_json(session.roster.to_json()) == session.roster
     for bad in ([], {"01": "00" * 32}, {"1": "00" * 31}, {"1": "zz" * 32}, {"x": "00" * 32}):
         with pytest.raises(ParameterError):
@@ -340,7 +437,7 @@ def _decision(stage: int = 0, final: bool = True, contributors: tuple[int, ...] 
 
 
 def _signed(m: Message, node: int = 1) -> tuple[Message, bytes]:
-    _, keys = session_for(DEFAULT_SUITE)
+    _, keys, _ = session_for(DEFAULT_SUITE)
     return m, keys[node].identity.sign(statement(m))
 
 
@@ -374,3 +471,23 @@ def test_channel_error_is_a_remote_protocol_error_and_pickles() -> None:
     assert isinstance(exc, RemoteProtocolError)
     back = pickle.loads(pickle.dumps(exc))
     assert (back.fault, back.detail, str(back)) == (exc.fault, exc.detail, str(exc))
+
+
+def test_a_channel_key_seals_a_bounded_number_of_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random 96-bit nonces: the session must end before a key's nonces could repeat."""
+    monkeypatch.setattr(seal_module, "MAX_FRAMES_PER_KEY", 2)
+    session, keys = deterministic_session(as_seed(bytes(32)), SESSION, NODES, DEFAULT_SUITE)
+    channels = connect(session, keys)
+    m = _decision(recipient=2)
+    channels[1].seal(m, Field31)
+    channels[1].seal(m, Field31)
+    with pytest.raises(LocalProtocolError, match="start a new session"):
+        channels[1].seal(m, Field31)
+    channels[1].seal(_decision(recipient=3), Field31)  # another key, its own count
+
+
+def test_no_channel_key_is_printed() -> None:
+    at = endpoint(DEFAULT_SUITE, 2, ("aggregator",))
+    assert at.keys and all(
+        k.hex() not in repr(at) and str(k) not in repr(at) for k in at.keys.values()
+    )

@@ -12,8 +12,8 @@ Oracles, none of which reads the simulator's or the channel's internals:
 - the transcript's own send lines: at rate 1, with no crash, every frame
   between two nodes draws exactly one attack, so the rejections number the
   sends between two nodes;
-- the keys of :meth:`Scenario.session` and the frames :func:`seal` returns,
-  searched for in the transcript's text.
+- the keys of :meth:`Scenario.session`, and the frames and channel keys the
+  nodes' channels seal and accept, searched for in the transcript's text.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ from protocol.channels import (
     identity_public,
 )
 from protocol.errors import CHANNEL_FAULTS
+from protocol.field import Field, Field31
+from protocol.messages import Message
 from protocol.xof import Tag, derive_seed
+from reference.channels.seal import NodeChannel
 from reference.cli.main import main
 from reference.oracle.format import case_seed
-from reference.sim import simulate as simulate_module
 from reference.sim.scenarios import build
 from reference.sim.simulate import (
     FRAME_ATTACKS,
@@ -303,27 +305,34 @@ def test_a_sealed_transcript_holds_no_frame_and_no_private_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     frames: list[bytes] = []
-    real_seal = simulate_module.seal
+    channel_keys: list[bytes] = []
+    real_seal, real_accept = NodeChannel.seal, NodeChannel.accept
 
-    def recording_seal(*args: Any, **kwargs: Any) -> bytes:
-        frame = real_seal(*args, **kwargs)
+    def recording_seal(self: NodeChannel, message: Message, field: type[Field]) -> bytes:
+        frame = real_seal(self, message, field)
         frames.append(frame)
         return frame
 
-    monkeypatch.setattr(simulate_module, "seal", recording_seal)
+    def recording_accept(self: NodeChannel, frame: bytes) -> int:
+        frames.append(frame)
+        sender = real_accept(self, frame)
+        channel_keys.append(self.endpoint(roles=(), round=0, field=Field31).keys[sender])
+        return sender
+
+    monkeypatch.setattr(NodeChannel, "seal", recording_seal)
+    monkeypatch.setattr(NodeChannel, "accept", recording_accept)
     for suite in SUITES.values():
         frames.clear()
+        channel_keys.clear()
         s = _sealed(
             build(master=case_seed(912), nodes=4, threshold=1, max_dropouts=1), suite, Fraction(1)
         )
         text = _text(_run(s)[1])
-        assert frames
+        assert frames and len(channel_keys) == 4 * 3
         for frame in frames:
-            for part in (frame[:HEADER_SIZE], frame[HEADER_SIZE:-SIGNATURE_SIZE],
-                         frame[-SIGNATURE_SIZE:]):  # fmt: skip
-                assert part.hex() not in text
+            assert frame[HEADER_SIZE:].hex() not in text
         _, keys = s.session()
-        secrets = [derive_seed(s.master, Tag("sim.channels"))]
+        secrets = [derive_seed(s.master, Tag("sim.channels")), *channel_keys]
         for k in keys.values():
             secrets += [k.identity.private_bytes_raw(), k.session_secret]
         for secret in secrets:

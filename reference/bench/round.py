@@ -298,6 +298,10 @@ class RoundMeasure:
     frames_opened: int
     #: Total bytes of the frames sealed.
     channel_bytes: int
+    #: The session's setup before the round (every node sends every other a key frame,
+    #: once per session; spec/14-channels.md#channel-keys): left out of wall and CPU.
+    session_setup_seconds: float
+    session_setup_bytes: int
     #: From the last machine step to simulate()'s return: its check of the result
     #: (:func:`reference.sim.simulate.outcome` sums every contribution again), left out.
     verify_seconds: float
@@ -367,8 +371,9 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
     sent: dict[str, dict[int, int]] = {role: {} for role in sorted(set(SENDER_ROLE.values()))}
     framed: dict[str, dict[int, int]] = {role: {} for role in sent}
     suite = run.channels.suite if run.channels is not None else None
-    channel = {"seal": 0.0, "open": 0.0}
-    frames = {"seal": 0, "open": 0}
+    channel = {"seal": 0.0, "open": 0.0, "setup": 0.0}
+    frames = {"seal": 0, "open": 0, "setup": 0}
+    setup_bytes = [0]
     sealed_bytes = [0]
     observer = [0.0, 0.0]  # wall, CPU
     # When the last machine step ended (wall, CPU), the observers' time and the seconds
@@ -408,6 +413,8 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         frames[what] += 1
         if what == "seal":
             sealed_bytes[0] += size
+        elif what == "setup":
+            setup_bytes[0] += size
         observer[0] += time.perf_counter() - wall
         observer[1] += time.process_time() - cpu
 
@@ -415,8 +422,9 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         wall0, cpu0 = time.perf_counter(), time.process_time()
         outcome = simulate(run, on_step=on_step, on_send=on_send, on_channel=on_channel)
         verify = time.perf_counter() - last[0]
-        wall = last[0] - wall0 - inputs.seconds - last[2]
-        cpu = last[1] - cpu0 - inputs.cpu_seconds - last[3]
+        # The session's setup is once per session, not part of the round.
+        wall = last[0] - wall0 - inputs.seconds - last[2] - channel["setup"]
+        cpu = last[1] - cpu0 - inputs.cpu_seconds - last[3] - channel["setup"]
     finally:
         if bar is not None:
             bar.close()
@@ -482,6 +490,8 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         frames_sealed=frames["seal"],
         frames_opened=frames["open"],
         channel_bytes=sealed_bytes[0],
+        session_setup_seconds=channel["setup"],
+        session_setup_bytes=setup_bytes[0],
         verify_seconds=verify,
         inputs_seconds=inputs.seconds,
         inputs_cpu_seconds=inputs.cpu_seconds,
@@ -828,7 +838,9 @@ def format_round(bench: RoundBench, flower: FlowerRun | None) -> str:
         + ", ".join(f"{n} {role}" for role, n in m.machines.items()),
         (
             f"  channels: sealed ({c.suite}): {m.frames_sealed:,} frames sealed, "
-            f"{m.frames_opened:,} opened, {_mb(m.channel_bytes)} of frames"
+            f"{m.frames_opened:,} opened, {_mb(m.channel_bytes)} of frames; session setup "
+            f"before the round (once per session, not in its time): "
+            f"{_seconds(m.session_setup_seconds)}, {_mb(m.session_setup_bytes)} of key frames"
             if c.sealed
             else "  channels: plain (messages handed over unsealed)"
         ),
@@ -1030,6 +1042,7 @@ class ScalingPoint:
             "channel_seconds": m.channel_seconds,
             "channel_share": m.channel_share,
             "channel_bytes": m.channel_bytes,
+            "session_setup_seconds": m.session_setup_seconds,
             "seconds_per_coordinate": m.wall_seconds / c.dimension,
             "contributor_median_seconds": m.contributor_seconds.median,
             "aggregator_median_seconds": m.aggregator_seconds.median,

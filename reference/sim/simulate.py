@@ -38,17 +38,16 @@ import numpy as np
 from protocol.channels import (
     DEFAULT_SUITE,
     HEADER_SIZE,
+    NONCE_SIZE,
     SIGNED_KINDS,
     ChannelSuite,
     Endpoint,
     FrameHeader,
-    assemble,
     endpoints_roles,
     frame_size,
     identity_key,
-    info,
     open_frame,
-    plaintext,
+    seal_frame,
     statement,
 )
 from protocol.errors import ChannelError, ParameterError, ProtocolError
@@ -69,7 +68,7 @@ from protocol.machine import (
 from protocol.messages import Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference.channels.seal import Session, deterministic_session, seal
+from reference.channels.seal import NodeChannel, Session, deterministic_session
 
 #: The transcript format this module writes (spec/12-transcripts.md).
 TRANSCRIPT_FORMAT = "sdl-transcript/1"
@@ -328,7 +327,8 @@ def _message_json(m: Message) -> Any:
 StepObserver = Callable[[int, Role, str, float], None]
 #: Called for every message a node sends (after tampering), before the network sees it.
 SendObserver = Callable[[Message], None]
-#: Called for every frame sealed or opened: (``"seal"`` or ``"open"``, frame bytes, seconds).
+#: Called for the session's setup (every key frame sealed and opened, once) and for every
+#: frame sealed or opened: (``"setup"``, ``"seal"`` or ``"open"``, bytes, seconds).
 ChannelObserver = Callable[[str, int, float], None]
 
 
@@ -507,9 +507,13 @@ def simulate(
 
 
 class _Wire:
-    """The sealed channels of one simulated round: every node's keys and the frame attacker.
+    """The sealed channels of one simulated round: every node's channel and the frame attacker.
 
     Spec: spec/14-channels.md; spec/12-transcripts.md#frame-attacks
+
+    The session is set up first, as a deployment does once per session:
+    every node sends every other a key frame, and each opens the ones it
+    receives (reported to ``on_channel`` as one ``"setup"``).
     """
 
     def __init__(self, scenario: Scenario, on_channel: ChannelObserver | None) -> None:
@@ -518,18 +522,28 @@ class _Wire:
         self.params = p
         self.channels = scenario.channels
         self.suite = scenario.channels.suite
+        self.on_channel = on_channel
+        started = time_ns()
         self.session, self.keys = scenario.session()
+        self.nodes = {node: NodeChannel(self.keys[node], self.session) for node in p.nodes}
+        setup_bytes = 0
+        for channel in self.nodes.values():
+            for peer, frame in channel.key_frames(p.nodes).items():
+                self.nodes[peer].accept(frame)
+                setup_bytes += len(frame)
         roles = endpoints_roles(holders(p))
         self.endpoints: dict[int, Endpoint] = {
-            node: self.session.endpoint(
-                self.keys[node], roles=roles.get(node, ()), round=p.round, field=p.field
-            )
-            for node in p.nodes
+            node: channel.endpoint(roles=roles.get(node, ()), round=p.round, field=p.field)
+            for node, channel in self.nodes.items()
         }
+        if on_channel is not None:
+            on_channel("setup", setup_bytes, (time_ns() - started) / 1e9)
         self.rng = Xof(scenario.master, Tag("sim.frames"))
-        # The attacker's own identity: a key no roster names.
+        # The attacker's own channel key and identity: neither is any node's.
+        self.forger_key = Xof(scenario.master, Tag("sim.forger-key")).next_bytes(
+            self.suite.key_size
+        )
         self.forger = identity_key(derive_seed(scenario.master, Tag("sim.forger")))
-        self.on_channel = on_channel
         self.rejected: dict[str, int] = {}
 
     def to_json(self) -> dict[str, Any]:
@@ -537,11 +551,7 @@ class _Wire:
 
     def seal(self, m: Message) -> bytes:
         started = time_ns()
-        keys = self.keys[m.sender]
-        frame = seal(
-            m, self.params.field, suite=self.suite, identity=keys.identity,
-            recipient_key=self.session.public_keys[m.recipient],
-        )  # fmt: skip
+        frame = self.nodes[m.sender].seal(m, self.params.field)
         if self.on_channel is not None:
             self.on_channel("seal", len(frame), (time_ns() - started) / 1e9)
         return frame
@@ -577,7 +587,8 @@ class _Wire:
             bad[bit // 8] ^= 1 << (bit % 8)
             return [(m.recipient, bytes(bad), attack)]
         if attack == "swap-recipient" and others:
-            # Readdressed to another node: the header no longer matches its signature.
+            # Readdressed to another node, which opens it under the sender's
+            # channel key to itself: the wrong key, and the wrong header.
             other = others[self.rng.uniform_int(len(others))]
             bad = bytearray(frame)
             bad[HEADER_SIZE - 4 : HEADER_SIZE] = other.to_bytes(4, "little")
@@ -587,27 +598,26 @@ class _Wire:
         if attack in ("replay-round", "replay-stage", "replay-session"):
             return [(m.recipient, self._replay(m, attack), attack)]
         # forge-sender (or swap-recipient with no third node): a well-formed frame
-        # sealed to the recipient, claiming another sender, signed by a key no
-        # roster names.
+        # to the recipient that claims another sender, sealed under a key that is
+        # not that sender's channel key.
         claimed = others[self.rng.uniform_int(len(others))] if others else m.sender
         forged = m.model_copy(update={"sender": claimed})
-        header = FrameHeader.of(forged, self.suite).encode()
-        sealed = self.suite.hpke().encrypt(
-            plaintext(forged, self.params.field, self.forger),
-            self.session.public_keys[m.recipient],
-            info=info(header),
-        )
-        return [(m.recipient, assemble(header, sealed, self.forger), "forge-sender")]
+        nonce = self.rng.next_bytes(NONCE_SIZE)
+        forgery = seal_frame(
+            forged, self.params.field, suite=self.suite, key=self.forger_key, nonce=nonce,
+            identity=self.forger,
+        )  # fmt: skip
+        return [(m.recipient, forgery, "forge-sender")]
 
     def _replay(self, m: Message, attack: str) -> bytes:
         """A genuine frame of another round, stage or session, replayed into this one.
 
         Half the time it arrives as it was sealed (its header names the other
         context); half the time its header is rewritten to claim this one
-        (and no longer matches its signature). A frame of another stage is
-        always rewritten: as sealed it would open (the stage is the machine's
-        business, not the channel's) and carry a message its sender never
-        sent, which no attacker without the sender's key can make.
+        (and no longer matches what the AEAD authenticated). A frame of
+        another stage is always rewritten: as sealed it would open (the stage
+        is the machine's business, not the channel's) and carry a message its
+        sender never sent, which no attacker without the channel key can make.
         """
         if attack == "replay-round":
             other = m.model_copy(update={"round": m.round + 1})
@@ -616,7 +626,7 @@ class _Wire:
         else:
             session = derive_seed(as_seed(bytes.fromhex(m.session)), Tag("sim.other-session"))
             other = m.model_copy(update={"session": session.hex()})
-        frame = self.seal(other)
+        frame = self.nodes[other.sender].seal(other, self.params.field)
         if self.rng.bernoulli(1, 2) and attack != "replay-stage":
             return frame
         return FrameHeader.of(m, self.suite).encode() + frame[HEADER_SIZE:]
