@@ -127,9 +127,14 @@ class Elements:
         Raises:
             EncodingError: a value is not below the field's modulus (the error names it).
         """
+        return bytes(self._buffer(field))
+
+    def _buffer(self, field: type[FieldElements]) -> bytes | memoryview:
+        """:meth:`encode`'s bytes, as a view of the values when they need no conversion."""
         a = self.check(field)._a
         if a.dtype.itemsize == field.ENCODED_SIZE:
-            return a.astype(f"<u{a.dtype.itemsize}", copy=False).tobytes()
+            words = a.astype(f"<u{a.dtype.itemsize}", copy=False)
+            return words.data.cast("B")
         return self.to_field(field).encode()
 
     @classmethod
@@ -141,12 +146,15 @@ class Elements:
         """
         if field.ENCODED_SIZE != 4 or len(data) % 4:
             return cls.of(field.decode(bytes(data)))
-        words = np.frombuffer(data, dtype="<u4")
+        words: npt.NDArray[np.unsignedinteger[Any]] = np.frombuffer(data, dtype="<u4")
         field._check_below_modulus(words)
+        if not (np.little_endian and memoryview(data).readonly):
+            # Bytes that may change later (or a big-endian machine): the message
+            # keeps a copy of its own. Immutable bytes are read where they are.
+            words = words.astype(np.uint32)
+        words.setflags(write=False)
         out = object.__new__(cls)
-        a = words.astype(np.uint32)  # a copy the message owns
-        a.setflags(write=False)
-        out._a = a
+        out._a = words
         return out
 
     def to_json(self) -> list[str]:
@@ -454,11 +462,11 @@ def encode_wire(message: Message, field: type[FieldElements]) -> bytes:
         EncodingError: a value is not an element of ``field``.
     """
     header = _header_text(message)
-    payload = b""
     values = getattr(message, "values", None)
-    if isinstance(values, Elements):
-        payload = values.encode(field)
-    return _LENGTH.pack(len(header)) + header + payload
+    if not isinstance(values, Elements):
+        return _LENGTH.pack(len(header)) + header
+    # One copy of the values: straight from the array into the binary form.
+    return b"".join((_LENGTH.pack(len(header)), header, values._buffer(field)))
 
 
 def decode_wire(data: bytes, field: type[FieldElements]) -> Message:
