@@ -541,11 +541,20 @@ def seal_frame(
     be fresh for every frame under that key (the drivers draw it from a
     CSPRNG). ``identity`` signs the statement of a decision or an abort.
     """
+    header = FrameHeader.of(message, suite).encode()
+    return seal_plaintext(
+        header, plaintext(message, field, identity), suite=suite, key=key, nonce=nonce
+    )
+
+
+def seal_plaintext(
+    header: bytes, data: bytes, *, suite: ChannelSuite, key: bytes, nonce: bytes
+) -> bytes:
+    """``header || nonce || AEAD(key, nonce, data, aad(header))``: :func:`seal_frame`
+    once the message's :func:`plaintext` is built."""
     if len(nonce) != NONCE_SIZE:
         raise ParameterError(f"a frame nonce is {NONCE_SIZE} bytes; got {len(nonce)}")
-    header = FrameHeader.of(message, suite).encode()
-    ct = suite.aead(key).encrypt(nonce, plaintext(message, field, identity), aad(header))
-    return header + nonce + ct
+    return header + nonce + suite.aead(key).encrypt(nonce, data, aad(header))
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +613,18 @@ def open_frame(frame: bytes, at: Endpoint) -> Opened:
     Raises:
         ChannelError: the first check that fails, by fault and field.
     """
+    header, data = open_ciphertext(frame, at)
+    opened = read_plaintext(data, header, at)
+    verify_opened(opened, at)
+    return opened
+
+
+def open_ciphertext(frame: bytes, at: Endpoint) -> tuple[FrameHeader, bytes]:
+    """:func:`open_frame`'s checks up to the AEAD: the header and the plaintext's bytes.
+
+    Raises:
+        ChannelError: size, header, suite, context, roster, key or tag.
+    """
     frame = bytes(frame)
     header = FrameHeader.decode(frame)
     suite = at.suite
@@ -635,10 +656,16 @@ def open_frame(frame: bytes, at: Endpoint) -> Opened:
             f"the frame does not open under node {header.sender}'s channel key: "
             "its header, nonce or ciphertext was altered, or another key sealed it",
         ) from None
-    return _plaintext(opened, header, at)
+    return header, opened
 
 
-def _plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
+def read_plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
+    """:func:`open_frame`'s plaintext check: the message's binary form, equal to its header.
+
+    Raises:
+        ChannelError: (``plaintext``) the bytes are not the binary form of a
+            message whose fields are the header's.
+    """
     signature: bytes | None = None
     if header.kind in SIGNED_KINDS:
         if len(data) < SIGNATURE_SIZE:
@@ -657,9 +684,17 @@ def _plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
             "plaintext",
             f"the message's {name} differs from header.{name}",
         )
-    if signature is not None:
-        verify_statement(message, signature, at.roster)
     return Opened(header, message, signature)
+
+
+def verify_opened(opened: Opened, at: Endpoint) -> None:
+    """:func:`open_frame`'s last check: a broadcast's statement signature.
+
+    Raises:
+        ChannelError: (``roster``, ``statement``) as :func:`verify_statement`.
+    """
+    if opened.statement_signature is not None:
+        verify_statement(opened.message, opened.statement_signature, at.roster)
 
 
 def _expect(ok: bool, fault: str, detail: str) -> None:
@@ -891,16 +926,20 @@ __all__ = [
     "identity_public",
     "key_info",
     "key_payload",
+    "open_ciphertext",
     "open_frame",
     "open_key_frame",
     "plaintext",
+    "read_plaintext",
     "seal_frame",
+    "seal_plaintext",
     "session_private_key",
     "session_public_bytes",
     "session_public_key",
     "sign_session_key",
     "statement",
     "suite_named",
+    "verify_opened",
     "verify_session_key",
     "verify_statement",
 ]

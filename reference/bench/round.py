@@ -289,8 +289,10 @@ class RoundMeasure:
     #: wall and CPU.
     observer_seconds: float
     #: Sealing and opening frames up to the last machine step (0 when the channels are
-    #: plain): part of the wall time, outside the machine steps (so part of the
-    #: simulator's overhead). The frame counts and bytes are of every frame.
+    #: plain): the AEAD, the frame's header and every check of spec 14, not the
+    #: message's binary form (``wire_seconds``). Part of the wall time, outside the
+    #: machine steps (so part of the simulator's overhead). The frame counts and bytes
+    #: are of every frame.
     channel_seconds: float
     seal_seconds: float
     open_seconds: float
@@ -298,6 +300,10 @@ class RoundMeasure:
     frames_opened: int
     #: Total bytes of the frames sealed.
     channel_bytes: int
+    #: Writing and reading the messages' binary form (spec/09-protocol.md#binary-form)
+    #: that sealing starts from and opening ends with, up to the last machine step: part
+    #: of the wall time, apart from ``channel_seconds`` (a deployment pays it sealed or not).
+    wire_seconds: float
     #: The session's setup before the round (every node sends every other a key frame,
     #: once per session; spec/14-channels.md#channel-keys): left out of wall and CPU.
     session_setup_seconds: float
@@ -371,15 +377,15 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
     sent: dict[str, dict[int, int]] = {role: {} for role in sorted(set(SENDER_ROLE.values()))}
     framed: dict[str, dict[int, int]] = {role: {} for role in sent}
     suite = run.channels.suite if run.channels is not None else None
-    channel = {"seal": 0.0, "open": 0.0, "setup": 0.0}
-    frames = {"seal": 0, "open": 0, "setup": 0}
+    channel = dict.fromkeys(("seal", "open", "encode", "decode", "setup"), 0.0)
+    frames = dict.fromkeys(channel, 0)
     setup_bytes = [0]
     sealed_bytes = [0]
     observer = [0.0, 0.0]  # wall, CPU
     # When the last machine step ended (wall, CPU), the observers' time and the seconds
     # sealing and opening by then: the round is over there; what simulate() does after
     # it is its check of the result.
-    last = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    last = [0.0] * 8
     heavy = len(p.contributors) * (1 + len(p.aggregators))
     bar = _progress_bar(heavy, desc="shares sent and collected", unit="step", enabled=progress)
 
@@ -394,7 +400,8 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         if bar is not None and phase in ("contribute", "collect"):
             bar.update(1)
         last[:] = (time.perf_counter(), time.process_time(), observer[0], observer[1],
-                   channel["seal"], channel["open"])  # fmt: skip
+                   channel["seal"], channel["open"],
+                   channel["encode"], channel["decode"])  # fmt: skip
 
     def on_send(message: Message) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -487,6 +494,7 @@ def measure_round(config: RoundConfig, *, progress: bool = False) -> RoundMeasur
         channel_seconds=last[4] + last[5],
         seal_seconds=last[4],
         open_seconds=last[5],
+        wire_seconds=last[6] + last[7],
         frames_sealed=frames["seal"],
         frames_opened=frames["open"],
         channel_bytes=sealed_bytes[0],
@@ -726,7 +734,8 @@ def targets(bench: RoundBench, flower: FlowerRun | None) -> list[Target]:
         channel_limit = CHANNEL_SHARE
         channel_basis = (
             f"seal {m.seal_seconds:.3f} s + open {m.open_seconds:.3f} s of the round's "
-            f"{m.wall_seconds:.3f} s, {m.config.suite}"
+            f"{m.wall_seconds:.3f} s, {m.config.suite}; the binary form apart, "
+            f"{m.wire_seconds:.3f} s"
         )
     median = m.contributor_seconds.median
     bound = ELEMENTS_PER_COORDINATE * m.config.dimension * fld.ENCODED_SIZE
@@ -933,7 +942,11 @@ def _channel_line(m: RoundMeasure) -> str:
     if share is None:
         return f"    {'channels: plain (nothing sealed)':<48}{0.0:12.3f}{'—':>9}"
     label = f"  of which sealing {_seconds(m.seal_seconds)} + opening {_seconds(m.open_seconds)}"
-    return f"    {label:<48}{m.channel_seconds:12.3f}{share:9.1%}"
+    wire = m.wire_seconds / m.wall_seconds if m.wall_seconds else math.inf
+    return (
+        f"    {label:<48}{m.channel_seconds:12.3f}{share:9.1%}\n"
+        f"    {'  and the binary form they seal and open':<48}{m.wire_seconds:12.3f}{wire:9.1%}"
+    )
 
 
 def _format_flower(bench: RoundBench, flower: FlowerRun) -> list[str]:
@@ -1040,6 +1053,7 @@ class ScalingPoint:
             "machine_seconds": m.machine_seconds,
             "cpu_seconds": m.cpu_seconds,
             "channel_seconds": m.channel_seconds,
+            "wire_seconds": m.wire_seconds,
             "channel_share": m.channel_share,
             "channel_bytes": m.channel_bytes,
             "session_setup_seconds": m.session_setup_seconds,

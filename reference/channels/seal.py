@@ -27,6 +27,7 @@ from protocol.channels import (
     NONCE_SIZE,
     ChannelSuite,
     Endpoint,
+    FrameHeader,
     KemPrivateKey,
     KemPublicKey,
     KeyHeader,
@@ -37,7 +38,8 @@ from protocol.channels import (
     identity_public,
     key_info,
     open_key_frame,
-    seal_frame,
+    plaintext,
+    seal_plaintext,
     session_private_key,
     session_public_bytes,
     sign_session_key,
@@ -234,6 +236,15 @@ class NodeChannel:
     def seal(self, message: Message, field: type[Field]) -> bytes:
         """The frame that carries ``message`` to its recipient, under a fresh nonce.
 
+        Raises:
+            ParameterError: this node has sent the recipient no channel key.
+            LocalProtocolError: the channel key to the recipient is used up.
+        """
+        return self.seal_plaintext(message, plaintext(message, field, self.keys.identity))
+
+    def seal_plaintext(self, message: Message, data: bytes) -> bytes:
+        """:meth:`seal` once the message's :func:`~protocol.channels.plaintext` is built.
+
         At most :data:`MAX_FRAMES_PER_KEY` frames are sealed under one channel
         key (random 96-bit nonces, NIST SP 800-38D); the session must end
         before that.
@@ -255,10 +266,11 @@ class NodeChannel:
                 "start a new session (spec/14-channels.md#sealing)"
             )
         self._sealed[to] = count + 1
-        return seal_frame(
-            message, field, suite=self.session.suite, key=key,
-            nonce=secrets.token_bytes(NONCE_SIZE), identity=self.keys.identity,
-        )  # fmt: skip
+        suite = self.session.suite
+        header = FrameHeader.of(message, suite).encode()
+        return seal_plaintext(
+            header, data, suite=suite, key=key, nonce=secrets.token_bytes(NONCE_SIZE)
+        )
 
     def endpoint(self, *, roles: Iterable[str], round: int, field: type[Field]) -> Endpoint:
         """What this node needs to open the frames of ``round``."""
