@@ -18,11 +18,18 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from protocol.errors import EncodingError, FieldMismatchError, ParameterError
-from protocol.field import FIELDS, Field, Field31, Field61, field_for_modulus, is_prime
+from protocol.field import (
+    FIELDS,
+    Field,
+    Field31,
+    Field61,
+    field_for_modulus,
+    is_prime,
+)
 from protocol.xof import Tag, Xof, as_seed
 from tests.strategies import (
     ALL_FIELDS,
@@ -35,6 +42,7 @@ from tests.strategies import (
     field_and_matrices,
     field_and_vectors,
     fields,
+    named_fields,
     signed_values,
 )
 
@@ -287,6 +295,48 @@ def test_matmul_of_wide_all_maximal_matrices_crosses_blocks() -> None:
     a = Field61(np.full((2, 100), p - 1, dtype=np.uint64))
     b = Field61(np.full((100, 4 * 2048 + 5), p - 1, dtype=np.uint64))
     assert (a @ b).to_ints() == [100] * (2 * (4 * 2048 + 5))
+
+
+@st.composite
+def _wide_products(draw: st.DrawFn) -> tuple[type[Field], np.ndarray, np.ndarray]:
+    """Field31 or Field61 operands ``(m×n) @ (n×d)`` with ``n <= 64``, seeded uniform
+    entries overwritten at a drawn density by 0, 1 and p − 1; ``d`` is narrow or
+    spans several column blocks (so that ``workers = 2`` runs threads)."""
+    field = draw(named_fields)
+    m = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 64))
+    d = draw(st.one_of(st.integers(1, 40), st.sampled_from([4 * 2048 + 1, 5 * 2048 + 7])))
+    seed = draw(st.integers(0, 2**32 - 1))
+    density = draw(st.sampled_from([0.0, 0.3, 1.0]))
+    p = field.MODULUS
+    rng = np.random.default_rng(seed)  # seeded from the drawn example
+    ops = []
+    for shape in ((m, n), (n, d)):
+        x = rng.integers(0, p, size=shape, dtype=np.uint64)
+        edge = rng.random(shape) < density
+        x[edge] = rng.choice(np.array([0, 1, p - 1], dtype=np.uint64), size=int(edge.sum()))
+        ops.append(x)
+    return field, ops[0], ops[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_wide_products())
+def test_matmul_equals_python_ints_and_galois_for_any_workers(
+    gf: GfFactory, case: tuple[type[Field], np.ndarray, np.ndarray]
+) -> None:
+    """The product (limb-split float64 BLAS, blocks split among threads) is the
+    exact product, for workers 1 and 2, with inner dimensions up to 64 and
+    entries at 0, 1 and p − 1."""
+    field, a, b = case
+    p = field.MODULUS
+    expected = [int(v) for v in ((a.astype(object) @ b.astype(object)) % p).ravel()]
+    for workers in (1, 2):
+        got = field(a).matmul(field(b), workers=workers)
+        assert got.shape == (a.shape[0], b.shape[1])
+        assert got.to_ints() == expected, workers
+    if b.shape[1] <= 40:
+        g = gf(field)
+        assert gf_ints(gf_array(g, a) @ gf_array(g, b)) == expected
 
 
 def test_matmul_rejects_bad_shapes() -> None:

@@ -71,7 +71,7 @@ from protocol.machine import (
 from protocol.messages import Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
 from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
-from reference.channels.seal import NodeChannel, Session, deterministic_session
+from reference.channels.seal import NodeChannel, NodeKeys, Session, deterministic_session
 
 #: The transcript format this module writes (spec/12-transcripts.md).
 TRANSCRIPT_FORMAT = "sdl-transcript/1"
@@ -207,7 +207,7 @@ class Scenario:
         """Contributor ``node``'s fresh secret seed for the round."""
         return derive_seed(self.master, Tag("sim.node", (node,)))
 
-    def session(self) -> tuple[Session, dict[int, Any]]:
+    def session(self) -> tuple[Session, dict[int, NodeKeys]]:
         """Every node's channel keys, from ``derive_seed(master, Tag("sim.channels"))``."""
         suite = self.channels.suite if self.channels is not None else DEFAULT_SUITE
         seed = derive_seed(self.master, Tag("sim.channels"))
