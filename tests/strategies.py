@@ -339,3 +339,45 @@ def messages(
     else:
         body = {"reason": draw(st.sampled_from(REASONS))}
     return kind(**header, **body)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ simulated rounds
+
+from protocol.xof import derive_seed  # noqa: E402
+from reference.oracle.format import case_seed  # noqa: E402
+from reference.sim.scenarios import build  # noqa: E402
+from reference.sim.simulate import Network, Scenario  # noqa: E402
+
+
+@st.composite
+def sim_scenarios(
+    draw: st.DrawFn, *, purpose: str, max_nodes: int = 8, crashes: bool = True
+) -> Scenario:
+    """Small simulated rounds on a hostile network, with crashes and colluders.
+
+    ``purpose`` names the test's own stream of master seeds
+    (``derive_seed(case_seed(0), Tag(purpose, (i,)))``).
+    """
+    n = draw(st.integers(3, max_nodes))
+    t = draw(st.integers(1, (n - 1) // 2))
+    big_d = draw(st.integers(0, n - t - 1))
+    colluders = draw(st.integers(0, n - big_d - 1))
+    fractions = st.sampled_from([Fraction(0), Fraction(1, 30), Fraction(1, 10)])
+    network = Network(drop=draw(fractions), late=draw(fractions), duplicate=draw(fractions))
+    crashed = (
+        draw(st.dictionaries(st.integers(1, n), st.integers(0, 3 * n), max_size=2))
+        if crashes
+        else {}
+    )
+    master = derive_seed(case_seed(0), Tag(purpose, (draw(st.integers(0, 2**32)),)))
+    return build(
+        master=master,
+        nodes=n,
+        threshold=t,
+        max_dropouts=big_d,
+        colluders=colluders,
+        dimension=draw(st.integers(1, 3)),
+        network=network,
+        crashes=crashed,
+        mechanism=draw(st.sampled_from(["skellam", "dgauss"])),
+    )

@@ -51,13 +51,13 @@ from reference.sim.scenarios import build
 from reference.sim.simulate import (
     FRAME_ATTACKS,
     Channels,
-    Network,
     Outcome,
     Scenario,
     canonical_line,
     simulate,
 )
 from reference.sim.transcript import verify
+from tests.strategies import sim_scenarios
 
 Line = dict[str, Any]
 
@@ -99,30 +99,9 @@ def _unsealed(lines: list[Line]) -> list[Line]:
 
 @st.composite
 def scenarios(draw: st.DrawFn, *, crashes: bool = True, tamper: bool = False) -> Scenario:
-    """Small rounds (3..6 nodes) on a hostile network, with crashes and colluders."""
-    n = draw(st.integers(3, 6))
-    t = draw(st.integers(1, (n - 1) // 2))
-    big_d = draw(st.integers(0, n - t - 1))
-    colluders = draw(st.integers(0, n - big_d - 1))
-    fractions = st.sampled_from([Fraction(0), Fraction(1, 30), Fraction(1, 10)])
-    network = Network(drop=draw(fractions), late=draw(fractions), duplicate=draw(fractions))
-    crashed = (
-        draw(st.dictionaries(st.integers(1, n), st.integers(0, 3 * n), max_size=2))
-        if crashes
-        else {}
-    )
-    master = derive_seed(case_seed(0), Tag("tests.sim_channels", (draw(st.integers(0, 2**32)),)))
-    scenario = build(
-        master=master,
-        nodes=n,
-        threshold=t,
-        max_dropouts=big_d,
-        colluders=colluders,
-        dimension=draw(st.integers(1, 3)),
-        network=network,
-        crashes=crashed,
-        mechanism=draw(st.sampled_from(["skellam", "dgauss"])),
-    )
+    """Small rounds (3..6 nodes) on a hostile network, with crashes, colluders and,
+    with ``tamper``, an aggregator that alters its partial sums."""
+    scenario = draw(sim_scenarios(purpose="tests.sim_channels", max_nodes=6, crashes=crashes))
     if tamper:
         chosen = draw(st.sets(st.sampled_from(scenario.params.aggregators), max_size=1))
         scenario = replace(scenario, tamper=tuple(sorted(chosen)))

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.messages import schemas
-from protocol.xof import Tag, derive_seed
 from reference.cli.main import main
 from reference.oracle.format import case_seed
 from reference.sim.scenarios import build
 from reference.sim.simulate import Network, Scenario, canonical_line, simulate
 from reference.sim.transcript import verify
+from tests.strategies import sim_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,28 +31,9 @@ def _text(lines: list[dict[str, Any]]) -> str:
     return "".join(canonical_line(x) + "\n" for x in lines)
 
 
-@st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    """Small rounds with crashes, colluders, tampering and a hostile network."""
-    n = draw(st.integers(3, 8))
-    t = draw(st.integers(1, (n - 1) // 2))
-    big_d = draw(st.integers(0, n - t - 1))
-    colluders = draw(st.integers(0, n - big_d - 1))
-    fractions = st.sampled_from([Fraction(0), Fraction(1, 30), Fraction(1, 10)])
-    network = Network(drop=draw(fractions), late=draw(fractions), duplicate=draw(fractions))
-    crashes = draw(st.dictionaries(st.integers(1, n), st.integers(0, 3 * n), max_size=2))
-    master = derive_seed(case_seed(0), Tag("tests.transcript", (draw(st.integers(0, 2**32)),)))
-    return build(
-        master=master,
-        nodes=n,
-        threshold=t,
-        max_dropouts=big_d,
-        colluders=colluders,
-        dimension=draw(st.integers(1, 3)),
-        network=network,
-        crashes=crashes,
-        mechanism=draw(st.sampled_from(["skellam", "dgauss"])),
-    )
+def scenarios() -> st.SearchStrategy[Scenario]:
+    """Small rounds with crashes, colluders and a hostile network."""
+    return sim_scenarios(purpose="tests.transcript")
 
 
 def _run(s: Scenario) -> tuple[list[dict[str, Any]], dict[str, Any]]:
