@@ -391,11 +391,13 @@ _ROUND_DESCRIPTION = f"""
     variance of {int(br.TARGET_VARIANCE):,} (`sdl run` calibrates about 1.8·10^7 for
     ε = 2); the field is Field31 (4 bytes an element).
 
-    Every message between two nodes is sealed by default (spec/14-channels.md): its
-    sender seals it with HPKE to the recipient's session key and signs the frame
-    with its Ed25519 identity, and the recipient opens and verifies it before its
-    machine sees anything, inside the round (so inside its wall time). --channels
-    plain hands the messages over unsealed; --suite picks the HPKE suite.
+    Every message between two nodes is sealed by default (spec/14-channels.md): at the
+    session's setup, before the round and timed apart, each node sends every other a
+    channel key, HPKE-sealed to its session key and signed with its Ed25519 identity;
+    in the round, each message is sealed with the AEAD under that key, and the
+    recipient opens and checks it before its machine sees anything (inside the wall
+    time; the messages' binary form is shown apart). --channels plain hands the
+    messages over unsealed; --suite picks the suite.
 
       targets (each printed with its measured value and PASS, MISS or n/a):
         (a) the round's wall time, sealing on, <= {br.FLOWER_TIME_FRACTION} × Flower's SecAgg+

@@ -437,8 +437,8 @@ _SIMULATE_OPTIONS = (
     ),
     Option(
         ("--channels",),
-        "seal every message between two nodes to its recipient and sign it "
-        "(spec/14-channels.md), or hand messages over in the clear",
+        "seal every message between two nodes for its recipient, under a channel key "
+        "its sender delivered signed (spec/14-channels.md), or hand messages over in the clear",
         choices=("sealed", "plain"),
         default="sealed",
     ),
@@ -494,8 +494,9 @@ COMMANDS = (
             or delayed past their timers, and which contributors the coordinator therefore
             counted as dropouts (JSON "abort_cause").
 
-            By default every message between two nodes travels as a sealed frame: encrypted
-            to its recipient's session key and signed by its sender (spec/14-channels.md).
+            By default every message between two nodes travels as a sealed frame, encrypted
+            and authenticated under a channel key its sender delivered at the session's
+            setup, HPKE-sealed to the recipient and signed (spec/14-channels.md).
             With --tamper-frames the network also injects attacked copies of frames; the
             recipients' channels reject each one, the report counts them by fault (JSON
             "frames_rejected_by_fault"), and the round's messages and result are the same at
