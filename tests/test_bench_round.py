@@ -290,7 +290,7 @@ def test_bad_round_is_refused_before_any_child_starts(
 ) -> None:
     # A committee of 5 cannot hold t + k = 2 + 4 shares.
     assert main([*SMALL_ARGS, "--packing", "4"]) == 2
-    assert "sdl: error:" in capsys.readouterr().err
+    assert "sdl bench round: error:" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- targets without Flower

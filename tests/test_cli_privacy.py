@@ -193,7 +193,7 @@ def test_missing_sensitivities_name_the_flag(capsys: pytest.CaptureFixture[str])
         ],
     )
     assert code == 2
-    assert err.strip() == "sdl: error: --mechanism skellam needs --l2-sensitivity"
+    assert err.strip() == "sdl privacy epsilon: error: --mechanism skellam needs --l2-sensitivity"
 
 
 def test_missing_noise_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:

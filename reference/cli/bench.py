@@ -21,6 +21,7 @@ from reference.cli.declare import (
     Command,
     Example,
     Option,
+    report_error,
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
@@ -39,10 +40,9 @@ def _cmd_bench_shamir(args: argparse.Namespace) -> int:
     from reference.bench.micro import bench_shamir  # noqa: PLC0415
 
     if args.threshold + 1 > args.nodes:
-        print(
-            f"sdl: error: --nodes must be >= --threshold + 1 = {args.threshold + 1}; "
-            f"got {args.nodes}",
-            file=sys.stderr,
+        report_error(
+            args.command_prog,
+            f"--nodes must be >= --threshold + 1 = {args.threshold + 1}; got {args.nodes}",
         )
         return EXIT_USAGE
 
@@ -132,7 +132,7 @@ def _cmd_bench_accounting(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- bench round
 
-_CHILD_DIED = "sdl: error: a benchmark's child process died (killed, or out of memory?)"
+_CHILD_DIED = "a benchmark's child process died (killed, or out of memory?)"
 
 
 def _round_config(args: argparse.Namespace) -> br.RoundConfig:
@@ -180,7 +180,7 @@ def _run_scaling(args: argparse.Namespace, config: br.RoundConfig) -> int:
             on_point=on_point,
         )
     except BrokenProcessPool:
-        print(_CHILD_DIED, file=sys.stderr)
+        report_error(args.command_prog, _CHILD_DIED, kind="failed")
         return EXIT_FAILED
     finally:
         if bar is not None:
@@ -208,7 +208,7 @@ def _run_one(args: argparse.Namespace, config: br.RoundConfig) -> int:
         )
         bench = br.bench_round(config, progress=not args.quiet)
     except BrokenProcessPool:
-        print(_CHILD_DIED, file=sys.stderr)
+        report_error(args.command_prog, _CHILD_DIED, kind="failed")
         return EXIT_FAILED
     if args.json:
         _emit(br.report_json(bench, flower))
@@ -221,7 +221,7 @@ def _run_one(args: argparse.Namespace, config: br.RoundConfig) -> int:
 def _cmd_bench_round(args: argparse.Namespace) -> int:
     config = _round_config(args)
     if args.scaling and args.compare_flower:
-        print("sdl: error: --scaling and --compare-flower run apart; choose one", file=sys.stderr)
+        report_error(args.command_prog, "--scaling and --compare-flower run apart; choose one")
         return EXIT_USAGE
     if args.compare_flower:
         br.check_flower()  # without flwr: the install hint, exit 2, nothing run

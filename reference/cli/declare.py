@@ -12,12 +12,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The exit status of an interrupted command (128 + SIGINT), as shells use.
+EXIT_INTERRUPTED = 130
+
+#: Whether the command line asked for ``--json``: errors then also go to stdout,
+#: as one JSON object, so that a reader of stdout always gets an answer.
+JSON_ERRORS: ContextVar[bool] = ContextVar("JSON_ERRORS", default=False)
+
+
+def report_error(prog: str, message: str, *, kind: str = "usage") -> None:
+    """One line on stderr, ``PROG: error: MESSAGE``; with ``--json`` also
+    ``{"error": {"kind": KIND, "message": MESSAGE, "command": PROG}}`` on stdout.
+
+    ``kind`` is ``usage`` for arguments the command refuses, ``interrupted``
+    for Ctrl-C, or the class name of the typed error
+    (spec/01-conventions.md#errors) that refused the input.
+    """
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    if JSON_ERRORS.get():
+        error = {"kind": kind, "message": message, "command": prog}
+        print(json.dumps({"error": error}, sort_keys=True), flush=True)
 
 #: The value of ``Option.default`` that means "no default": the option is required, a flag,
 #: or its absence means something the help text says.
@@ -142,7 +164,8 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line on stderr, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        report_error(self.prog, f"{message} (see {self.prog} --help)")
+        self.exit(EXIT_USAGE)
 
 
 #: What ``Parser.add_subparsers`` returns.

@@ -23,7 +23,15 @@ from reference.cli import learning as cli_learning
 from reference.cli import noise as cli_noise
 from reference.cli import oracle as cli_oracle
 from reference.cli import protocol as cli_protocol
-from reference.cli.declare import EXIT_USAGE, Formatter, Parser, add_command
+from reference.cli.declare import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    JSON_ERRORS,
+    Formatter,
+    Parser,
+    add_command,
+    report_error,
+)
 
 #: The command groups, in the order ``sdl --help`` lists them.
 GROUPS = (cli_learning, cli_evaluate, cli_demo, cli_protocol, cli_oracle, cli_noise, cli_bench)
@@ -81,14 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sdl`` with ``argv`` (default: the process's arguments); the exit status.
+
+    Errors are one line on stderr and, with ``--json``, also one JSON object
+    on stdout (:func:`~reference.cli.declare.report_error`): 2 for input the
+    command refuses, 130 when interrupted (Ctrl-C), with no traceback.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    token = JSON_ERRORS.set("--json" in words)
+    try:
+        return _main(words)
+    finally:
+        JSON_ERRORS.reset(token)
+
+
+def _main(words: list[str]) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(words)
+    prog = getattr(args, "command_prog", parser.prog)
     if extra:  # name the subcommand that refused them, as its own errors do
-        prog = getattr(args, "command_prog", parser.prog)
-        print(
-            f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see {prog} --help)",
-            file=sys.stderr,
-        )
+        report_error(prog, f"unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
         return EXIT_USAGE
     try:
         # SDL's exact matrix product splits its columns among its own threads
@@ -97,8 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with threadpool_limits(limits=1, user_api="blas"):
             code: int = args.func(args)
     except SdlError as exc:
-        print(f"sdl: error: {exc}", file=sys.stderr)
+        report_error(prog, str(exc), kind=type(exc).__name__)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        report_error(prog, "interrupted", kind="interrupted")
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -6,7 +6,6 @@ Spec: spec/06-noise.md; spec/08-accounting.md
 from __future__ import annotations
 
 import argparse
-import sys
 from fractions import Fraction
 
 from protocol import accounting
@@ -19,6 +18,7 @@ from reference.cli.declare import (
     Command,
     Example,
     Option,
+    report_error,
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
@@ -117,7 +117,7 @@ def _check_privacy_args(args: argparse.Namespace, *, need_noise: bool) -> str | 
 def _cmd_privacy_epsilon(args: argparse.Namespace) -> int:
     problem = _check_privacy_args(args, need_noise=True)
     if problem is not None:
-        print(f"sdl: error: {problem}", file=sys.stderr)
+        report_error(args.command_prog, problem)
         return EXIT_USAGE
     parameter = _NOISE_PARAMETER[args.mechanism]
     noise = getattr(args, parameter)
@@ -175,15 +175,16 @@ def _least_noise(args: argparse.Namespace) -> float | None:
 def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
     problem = _check_privacy_args(args, need_noise=False)
     if problem is not None:
-        print(f"sdl: error: {problem}", file=sys.stderr)
+        report_error(args.command_prog, problem)
         return EXIT_USAGE
     parameter = _NOISE_PARAMETER[args.mechanism]
     noise = _least_noise(args)
     if noise is None:
-        print(
-            f"sdl: error: no noise up to {_SEARCH_CEILING:g} reaches epsilon = {args.epsilon:g} "
+        report_error(
+            args.command_prog,
+            f"no noise up to {_SEARCH_CEILING:g} reaches epsilon = {args.epsilon:g} "
             f"at delta = {args.delta:g}",
-            file=sys.stderr,
+            kind="unreachable",
         )
         return EXIT_FAILED
     achieved = accounting.epsilon(_privacy_event(args, noise), delta=args.delta)
