@@ -80,3 +80,11 @@ def test_ctrl_c_is_one_line_and_exit_130(
     out, err = capsys.readouterr()
     assert json.loads(out)["error"]["kind"] == "interrupted"
     _one_line(err)
+
+
+def test_an_implementation_command_that_does_not_parse_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _exit_code(["conformance", "--impl", "'unterminated"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "does not parse as shell words" in line and "'unterminated" in line

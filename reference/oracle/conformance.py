@@ -786,9 +786,15 @@ def run(
     """Run the request set against ``command`` and report per operation.
 
     Raises:
-        ConformanceStartError: if the command is empty or cannot be started.
+        ConformanceStartError: if the command is empty, does not parse as shell
+            words, or cannot be started.
     """
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:  # an unterminated quote or escape
+        raise ConformanceStartError(
+            f"the implementation command {command!r} does not parse as shell words: {exc}"
+        ) from None
     if not argv:
         raise ConformanceStartError("the implementation command is empty")
     proc = _start(argv)
