@@ -92,3 +92,24 @@ def test_round_seals_by_default_and_names_every_suite() -> None:
     for name in SUITES:
         assert parser.parse_args(["bench", "round", "--suite", name]).suite == name
     assert parser.parse_args(["bench", "round", "--channels", "plain"]).channels == "plain"
+
+
+def test_round_defaults_shrink_to_fit_a_small_n_and_say_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--nodes 5 alone runs: the design's defaults (committee 35, t 10, …) shrink to fit it."""
+    assert main(["bench", "round", "--nodes", "5", "--dimension", "100", "--json"]) == 0
+    out, err = capsys.readouterr()
+    body = json.loads(out)
+    assert body["config"]["nodes"] == 5 and body["config"]["committee"] == 5
+    assert "the defaults shrink to fit --nodes 5" in err and "committee 35→5" in err
+
+
+def test_a_given_round_parameter_is_never_shrunk(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "round", "--nodes", "5", "--dimension", "100", "--committee", "35"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "committee 35→5" not in err
+    assert err.strip().splitlines()[-1] == (
+        "sdl bench round: error: committee must be an int in [1, 5]; got 35"
+    )

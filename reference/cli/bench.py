@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from protocol.channels import DEFAULT_SUITE, SUITES
 from protocol.field import FIELDS
@@ -135,17 +137,21 @@ def _cmd_bench_accounting(args: argparse.Namespace) -> int:
 _CHILD_DIED = "a benchmark's child process died (killed, or out of memory?)"
 
 
+#: The default of a round parameter the user did not give: the design's value (for
+#: n = 100), shrunk to fit a smaller --nodes (``br.fit``).
+_FIT: Any = object()
+#: The round's parameters whose defaults shrink to fit a smaller --nodes, unless given.
+_FITTED = ("dropouts", "colluders", "threshold", "packing", "committee", "noise_sources",
+           "receivers")  # fmt: skip
+
+
 def _round_config(args: argparse.Namespace) -> br.RoundConfig:
-    return br.RoundConfig(
+    """The round the flags ask for: what they give, and the design's defaults fitted to
+    ``--nodes`` for the rest (a note on stderr says what shrank)."""
+    given = {name: getattr(args, name) for name in _FITTED if getattr(args, name) is not _FIT}
+    config = br.RoundConfig(
         nodes=args.nodes,
         dimension=args.dimension,
-        dropouts=args.dropouts,
-        colluders=args.colluders,
-        threshold=args.threshold,
-        packing=args.packing,
-        committee=args.committee,
-        noise_sources=args.noise_sources,
-        receivers=args.receivers,
         precover=not args.no_precover,
         mechanism=args.mechanism,
         target_variance=args.variance,
@@ -154,6 +160,19 @@ def _round_config(args: argparse.Namespace) -> br.RoundConfig:
         channels=args.channels,
         suite=args.suite,
     )
+    fitted, fits = br.fit(replace(config, **given), nodes=args.nodes, dimension=args.dimension)
+    # What shrank among the parameters not given (br.fit names them so).
+    names = {"dropouts": "D", "colluders": "T", "threshold": "t", "packing": "k"}
+    mine = {names.get(n, n) for n in given}
+    changes = [c for c in fits if c.split(" ", 1)[0] not in mine]
+    if len(given) < len(_FITTED) and changes:
+        print(
+            f"{args.command_prog}: the defaults shrink to fit --nodes {args.nodes}: "
+            + "; ".join(changes),
+            file=sys.stderr,
+        )
+        return replace(fitted, **given)
+    return replace(config, **given)
 
 
 def _run_scaling(args: argparse.Namespace, config: br.RoundConfig) -> int:
@@ -453,49 +472,56 @@ _ROUND = Command(
             ("--dropouts",),
             "D: contributors that crash while sharing",
             type=non_negative_int,
-            default=5,
+            default=_FIT,
+            absent="5, fewer when --nodes cannot hold it",
             metavar="K",
         ),
         Option(
             ("--colluders",),
             "T of the noise plan: the colluders it tolerates",
             type=non_negative_int,
-            default=10,
+            default=_FIT,
+            absent="10, fewer when --nodes cannot hold it",
             metavar="C",
         ),
         Option(
             ("--threshold",),
             "Shamir's t: aggregators that learn nothing together",
             type=positive_int,
-            default=10,
+            default=_FIT,
+            absent="10, fewer when --nodes cannot hold it",
             metavar="T",
         ),
         Option(
             ("--packing",),
             "k, coordinates packed per share",
             type=positive_int,
-            default=20,
+            default=_FIT,
+            absent="20, fewer when --nodes cannot hold it",
             metavar="K",
         ),
         Option(
             ("--committee",),
             "aggregators, or 'all' nodes",
             type=br.count_or_all,
-            default=35,
+            default=_FIT,
+            absent="35, fewer when --nodes cannot hold it",
             metavar="M",
         ),
         Option(
             ("--noise-sources",),
             "contributors that add noise, or 'all'",
             type=br.count_or_all,
-            default=30,
+            default=_FIT,
+            absent="30, fewer when --nodes cannot hold it",
             metavar="S",
         ),
         Option(
             ("--receivers",),
             "nodes that rebuild the sum, or 'all'",
             type=br.count_or_all,
-            default=1,
+            default=_FIT,
+            absent="1, fewer when --nodes cannot hold it",
             metavar="R",
         ),
         Option(
