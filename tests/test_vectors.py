@@ -162,7 +162,9 @@ def test_malformed_and_foreign_files_fail_check(tmp_path: Path) -> None:
 
 def test_generate_replaces_families_atomically_and_keeps_other_files(tmp_path: Path) -> None:
     (tmp_path / "shamir").mkdir()
-    (tmp_path / "shamir" / "stale.json").write_text("{}", encoding="utf-8")
+    # A leftover of an earlier generation (a vector of the family): removed.
+    stale = {"format": "sdl-vectors/1", "family": "shamir", "operation": "share"}
+    (tmp_path / "shamir" / "stale.json").write_text(json.dumps(stale), encoding="utf-8")
     (tmp_path / "NOTES.txt").write_text("keep me", encoding="utf-8")
     written = vectors.write(tmp_path, vectors.generate())
     assert not (tmp_path / "shamir" / "stale.json").exists()

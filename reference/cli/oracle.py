@@ -6,7 +6,6 @@ Spec: spec/10-test-vectors.md; spec/11-conformance.md
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from reference.cli.declare import (
     Command,
     Example,
     Option,
+    report_error,
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
@@ -33,7 +33,17 @@ _FAMILIES_TEXT = ", ".join(vectors.FAMILIES)
 
 def _cmd_vectors_generate(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    written = vectors.write(directory, vectors.generate())
+    prog = args.command_prog
+    try:
+        # Refuse in milliseconds, before the seconds generation takes.
+        vectors.check_writable(directory, force=args.force)
+        written = vectors.write(directory, vectors.generate(), force=args.force)
+    except vectors.WriteRefused as exc:
+        report_error(prog, str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        report_error(prog, f"cannot write into {directory}: {exc.strerror or exc}")
+        return EXIT_USAGE
     if args.json:
         _emit({"directory": str(directory), "files": [str(p) for p in written]})
     else:
@@ -44,11 +54,11 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
 def _cmd_vectors_check(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
-        print(f"sdl: error: {directory} is not a directory", file=sys.stderr)
+        report_error(args.command_prog, f"{directory} is not a directory")
         return EXIT_USAGE
     results = vectors.check(directory)
     if not results:
-        print(f"sdl: error: no *.json vector files under {directory}", file=sys.stderr)
+        report_error(args.command_prog, f"no *.json vector files under {directory}", kind="failed")
         return EXIT_FAILED
     failed = [r for r in results if not r.ok]
     if args.json:
@@ -100,7 +110,7 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     try:
         report = conformance.run(args.impl, timeout=args.timeout)
     except conformance.ConformanceStartError as exc:
-        print(f"sdl: error: {exc}", file=sys.stderr)
+        report_error(args.command_prog, str(exc))
         return EXIT_USAGE
     if args.json:
         _emit(report.to_json())
@@ -129,10 +139,20 @@ _VECTORS = Command(
                 Write every vector family ({_FAMILIES_TEXT}) into DIR/<family>/, replacing
                 those folders atomically: the files are first written to a temporary folder
                 in DIR, and only when all are written are the family folders swapped in.
-                Other files in DIR are left alone.
+                DIR/{vectors.MANIFEST} records what was written. A family folder that
+                already exists is replaced only if every file in it was written by sdl
+                (listed in that manifest, or a vector file of that family); otherwise
+                nothing is written and the command exits 2 naming the folder. Other files
+                in DIR are left alone.
             """,
             options=(
                 Option(("dir",), "the directory to write into (created if missing)", metavar="DIR"),
+                Option(
+                    ("--force",),
+                    "replace the family folders even if they hold files sdl did not write"
+                    " (those files are deleted)",
+                    flag=True,
+                ),
                 Option(("--json",), "print the written files as one JSON object", flag=True),
             ),
             examples=(

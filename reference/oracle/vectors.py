@@ -608,14 +608,174 @@ def dumps(obj: Json) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
-def write(directory: Path, vectors: Mapping[str, Json]) -> list[Path]:
+#: The file ``write`` leaves in the directory: which families and files it wrote
+#: (spec/10-test-vectors.md#writing-vectors). Not ``*.json``, so that checkers
+#: that read every ``*.json`` file below a directory never take it for a vector.
+MANIFEST = "sdl-vectors.manifest"
+
+#: How many of a folder's foreign files a refusal names before "and N more".
+_NAMED_FOREIGN = 3
+
+
+class WriteRefused(Exception):
+    """``write`` will not write into the directory; nothing was written.
+
+    Spec: spec/10-test-vectors.md#writing-vectors
+
+    The message is one line naming the path and why.
+    """
+
+
+def manifest_text(vectors: Mapping[str, Json]) -> str:
+    """The manifest's canonical text: sorted, no timestamps, so it is reproducible."""
+    return dumps(
+        {
+            "families": sorted(FAMILIES),
+            "files": sorted(vectors),
+            "format": FORMAT,
+            "written_by": "sdl vectors generate",
+        }
+    )
+
+
+def _read_manifest(directory: Path) -> frozenset[str] | None:
+    """The files a manifest in ``directory`` lists (under the families it lists).
+
+    ``frozenset()`` when there is no manifest; ``None`` when the name is taken
+    by something that is not a manifest ``write`` wrote.
+    """
+    path = directory / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return frozenset()
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        return None
+    families, files = obj.get("families"), obj.get("files")
+    if not isinstance(families, list) or not isinstance(files, list):
+        return None
+    return frozenset(
+        rel
+        for rel in files
+        if isinstance(rel, str)
+        and rel.split("/", 1)[0] in families
+        and rel.split("/", 1)[0] in FAMILIES
+    )
+
+
+def _is_family_vector(path: Path, family: str) -> bool:
+    """Whether ``path`` is a regular ``*.json`` vector file of ``family``."""
+    if path.suffix != ".json" or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(obj, dict) and obj.get("format") == FORMAT and obj.get("family") == family
+
+
+def _foreign_files(directory: Path, family: str, listed: frozenset[str]) -> list[str]:
+    """The entries below ``directory/family`` that SDL did not write, relative to ``directory``.
+
+    An entry is SDL's if the manifest lists it, or if it is a vector file of
+    ``family``. Folders are descended into (empty ones are nobody's); a
+    symbolic link is never SDL's, and is not followed.
+    """
+    foreign: list[str] = []
+    pending = [directory / family]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                path = Path(entry.path)
+                rel = path.relative_to(directory).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                    continue
+                regular = entry.is_file(follow_symlinks=False)
+                if not (regular and (rel in listed or _is_family_vector(path, family))):
+                    foreign.append(rel)
+    return sorted(foreign)
+
+
+def _refusal(directory: Path, family: str, listed: frozenset[str]) -> str | None:
+    """Why ``write`` must not replace ``directory/family``, or ``None`` if it may."""
+    target = directory / family
+    if target.is_symlink():
+        return f"{target} is a symbolic link, not a folder sdl wrote"
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        return f"{target} is not a folder"
+    foreign = _foreign_files(directory, family, listed)
+    if not foreign:
+        return None
+    named = ", ".join(foreign[:_NAMED_FOREIGN])
+    if len(foreign) > _NAMED_FOREIGN:
+        named += f", and {len(foreign) - _NAMED_FOREIGN} more"
+    return f"{target}/ holds files sdl did not write ({named})"
+
+
+def check_writable(directory: Path, *, force: bool = False) -> None:
+    """Refuse, before anything is written, a ``directory`` that ``write`` must not touch.
+
+    Spec: spec/10-test-vectors.md#writing-vectors
+
+    Raises:
+        WriteRefused: ``directory`` is not a folder; or (unless ``force``) a
+            family folder in it holds files SDL did not write, is a file or a
+            symbolic link, or the manifest's name is taken by another file.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise WriteRefused(f"{directory} is not a directory")
+    if force or not directory.exists():
+        return
+    listed = _read_manifest(directory)
+    if listed is None:
+        raise WriteRefused(
+            f"{directory / MANIFEST} is not a manifest sdl wrote; "
+            "use --force to replace it, or choose another DIR"
+        )
+    for family in FAMILIES:
+        why = _refusal(directory, family, listed)
+        if why is not None:
+            raise WriteRefused(f"{why}; use --force to replace it, or choose another DIR")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def write(directory: Path, vectors: Mapping[str, Json], *, force: bool = False) -> list[Path]:
     """Write the vectors into ``directory``, replacing its family folders atomically.
 
-    Everything is first written to a temporary folder beside ``directory``;
-    only when all files are written are the family folders swapped in, so an
-    interrupted run never leaves a half-written set. Files outside the
-    family folders are left alone.
+    Spec: spec/10-test-vectors.md#writing-vectors
+
+    A family folder that already exists is replaced only if every file in it
+    is SDL's: listed in the manifest (:data:`MANIFEST`) an earlier run left,
+    or a vector file of that family. That is checked before anything is
+    written. Then everything is written to a temporary folder inside
+    ``directory``; only when all files are written are the family folders
+    swapped in, so an interrupted run never leaves a half-written set.
+    Finally the manifest is replaced. Files outside the family folders are
+    left alone.
+
+    Pre-conditions:
+        - every key of ``vectors`` is ``<family>/<name>.json`` for a family
+          of :data:`FAMILIES`.
+
+    Raises:
+        WriteRefused: see :func:`check_writable` (nothing was written).
+        OSError: ``directory`` cannot be created or written.
     """
+    check_writable(directory, force=force)
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".vectors-", dir=directory))
     try:
@@ -623,17 +783,21 @@ def write(directory: Path, vectors: Mapping[str, Json]) -> list[Path]:
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(dumps(obj), encoding="utf-8")
+        (staging / MANIFEST).write_text(manifest_text(vectors), encoding="utf-8")
+        replaced = staging / ".replaced"
+        replaced.mkdir()
         for family in FAMILIES:
             target = directory / family
-            old = directory / f".{family}.old"
-            if old.exists():
-                shutil.rmtree(old)
-            if target.exists():
-                os.replace(target, old)
+            if target.exists() or target.is_symlink():
+                os.replace(target, replaced / family)
             if (staging / family).exists():
                 os.replace(staging / family, target)
-            if old.exists():
-                shutil.rmtree(old)
+            if (replaced / family).exists() or (replaced / family).is_symlink():
+                _remove(replaced / family)
+        manifest = directory / MANIFEST
+        if manifest.is_dir() and not manifest.is_symlink():  # only with force
+            shutil.rmtree(manifest)
+        os.replace(staging / MANIFEST, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(directory / rel for rel in vectors)
