@@ -11,12 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reference.cli.declare import JSON, Command, Example, Option
+from reference.cli.declare import EXIT_FAILED, EXIT_OK, JSON, Command, Example, Option
 from reference.cli.types import non_negative_int, number_where, positive_int
+from reference.common.paths import OutputPathError
 from reference.common.seeds import fresh_seed, seed_from_hex
-
-EXIT_OK = 0
-
 
 positive_float = number_where(float, "a positive finite number", lambda v: v > 0)
 _unit_interval = number_where(float, "a number in (0, 1)", lambda v: 0 < v < 1)
@@ -41,8 +39,9 @@ def _partition(text: str) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from reference.learning.job import JobConfig, RoundLog, run_job  # noqa: PLC0415
-    from reference.learning.outputs import write_outputs  # noqa: PLC0415
+    from reference.learning.outputs import check_outputs, write_outputs  # noqa: PLC0415
 
+    check_outputs(args.out)  # a bad --out exits 2 now, not after the whole run
     seed_text = args.seed if args.seed is not None else fresh_seed().hex()
     cfg = JobConfig(
         seed=seed_from_hex(seed_text),
@@ -77,14 +76,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    written = write_outputs(result, args.out)
+    # What was computed is printed even when the files cannot be written (disk full,
+    # permissions changed during the run); the error follows, in one line, and exit 1.
+    error = None
+    try:
+        written = write_outputs(result, args.out)
+    except (OSError, OutputPathError) as exc:
+        written = []
+        error = f"cannot write run.json and run.png into --out {args.out}: {_why(exc)}"
     obj = {**result.to_json(), "outputs": [str(p) for p in written], "seed_text": seed_text}
+    if error is not None:
+        obj["outputs_error"] = error
     if args.json:
         obj.pop("history")
         print(json.dumps(obj, indent=2, sort_keys=True))
     else:
         _print_table(obj, written)
+    if error is not None:
+        sys.stdout.flush()
+        print(f"sdl run: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _why(exc: OSError | OutputPathError) -> str:
+    """One line: the OS's reason and the file it names, or our own message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _progress(total: int, *, quiet: bool) -> Any:
@@ -251,7 +270,9 @@ _RUN_OPTIONS = (
     ),
     Option(
         ("--out",),
-        "directory for run.json and run.png",
+        "directory for run.json and run.png, replaced as a pair; checked before training "
+        "(a file, a read-only directory or a path below a file exits 2); if saving fails at "
+        "the end the result is still printed (JSON: outputs_error) and the exit status is 1",
         type=Path,
         default=Path("sdl-run"),
         metavar="DIR",

@@ -6,11 +6,13 @@ Spec: spec/12-transcripts.md (simulate, verify); spec/09-protocol.md#messages (s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from protocol.channels import DEFAULT_SUITE, SUITES
 from protocol.errors import ParameterError
@@ -30,6 +32,7 @@ from reference.cli.declare import (
 )
 from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.atomic import replacing, write_text_atomically
+from reference.common.paths import STDOUT, check_output_file
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
 from reference.sim.simulate import (
@@ -105,17 +108,35 @@ def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
     return scenario
 
 
-def _run(scenario: Scenario, transcript: Path | None) -> Outcome:
+def _check_transcript(text: str | None) -> None:
+    """Check the --transcript file before the round runs (``-``, stdout, needs no check).
+
+    Raises:
+        OutputPathError: the path is a symlink, FIFO, socket, device or directory, or its
+            directory is missing or not writable (``-`` is the way to write to stdout).
+    """
+    if text is not None and text != STDOUT:
+        check_output_file(Path(text), label="--transcript")
+
+
+def _run(scenario: Scenario, transcript: str | None) -> Outcome:
     if transcript is None:
         return simulate(scenario)
-    # Streamed to a temporary file, renamed into place only when complete:
-    # memory stays flat whatever the round's size.
-    with replacing(transcript) as tmp, tmp.open("w", encoding="utf-8") as f:
 
+    def sink(f: TextIO) -> Callable[[dict[str, Any]], None]:
         def write(line: dict[str, Any]) -> None:
             f.write(canonical_line(line) + "\n")
 
-        return simulate(scenario, sink=write)
+        return write
+
+    if transcript == STDOUT:
+        outcome = simulate(scenario, sink=sink(sys.stdout))
+        sys.stdout.flush()
+        return outcome
+    # Streamed to a temporary file, renamed into place only when complete:
+    # memory stays flat whatever the round's size.
+    with replacing(Path(transcript)) as tmp, tmp.open("w", encoding="utf-8") as f:
+        return simulate(scenario, sink=sink(f))
 
 
 def _abort_cause(scenario: Scenario, result: Outcome) -> dict[str, Any] | None:
@@ -168,6 +189,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    _check_transcript(args.transcript)  # a bad path exits 2 before the round runs
     seed_text = args.seed if args.seed is not None else fresh_seed().hex()
     scenario = _scenario(args, seed_from_hex(seed_text))
     result = _run(scenario, args.transcript)
@@ -192,12 +214,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         },
         "frames_rejected": sum(result.frames_rejected.values()),
         "frames_rejected_by_fault": dict(result.frames_rejected),
-        "transcript": None if args.transcript is None else str(args.transcript),
+        "transcript": args.transcript,
     }
-    if args.json:
-        emit(obj)
-    else:
-        _print_summary(obj, p.threshold)
+    # With --transcript - stdout carries the JSON lines alone; the report goes to stderr.
+    report = sys.stderr if args.transcript == STDOUT else sys.stdout
+    with contextlib.redirect_stdout(report):
+        if args.json:
+            emit(obj)
+        else:
+            _print_summary(obj, p.threshold)
     return EXIT_OK if result.aggregate_correct else EXIT_FAILED
 
 
@@ -264,7 +289,9 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
         )
     else:
         _print_abort(obj)
-    if obj["transcript"]:
+    if obj["transcript"] == STDOUT:
+        print("  transcript:     JSON lines on standard output")
+    elif obj["transcript"]:
         print(f"  transcript:     {obj['transcript']}  (check it: sdl verify {obj['transcript']})")
     print(f"  seed:           {obj['seed']}  (repeat the run: --seed {obj['seed']})")
 
@@ -467,8 +494,10 @@ _SIMULATE_OPTIONS = (
     ),
     Option(
         ("--transcript",),
-        "write the transcript (JSON lines) to FILE, for sdl verify",
-        type=Path,
+        "write the transcript (JSON lines) to FILE, for sdl verify; - writes it to stdout "
+        "and sends the report (or the --json object) to stderr, so stdout is only JSON "
+        "lines. FILE must be new or a regular file in a writable directory: a symlink, "
+        "FIFO, device or directory is refused (exit 2) before the round runs",
         metavar="FILE",
         absent="no transcript",
     ),
