@@ -6,6 +6,8 @@ Spec: README.md (every command prints one JSON object with --json); spec/01-conv
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -88,3 +90,16 @@ def test_an_implementation_command_that_does_not_parse_is_refused(
     assert _exit_code(["conformance", "--impl", "'unterminated"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "does not parse as shell words" in line and "'unterminated" in line
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """``sdl simulate --transcript - | head``: the pipe closes under the writer."""
+    argv = [sys.executable, "-m", "reference.cli", "simulate", "--nodes", "6", "--threshold",
+            "2", "--seed", "1", "--dimension", "4000", "--transcript", "-"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 1)
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from reference.cli import noise as cli_noise
 from reference.cli import oracle as cli_oracle
 from reference.cli import protocol as cli_protocol
 from reference.cli.declare import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     JSON_ERRORS,
@@ -122,6 +124,12 @@ def _main(words: list[str]) -> int:
     except KeyboardInterrupt:
         report_error(prog, "interrupted", kind="interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (``sdl … | head``): not an error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     return code
 
 
