@@ -29,6 +29,7 @@ from reference.cli.declare import (
     Example,
     Option,
     emit,
+    report_error,
 )
 from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.atomic import replacing, write_text_atomically
@@ -183,10 +184,10 @@ def _abort_cause(scenario: Scenario, result: Outcome) -> dict[str, Any] | None:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.channels == "plain" and args.tamper_frames > 0:
-        print(
-            f"sdl simulate: error: --tamper-frames {args.tamper_frames} attacks sealed frames, "
-            "and --channels plain has none (see sdl simulate --help)",
-            file=sys.stderr,
+        report_error(
+            args.command_prog,
+            f"--tamper-frames {args.tamper_frames} attacks sealed frames, "
+            f"and --channels plain has none (see {args.command_prog} --help)",
         )
         return EXIT_USAGE
     _check_transcript(args.transcript)  # a bad path exits 2 before the round runs
@@ -304,7 +305,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         with args.transcript.open(encoding="utf-8") as f:
             verdict = verify_lines(f)
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"sdl: error: cannot read {args.transcript}: {exc}", file=sys.stderr)
+        report_error(args.command_prog, f"cannot read {args.transcript}: {exc}")
         return EXIT_USAGE
     if args.json:
         emit(verdict.to_json())
