@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import struct
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
@@ -382,11 +383,11 @@ _ADAPTER: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Field(discrimina
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    dups = sorted({k for k in keys if keys.count(k) > 1})
-    if dups:
-        raise ValueError(f"duplicate keys {dups}")
-    return dict(pairs)
+    out = dict(pairs)
+    if len(out) == len(pairs):  # the common case: one pass, no counting
+        return out
+    counts = Counter(k for k, _ in pairs)
+    raise ValueError(f"duplicate keys {sorted(k for k, c in counts.items() if c > 1)}")
 
 
 def parse(data: str | bytes) -> Message:

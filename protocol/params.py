@@ -25,6 +25,8 @@ from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed
 
 _DECIMAL = re.compile(r"[1-9][0-9]*")
 _RATIONAL = re.compile(r"[1-9][0-9]*(/[1-9][0-9]*)?")
+#: The most digits a modulus the fields accept can have (2^61 - 1 has 19).
+_MODULUS_DIGITS = 19
 
 #: The protocol version that messages carry (spec/09-protocol.md#messages).
 VERSION = 1
@@ -301,6 +303,13 @@ class RoundParams:
         modulus = obj["modulus"]
         if not isinstance(modulus, str) or not _DECIMAL.fullmatch(modulus):
             raise ParameterError(f"modulus must be a canonical decimal string; got {modulus!r}")
+        if len(modulus) > _MODULUS_DIGITS:
+            # Refused before int(): past 4300 digits it raises ValueError, and
+            # a long one would only fail the field's primality bound anyway.
+            raise ParameterError(
+                f"modulus must be a prime below 2^32 or 2^61 - 1 (spec/02-field.md"
+                f"#parameter-sets), at most {_MODULUS_DIGITS} digits; got {len(modulus)} digits"
+            )
         field = field_for_modulus(int(modulus))
         session = obj["session"]
         try:

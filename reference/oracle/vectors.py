@@ -438,11 +438,28 @@ def _noise_param(op: str, text: str) -> Fraction | int:
     return int(text) if op == "discrete_laplace" else Fraction(text)
 
 
+#: The most draws, bytes or elements one vector case may ask for: a file
+#: asking for more is malformed (checking it would take hours or all memory).
+MAX_COUNT = 10**7
+
+
+class _OverBound(ValueError):
+    """A vector case asks for more output than :data:`MAX_COUNT` (the file is malformed)."""
+
+
+def _count(value: Any, name: str) -> int:
+    """``int(value)``, refused past :data:`MAX_COUNT` before anything is drawn."""
+    n = int(value)
+    if n > MAX_COUNT:
+        raise _OverBound(f"{name} {n} exceeds the vector bound 10^7")
+    return n
+
+
 def _noise_draws(obj: Mapping[str, Any]) -> list[object]:
     """Replay a noise vector's draws: ``count`` samples, one after the other, on one stream."""
     op = obj["operation"]
     xof = Xof(as_seed(bytes.fromhex(obj["seed"])), _tag_from(obj["tag"]))
-    count = int(obj["count"])
+    count = _count(obj["count"], "count")
     if op == "sample":
         return list(sample(xof, obj["mechanism"], Fraction(obj["variance"]), count))
     if op == "sample_table":
@@ -906,13 +923,14 @@ def _check_xof(obj: Mapping[str, Any], out: _Mismatch) -> None:
         where = f"operations[{i}]({step['op']}).output"
         kind = step["op"]
         if kind == "next_bytes":
-            out.eq(where, step["output"], xof.next_bytes(int(step["n"])).hex())
+            out.eq(where, step["output"], xof.next_bytes(_count(step["n"], "n")).hex())
         elif kind == "uniform_ints":
-            got = xof.uniform_ints(int(step["bound"]), count=int(step["count"]))
+            got = xof.uniform_ints(int(step["bound"]), count=_count(step["count"], "count"))
             out.eq(where, step["output"], _dec(int(v) for v in got))
         elif kind == "field_elements":
             fld = field_for_modulus(int(step["modulus"]))
-            out.eq(where, step["output"], xof.field_elements(fld, int(step["count"])).to_json())
+            elements = xof.field_elements(fld, _count(step["count"], "count"))
+            out.eq(where, step["output"], elements.to_json())
         elif kind == "uniform_int":
             out.eq(where, step["output"], str(xof.uniform_int(int(step["bound"]))))
         elif kind == "bernoulli":
@@ -1006,8 +1024,19 @@ def check_file(path: Path, root: Path) -> FileResult:
     rel = path.relative_to(root).as_posix()
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        # ValueError: not JSON, or an integer past int()'s digit limit.
         return FileResult(rel, "?", "?", [f"unreadable: {exc}"])
+    except RecursionError:
+        return FileResult(rel, "?", "?", ["unreadable: JSON nested too deeply to read"])
+    try:
+        return _check_object(rel, obj)
+    except RecursionError:  # e.g. formatting a deeply nested "format" for the problem
+        return FileResult(rel, "?", "?", ["malformed: a value is nested too deeply to check"])
+
+
+def _check_object(rel: str, obj: object) -> FileResult:
+    """:func:`check_file` for the file's parsed JSON value."""
     if not isinstance(obj, dict):
         return FileResult(rel, "?", "?", ["not a JSON object"])
     family, op = str(obj.get("family", "?")), str(obj.get("operation", "?"))
@@ -1022,12 +1051,19 @@ def check_file(path: Path, root: Path) -> FileResult:
     mismatch = _Mismatch()
     try:
         checker(obj, mismatch)
+    except _OverBound as exc:
+        mismatch.problems.append(f"malformed: {exc}")
     except (KeyError, TypeError, ValueError) as exc:
         # ValueError includes SdlError's ParameterError/EncodingError: the
         # file's inputs themselves are malformed.
         mismatch.problems.append(f"malformed: {type(exc).__name__}: {exc}")
     except SdlError as exc:
         mismatch.problems.append(f"unexpected error: {type(exc).__name__}: {exc}")
+    except RecursionError:
+        mismatch.problems.append("malformed: a value is nested too deeply to check")
+    except (MemoryError, OverflowError) as exc:
+        # A size or count in the file too large to compute with.
+        mismatch.problems.append(f"malformed: {type(exc).__name__}: {exc}")
     result.problems.extend(mismatch.problems)
     return result
 

@@ -97,6 +97,9 @@ class _Lines:
     def __init__(self, raw: Iterable[str]) -> None:
         self._raw = iter(raw)
         self._number = 0
+        #: The number of the line last consumed: the one a verdict names if
+        #: checking it fails in a way no rule foresaw (see :func:`verify_lines`).
+        self.current = 0
         self._text: str | None = None
         self._parsed: tuple[int, Any] | None = None
         self._advance()
@@ -124,10 +127,17 @@ class _Lines:
                 self._parsed = (self._number, json.loads(self._text))
             except json.JSONDecodeError as exc:
                 raise _Invalid(self._number, f"not JSON: {exc.msg}") from None
+            except ValueError as exc:  # e.g. an integer past the digit limit of int()
+                raise _Invalid(self._number, f"not JSON this verifier reads: {exc}") from None
+            except RecursionError:
+                raise _Invalid(
+                    self._number, "not JSON this verifier reads: nested too deeply"
+                ) from None
         return self._parsed
 
     def popleft(self) -> tuple[int, Any]:
         item = self.peek()
+        self.current = item[0]
         self._advance()
         return item
 
@@ -145,11 +155,19 @@ def verify(text: str) -> Verdict:
 
 
 def verify_lines(lines: Iterable[str]) -> Verdict:
-    """:func:`verify` over lines read one at a time (an open file works)."""
+    """:func:`verify` over lines read one at a time (an open file works).
+
+    Any input gets a verdict: a line too deeply nested to check (it passed
+    the JSON parser but not a later step, such as formatting its value for
+    the verdict) is named as invalid, as is one that does not parse.
+    """
+    items = _Lines(lines)
     try:
-        return _verify(_Lines(lines))
+        return _verify(items)
     except _Invalid as exc:
         return Verdict(False, exc.line, exc.why)
+    except RecursionError:
+        return Verdict(False, max(items.current, 1), "a value is nested too deeply to check")
 
 
 def _digest(m: Message) -> bytes:
@@ -168,6 +186,8 @@ def _message(obj: Any, number: int) -> Message:
         return from_obj(obj)
     except ProtocolError as exc:
         raise _Invalid(number, f"malformed message: {exc}") from None
+    except RecursionError:
+        raise _Invalid(number, "malformed message: nested too deeply") from None
 
 
 class _Channels:
@@ -288,7 +308,7 @@ def _header(number: int, header: Any) -> tuple[RoundParams, list[int], _Channels
         )
     try:
         params = RoundParams.from_json(_get(header, "params", number))
-    except (SdlError, KeyError, TypeError) as exc:
+    except (SdlError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise _Invalid(number, f"invalid params: {exc}") from None
     colluders = _get(header, "colluders", number)
     if not isinstance(colluders, list) or not all(type(c) is int for c in colluders):
@@ -339,7 +359,7 @@ def _verify(items: _Lines) -> Verdict:
             continue
         if kind == "crash":
             node = _get(line, "node", number)
-            if not expect or expect[0].sender != node:
+            if type(node) is not int or not expect or expect[0].sender != node:
                 raise _Invalid(number, f"node {node} crashes while it is not sending")
             if _get(line, "sent", number) != sends_by.get(node):
                 raise _Invalid(
@@ -378,7 +398,8 @@ def _verify(items: _Lines) -> Verdict:
             raise _Invalid(number, f"time must be an int that never decreases; got {time!r}")
         last_time = time
         node, role = _get(line, "node", number), _get(line, "role", number)
-        if (node, role) not in states:
+        named = type(node) is int and type(role) is str  # (a list is not even hashable)
+        if not named or (node, role) not in states:
             raise _Invalid(number, f"node {node!r} holds no {role!r} machine in this round")
         if node in crashed:
             raise _Invalid(number, f"node {node} crashed; it processes nothing more")
