@@ -78,6 +78,22 @@ def _positive(value: float, name: str) -> float:
     return float(value)
 
 
+#: Bounds on a value the formulas square: its square is then a normal, finite float,
+#: so no ``z²`` underflows to a division by zero and no ``x**2`` overflows.
+_SQUARABLE = (1e-150, 1e150)
+
+
+def _squarable(value: float, name: str) -> float:
+    v = _positive(value, name)
+    low, high = _SQUARABLE
+    if not low <= v <= high:
+        raise ParameterError(
+            f"{name} must be in [{low:g}, {high:g}] (its square must be a normal float); "
+            f"got {value}"
+        )
+    return v
+
+
 def _count(value: int, name: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"{name} must be an int; got {value!r}")
@@ -131,7 +147,7 @@ class GaussianEvent:
     Differential Privacy", Proposition 7).
 
     Pre-conditions:
-        - ``noise_multiplier`` is finite and ``> 0``
+        - ``noise_multiplier`` is in ``[1e-150, 1e150]`` (its square is a normal float)
     Raises:
         ParameterError: if a pre-condition fails.
     """
@@ -139,7 +155,7 @@ class GaussianEvent:
     noise_multiplier: float
 
     def __post_init__(self) -> None:
-        _positive(self.noise_multiplier, "noise_multiplier")
+        _squarable(self.noise_multiplier, "noise_multiplier")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +169,8 @@ class DiscreteGaussianEvent:
     ``ε(α) = αΔ²/(2σ²)`` for every ``α > 1``.
 
     Pre-conditions:
-        - ``sigma2`` and ``l2_sensitivity`` are finite and ``> 0``
+        - ``sigma2`` is finite and ``> 0``
+        - ``l2_sensitivity`` is in ``[1e-150, 1e150]`` (its square is a normal float)
     Raises:
         ParameterError: if a pre-condition fails.
     """
@@ -163,7 +180,7 @@ class DiscreteGaussianEvent:
 
     def __post_init__(self) -> None:
         _positive(self.sigma2, "sigma2")
-        _positive(self.l2_sensitivity, "l2_sensitivity")
+        _squarable(self.l2_sensitivity, "l2_sensitivity")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,7 +241,8 @@ class SkellamEvent:
     non-decreasing in α).
 
     Pre-conditions:
-        - ``variance``, ``l2_sensitivity``, ``l1_sensitivity`` finite and ``> 0``
+        - ``variance`` is in ``[1e-150, 1e150]`` (its square is a normal float)
+        - ``l2_sensitivity``, ``l1_sensitivity`` finite and ``> 0``
     Raises:
         ParameterError: if a pre-condition fails.
     """
@@ -234,7 +252,7 @@ class SkellamEvent:
     l1_sensitivity: float
 
     def __post_init__(self) -> None:
-        _positive(self.variance, "variance")
+        _squarable(self.variance, "variance")
         _positive(self.l2_sensitivity, "l2_sensitivity")
         _positive(self.l1_sensitivity, "l1_sensitivity")
 

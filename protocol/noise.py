@@ -340,11 +340,17 @@ class CdtTable:
         return _Guide.build(self.thresholds)
 
 
-def _table(low: int, weights: list[int]) -> CdtTable:
-    if len(weights) > MAX_TABLE_SIZE:
+def _check_table_size(size: int, what: str) -> None:
+    """Refuse a table of ``size`` entries above :data:`MAX_TABLE_SIZE`, before it is built."""
+    if size > MAX_TABLE_SIZE:
         raise ParameterError(
-            f"a noise table of {len(weights)} entries exceeds the limit of {MAX_TABLE_SIZE}"
+            f"{what} needs a noise table of {size} entries, over the table sampler's "
+            f"limit of {MAX_TABLE_SIZE} = 2^24"
         )
+
+
+def _table(low: int, weights: list[int]) -> CdtTable:
+    _check_table_size(len(weights), "this distribution")
     total = sum(weights)
     thresholds = []
     acc = 0
@@ -354,6 +360,10 @@ def _table(low: int, weights: list[int]) -> CdtTable:
     return CdtTable(low=low, thresholds=tuple(thresholds))
 
 
+#: The least integer y with exp(-y) < 2^-WEIGHT_BITS (tests/test_hostile_numbers.py certifies it).
+_EXP_UNDERFLOW = 178
+
+
 def _exp_neg_fixed(y: Fraction) -> int:
     """``floor(2^WEIGHT_BITS · exp(-y))`` for rational ``y > 0``, certified exactly.
 
@@ -361,6 +371,10 @@ def _exp_neg_fixed(y: Fraction) -> int:
     partial sum and the next term bracket the value; terms are added until
     both ends of the bracket have the same floor.
     """
+    if y >= _EXP_UNDERFLOW:
+        # exp(-y) <= exp(-178) < 2^-256, as 178 > 256·ln 2 = 177.45…: the floor is 0,
+        # which the series below would also certify, after more than 2y terms.
+        return 0
     scale = 1 << WEIGHT_BITS
     partial = Fraction(0)
     term = Fraction(1)
@@ -402,6 +416,7 @@ def discrete_gaussian_table(sigma2: Fraction) -> CdtTable:
         raise ParameterError(f"discrete Gaussian variance parameter must be > 0; got {sigma2}")
     p = WEIGHT_BITS
     k_max = 10 * ceil_sqrt(sigma2) + 2
+    _check_table_size(2 * k_max + 1, f"variance (sigma2) {sigma2} of dgauss")
     q = _exp_neg_fixed(1 / (2 * sigma2))
     q2 = (q * q) >> p
     half = [1 << p]
@@ -430,6 +445,7 @@ def poisson_table(mean: Fraction) -> CdtTable:
     m = num // den
     k_max = 12 * ceil_sqrt(mean) + 30
     low = max(0, m - k_max)
+    _check_table_size(m - low + k_max + 1, f"Poisson mean {mean} (variance {2 * mean} of skellam)")
     up = [1 << WEIGHT_BITS]
     for k in range(m, m + k_max):
         up.append(up[-1] * num // (den * (k + 1)))

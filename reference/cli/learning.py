@@ -17,7 +17,20 @@ from reference.common.paths import OutputPathError
 from reference.common.seeds import fresh_seed, seed_from_hex
 
 positive_float = number_where(float, "a positive finite number", lambda v: v > 0)
-_unit_interval = number_where(float, "a number in (0, 1)", lambda v: 0 < v < 1)
+# Every noisy run draws at least twice from a table sampler, each draw within 2^-64 of
+# exact, and charges (1 + e^ε)·s > 2·2^-63 = 2^-62 of δ to that distance s
+# (spec/08-accounting.md#table-sampler-distance): a smaller δ, or an ε with
+# (1 + e^ε)·2^-63 >= 1 (ε > 63·ln 2 = 43.67), leaves no δ for the mechanism.
+_run_delta = number_where(
+    float,
+    "a number in [2^-62, 1): every run charges more than 2^-62 of δ to the table samplers",
+    lambda v: 2.0**-62 <= v < 1,
+)
+_run_epsilon = number_where(
+    float,
+    "a number in (0, 43]: above 43, the table samplers' charge (1 + e^ε)·2^-63 exceeds any δ",
+    lambda v: 0 < v <= 43,
+)
 rate_in_unit = number_where(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 _dropout_rate = number_where(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
@@ -162,12 +175,17 @@ _MODEL_OPTIONS = (
     Option(("--nodes",), "nodes holding data", type=positive_int, default=10, metavar="N"),
     Option(("--rounds",), "training rounds", type=positive_int, default=60, metavar="R"),
     Option(
-        ("--epsilon",), "target ε over all rounds", type=positive_float, default=2.0, metavar="EPS"
+        ("--epsilon",),
+        "target ε over all rounds, at most 43",
+        type=_run_epsilon,
+        default=2.0,
+        metavar="EPS",
     ),
     Option(
         ("--delta",),
-        "δ of the (ε, δ) guarantee",
-        type=_unit_interval,
+        "δ of the (ε, δ) guarantee, at least 2^-62 (the table samplers' distance is charged "
+        "to it: a run with many rounds, nodes or coordinates needs more)",
+        type=_run_delta,
         default=1e-5,
         metavar="DELTA",
     ),

@@ -22,14 +22,35 @@ from reference.cli.declare import (
 )
 from reference.cli.declare import emit as _emit
 from reference.cli.types import (
-    non_negative_int,
+    int_at_least,
     open_unit,
     positive_float,
     positive_int,
     positive_rational,
+    power_of_ten,
     rate_in_unit,
 )
 from reference.common.seeds import seed_from_hex
+
+#: Most samples ``noise sample`` draws in one call (the table sampler holds them all).
+MAX_COUNT = 10**8
+#: Most rounds ``privacy`` composes: far beyond any training run, and an exact float.
+MAX_ROUNDS = 10**12
+#: Least gaussian noise multiplier and skellam variance ``privacy`` accepts: below it
+#: epsilon exceeds 10^11 at every order, i.e. no privacy, and the float formulas
+#: underflow towards a division by zero.
+MIN_NOISE = 1e-6
+
+
+def _noise_at_least_min(text: str) -> float:
+    """An argparse type: a positive finite number, and at least :data:`MIN_NOISE`."""
+    value = positive_float(text)
+    if value < MIN_NOISE:
+        raise argparse.ArgumentTypeError(
+            f"expected a number >= {MIN_NOISE:g} (less noise gives no privacy); got {text}"
+        )
+    return value
+
 
 # ---------------------------------------------------------------------- noise
 
@@ -98,9 +119,27 @@ def _privacy_event(args: argparse.Namespace, noise: float) -> object:
     return accounting.ComposedEvent(event=event, count=args.rounds)
 
 
+#: The mechanism-specific flags, and the mechanisms each applies to.
+_APPLIES_TO = {
+    "noise_multiplier": ("gaussian",),
+    "variance": ("skellam",),
+    "sigma": ("dgauss",),
+    "l2_sensitivity": ("skellam", "dgauss"),
+    "l1_sensitivity": ("skellam", "dgauss"),
+    "clients": ("dgauss",),
+    "dimension": ("dgauss",),
+}
+
+
 def _check_privacy_args(args: argparse.Namespace, *, need_noise: bool) -> str | None:
-    """The first missing or contradictory argument, as a one-line message, or None."""
+    """The first missing, foreign or contradictory argument, as a one-line message, or None."""
     parameter = _NOISE_PARAMETER[args.mechanism]
+    for name, mechanisms in _APPLIES_TO.items():
+        if args.mechanism not in mechanisms and getattr(args, name, None) is not None:
+            return (
+                f"--{name.replace('_', '-')} does not apply to --mechanism {args.mechanism} "
+                f"(only to {', '.join(mechanisms)})"
+            )
     if need_noise and getattr(args, parameter) is None:
         return f"--mechanism {args.mechanism} needs --{parameter.replace('_', '-')}"
     if args.mechanism in ("skellam", "dgauss"):
@@ -111,6 +150,11 @@ def _check_privacy_args(args: argparse.Namespace, *, need_noise: bool) -> str | 
         for name in ("clients", "dimension"):
             if getattr(args, name) is None:
                 return f"--mechanism dgauss needs --{name}"
+    if args.mechanism in ("skellam", "dgauss") and args.l1_sensitivity < args.l2_sensitivity:
+        return (
+            f"--l1-sensitivity {args.l1_sensitivity:g} is below --l2-sensitivity "
+            f"{args.l2_sensitivity:g}: an integer vector's L1 norm is at least its L2 norm"
+        )
     return None
 
 
@@ -257,8 +301,8 @@ _NOISE = Command(
                 ),
                 Option(
                     ("--count",),
-                    "how many samples to draw",
-                    type=non_negative_int,
+                    f"how many samples to draw, at most {power_of_ten(MAX_COUNT)}",
+                    type=int_at_least(0, MAX_COUNT),
                     metavar="K",
                     required=True,
                 ),
@@ -294,15 +338,15 @@ _UNSET = "none"
 _NOISE_OPTIONS = (
     Option(
         ("--noise-multiplier",),
-        "gaussian: sigma / sensitivity",
-        type=positive_float,
+        f"gaussian: sigma / sensitivity, at least {MIN_NOISE:g}",
+        type=_noise_at_least_min,
         metavar="Z",
         absent=_UNSET,
     ),
     Option(
         ("--variance",),
-        "skellam: the total variance lambda of the released sum",
-        type=positive_float,
+        f"skellam: the total variance lambda of the released sum, at least {MIN_NOISE:g}",
+        type=_noise_at_least_min,
         metavar="V",
         absent=_UNSET,
     ),
@@ -338,7 +382,7 @@ _RELEASE_OPTIONS = (
     ),
     Option(
         ("--l1-sensitivity",),
-        "skellam, dgauss: L1 norm bound of one contribution",
+        "skellam, dgauss: L1 norm bound of one contribution, at least the L2 bound",
         type=positive_float,
         metavar="S1",
         absent=_UNSET,
@@ -366,7 +410,11 @@ _RELEASE_OPTIONS = (
         shown_default="1, no subsampling",
     ),
     Option(
-        ("--rounds",), "number of rounds composed", type=positive_int, metavar="R", required=True
+        ("--rounds",),
+        f"number of rounds composed, at most {power_of_ten(MAX_ROUNDS)}",
+        type=int_at_least(1, MAX_ROUNDS),
+        metavar="R",
+        required=True,
     ),
     Option(
         ("--delta",),
@@ -411,8 +459,8 @@ _PRIVACY = Command(
                   skellam   --variance --l2-sensitivity --l1-sensitivity
                   dgauss    --sigma --l2-sensitivity --l1-sensitivity --clients --dimension
 
-                A missing flag the mechanism needs exits 2 naming it; flags of other
-                mechanisms are ignored.
+                A missing flag the mechanism needs, or a flag of another mechanism, exits 2
+                naming it, as does --l1-sensitivity below --l2-sensitivity.
             """,
             options=(_MECHANISM_OPTION, *_NOISE_OPTIONS, *_RELEASE_OPTIONS),
             examples=(
@@ -446,6 +494,9 @@ _PRIVACY = Command(
                   gaussian  (nothing more)
                   skellam   --l2-sensitivity --l1-sensitivity
                   dgauss    --l2-sensitivity --l1-sensitivity --clients --dimension
+
+                A missing flag the mechanism needs, or a flag of another mechanism, exits 2
+                naming it, as does --l1-sensitivity below --l2-sensitivity.
 
                 The search starts at {_GAUSSIAN_SKELLAM_FLOOR:g} (gaussian, skellam) or at
                 sigma = {accounting.DDG_MIN_SIGMA:g}, the least sigma the dgauss bound holds

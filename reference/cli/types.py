@@ -28,17 +28,32 @@ def number_where(
     return parse
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum``, with a message naming the value."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+def power_of_ten(value: int) -> str:
+    """``value`` as ``10^k`` when it is a power of ten of at least 10^6, else in decimal."""
+    k = len(str(value)) - 1
+    return f"10^{k}" if value >= 10**6 and value == 10**k else str(value)
+
+
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``), naming the value.
+
+    Text longer than Python's integer-conversion limit, or above ``maximum``, is refused
+    at once: nothing downstream sees an integer it cannot hold as a float or a list size.
+    """
+    if maximum is None:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    else:
+        what = f"an integer in [{minimum}, {power_of_ten(maximum)}]"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
+            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+            raise argparse.ArgumentTypeError(f"expected {what}; got {shown!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            shown = str(value) if value.bit_length() <= 128 else f"an integer of {len(text)} digits"
+            raise argparse.ArgumentTypeError(f"expected {what}; got {shown}")
         return value
 
     return parse
