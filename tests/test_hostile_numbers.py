@@ -239,3 +239,18 @@ def test_accountant_refuses_values_whose_square_is_not_a_normal_float(value: flo
         accounting.SkellamEvent(variance=value, l2_sensitivity=1, l1_sensitivity=1)
     with pytest.raises(ParameterError, match="normal float"):
         accounting.DiscreteGaussianEvent(sigma2=1, l2_sensitivity=value)
+
+
+def test_a_delta_the_samplers_already_use_up_is_refused_before_training(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    """δ = 1e-15 is in (0, 1), but the run's table samplers alone charge about 1e-14."""
+    start = time.perf_counter()
+    code = main(["run", "--delta", "1e-15", "--rounds", "2", "--quiet", "--out", str(tmp_path)])
+    elapsed = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("sdl run: error: --delta 1e-15 is at most what this run's noise")
+    assert "raise --delta" in line
+    assert elapsed < 10, f"took {elapsed:.2f} s"

@@ -339,7 +339,16 @@ def calibrate_noise(cfg: JobConfig, *, l2: float, l1: float, dim: int) -> float:
     Spec: spec/13-learning.md#calibration
     """
     distance = _sampler_distance(cfg, dim)
-    delta = cfg.delta - (1 + math.exp(cfg.epsilon)) * distance
+    allowance = (1 + math.exp(cfg.epsilon)) * distance
+    delta = cfg.delta - allowance
+    if delta <= 0:
+        # The table samplers' statistical distance is charged to δ
+        # (spec/06-noise.md#table-sampler): this run's draws alone use it up.
+        raise ParameterError(
+            f"--delta {cfg.delta:g} is at most what this run's noise samplers already use "
+            f"({allowance:.3g}: (1 + e^epsilon) times their statistical distance over every "
+            "draw); raise --delta, or lower --epsilon, --rounds or --nodes"
+        )
 
     def make(variance: float) -> object:
         return ComposedEvent(event=_one_round_event(cfg, variance, l2, l1, dim), count=cfg.rounds)
