@@ -23,6 +23,8 @@ they cannot be left.
 from __future__ import annotations
 
 import enum
+import itertools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -52,6 +54,7 @@ from protocol.messages import (
 from protocol.noise import MECHANISMS, sample_table
 from protocol.params import (
     DECISION_WINDOWS,
+    MAX_NODE_ID,
     REPORT_WINDOWS,
     TOP_UP_REPORT_WINDOWS,
     TOP_UP_WINDOWS,
@@ -59,7 +62,7 @@ from protocol.params import (
     round_windows,
 )
 from protocol.shamir import Share as ShamirShare
-from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
+from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed, derive_seed
 
 
 class Phase(enum.Enum):
@@ -794,21 +797,148 @@ def _vectors_json(m: Mapping[int, Elements] | Mapping[int, Field]) -> list[dict[
     return [{"node": i, "values": m[i].to_json()} for i in sorted(m)]
 
 
+#: Stages are below 2^16 (spec/09-protocol.md#parameters).
+_MAX_STAGE = (1 << 16) - 1
+_SEED_HEX = re.compile(f"[0-9a-f]{{{2 * SEED_SIZE}}}")
+#: A variance as ``str(Fraction)`` writes it: 0, or a positive integer or fraction.
+_VARIANCE = re.compile(r"0|[1-9][0-9]*(/[1-9][0-9]*)?")
+
+
+def _int_from(v: object, name: str, *, lo: int, hi: int) -> int:
+    """``v`` if it is a JSON integer (not a bool, not a float) in ``[lo, hi]``."""
+    if type(v) is not int or not lo <= v <= hi:
+        raise LocalProtocolError(f"{name} must be an integer in [{lo}, {hi}]; got {_shown(v)}")
+    return v
+
+
+def _node_from(v: object, name: str) -> int:
+    return _int_from(v, name, lo=1, hi=MAX_NODE_ID)
+
+
+def _stage_from(v: object, name: str) -> int:
+    return _int_from(v, name, lo=0, hi=_MAX_STAGE)
+
+
+def _shown(v: object) -> str:
+    """``repr(v)``, cut short: a hostile value may be huge."""
+    text = repr(v) if not isinstance(v, int) or v.bit_length() < 256 else "a huge integer"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _ids_from(v: object, name: str) -> tuple[int, ...]:
+    """A list of node ids, strictly ascending (every id list the encoder writes is)."""
+    if not isinstance(v, list):
+        raise LocalProtocolError(f"{name} must be a list of node ids; got {_shown(v)}")
+    ids = tuple(_node_from(i, f"{name}[{k}]") for k, i in enumerate(v))
+    if any(a >= b for a, b in itertools.pairwise(ids)):
+        raise LocalProtocolError(f"{name} must be strictly ascending node ids; got {_shown(v)}")
+    return ids
+
+
+def _seed_from(v: object, name: str) -> Seed | None:
+    """``null`` or a seed as exactly ``2·SEED_SIZE`` lower-case hex digits."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or not _SEED_HEX.fullmatch(v):
+        raise LocalProtocolError(
+            f"{name} must be null or {2 * SEED_SIZE} lower-case hex digits; got {_shown(v)}"
+        )
+    return as_seed(bytes.fromhex(v))
+
+
+def _field_from(p: RoundParams, v: object, name: str, *, length: int) -> Field:
+    """``length`` canonical decimal strings, each below the round's modulus."""
+    if not isinstance(v, list):
+        raise LocalProtocolError(f"{name} must be a list of decimal strings; got {_shown(v)}")
+    if len(v) != length:
+        raise LocalProtocolError(f"{name} must have {length} elements; got {len(v)}")
+    try:
+        return p.field.from_json(v)
+    except EncodingError as exc:
+        raise LocalProtocolError(f"{name}: {exc}") from None
+
+
+def _rational_from(p: RoundParams, v: object, name: str) -> Fraction:
+    """A variance ``>= 0`` as ``str(Fraction)`` writes it: ``"0"``, ``"a"`` or ``"a/b"`` in
+    lowest terms, and no longer than the round's target variance allows."""
+    # The variances of a round are the target scaled by ratios of small counts
+    # (spec/07-noise-plan.md), so their digits exceed the target's by a little.
+    limit = 2 * len(str(p.noise.target_variance)) + 128
+    if not isinstance(v, str) or len(v) > limit or not _VARIANCE.fullmatch(v):
+        raise LocalProtocolError(
+            f"{name} must be a rational string '0', 'a' or 'a/b' of at most {limit} "
+            f"characters; got {_shown(v)}"
+        )
+    try:
+        r = Fraction(v)
+    except ValueError:  # more digits than Python converts
+        raise LocalProtocolError(f"{name} has too many digits; got {_shown(v)}") from None
+    if str(r) != v:
+        raise LocalProtocolError(f"{name} must be in lowest terms ({r}); got {_shown(v)}")
+    return r
+
+
 def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Elements]:
+    """``[{"node", "values"}]``, strictly ascending by node, each of the round's share length."""
     if not isinstance(items, list):
-        raise LocalProtocolError(f"{name} must be a list of {{node, values}}; got {items!r}")
+        raise LocalProtocolError(f"{name} must be a list of {{node, values}}; got {_shown(items)}")
     out: dict[int, Elements] = {}
-    for item in items:
+    last = 0
+    for k, item in enumerate(items):
         if not isinstance(item, dict) or set(item) != {"node", "values"}:
-            raise LocalProtocolError(f"{name} entries must be {{node, values}}; got {item!r}")
-        node = item["node"]
-        if type(node) is not int or node in out:
-            raise LocalProtocolError(f"{name} nodes must be distinct ints; got {node!r}")
-        try:
-            out[node] = Elements.of(p.field.from_json(item["values"]))
-        except EncodingError as exc:
-            raise LocalProtocolError(f"{name}[{node}]: {exc}") from None
+            raise LocalProtocolError(f"{name} entries must be {{node, values}}; got {_shown(item)}")
+        node = _node_from(item["node"], f"{name}[{k}].node")
+        if node <= last:
+            raise LocalProtocolError(f"{name} must be strictly ascending by node; got {node}")
+        last = node
+        values = _field_from(p, item["values"], f"{name}[{k}].values", length=p.share_length)
+        out[node] = Elements.of(values)
     return out
+
+
+def _triple_from(v: object, name: str) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+    """``null`` or ``{"stage", "contributors", "aggregators"}``."""
+    if v is None:
+        return None
+    if not isinstance(v, dict) or set(v) != {"stage", "contributors", "aggregators"}:
+        raise LocalProtocolError(
+            f"{name} must be null or {{stage, contributors, aggregators}}; got {_shown(v)}"
+        )
+    return (
+        _stage_from(v["stage"], f"{name}.stage"),
+        _ids_from(v["contributors"], f"{name}.contributors"),
+        _ids_from(v["aggregators"], f"{name}.aggregators"),
+    )
+
+
+def _reports_from(v: object) -> dict[int, frozenset[int]]:
+    """``[{"node", "holds"}]``, strictly ascending by node."""
+    if not isinstance(v, list):
+        raise LocalProtocolError(
+            f"state.reports must be a list of {{node, holds}}; got {_shown(v)}"
+        )
+    out: dict[int, frozenset[int]] = {}
+    last = 0
+    for k, item in enumerate(v):
+        if not isinstance(item, dict) or set(item) != {"node", "holds"}:
+            raise LocalProtocolError(
+                f"state.reports entries must be {{node, holds}}; got {_shown(item)}"
+            )
+        node = _node_from(item["node"], f"state.reports[{k}].node")
+        if node <= last:
+            raise LocalProtocolError(
+                f"state.reports must be strictly ascending by node; got {node}"
+            )
+        last = node
+        out[node] = frozenset(_ids_from(item["holds"], f"state.reports[{k}].holds"))
+    return out
+
+
+def _choice_from(v: object, name: str, choices: Iterable[str]) -> str:
+    options = sorted(choices)
+    if not isinstance(v, str) or v not in options:
+        raise LocalProtocolError(f"{name} must be one of {options}; got {_shown(v)}")
+    return v
 
 
 def _compact(v: Field | None) -> Elements | None:
@@ -880,104 +1010,79 @@ def state_from_json(params: RoundParams, obj: object) -> State:
 
     Spec: spec/09-protocol.md#state-encoding
 
+    Every value must have exactly the JSON type the encoder writes, and be in
+    range: nothing is coerced (no ``1.0`` or ``true`` for a node id, no
+    ``"7"`` for a count, no string for a list).
+
     Raises:
         LocalProtocolError: the object is not a state of this round (the
             message names the key).
     """
     if not isinstance(obj, dict):
-        raise LocalProtocolError(f"a state must be a JSON object; got {obj!r}")
-    role = obj.get("role")
-    if role not in STATE_TYPES:
-        raise LocalProtocolError(f"state.role must be one of {sorted(STATE_TYPES)}; got {role!r}")
-    base = initial(params, node=obj.get("node"), role=role)  # type: ignore[arg-type]
+        raise LocalProtocolError(f"a state must be a JSON object; got {_shown(obj)}")
+    role = _choice_from(obj.get("role"), "state.role", STATE_TYPES)
+    node = _node_from(obj.get("node"), "state.node")
+    base = initial(params, node=node, role=role)  # type: ignore[arg-type]
     keys = set(state_to_json(base))
     if set(obj) != keys:
         raise LocalProtocolError(
             f"a {role} state has exactly the keys {sorted(keys)}; "
             f"missing {sorted(keys - set(obj))}, unexpected {sorted(set(obj) - keys)}"
         )
-    try:
-        phase = Phase(obj["phase"])
-    except ValueError:
-        raise LocalProtocolError(f"state.phase is not a phase: {obj['phase']!r}") from None
+    phase = Phase(_choice_from(obj["phase"], "state.phase", (ph.value for ph in Phase)))
     reason = obj["reason"]
-    if reason is not None and reason not in REASONS:
-        raise LocalProtocolError(f"state.reason must be null or an abort reason; got {reason!r}")
-    stage = obj["stage"]
-    if type(stage) is not int or stage < 0:
-        raise LocalProtocolError(f"state.stage must be an int >= 0; got {stage!r}")
-
-    def ids(key: str) -> tuple[int, ...]:
-        v = obj[key]
-        if not isinstance(v, list) or not all(type(i) is int for i in v):
-            raise LocalProtocolError(f"state.{key} must be a list of node ids; got {v!r}")
-        return tuple(v)
-
-    def vector(key: str) -> Field | None:
-        v = obj[key]
-        if v is None:
-            return None
-        try:
-            return params.field.from_json(v)
-        except (EncodingError, TypeError) as exc:
-            raise LocalProtocolError(f"state.{key}: {exc}") from None
-
-    def triple(key: str) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
-        v = obj[key]
-        if v is None:
-            return None
-        if not isinstance(v, dict) or set(v) != {"stage", "contributors", "aggregators"}:
-            raise LocalProtocolError(f"state.{key} must be null or {{stage, contributors, "
-                                     f"aggregators}}; got {v!r}")  # fmt: skip
-        return (int(v["stage"]), tuple(v["contributors"]), tuple(v["aggregators"]))
-
+    if reason is not None:
+        reason = _choice_from(reason, "state.reason", REASONS)
+    stage = _stage_from(obj["stage"], "state.stage")
     common = {"phase": phase, "reason": reason, "stage": stage}
-    try:
-        if isinstance(base, ContributorState):
-            seed = obj["seed"]
-            return replace(
-                base,
-                **common,
-                seed=None if seed is None else as_seed(bytes.fromhex(seed)),
-                contribution=_compact(vector("contribution")),
-                dropouts=int(obj["dropouts"]),
-                noise_variance=Fraction(str(obj["noise_variance"])),
-            )
-        if isinstance(base, AggregatorState):
-            return replace(
-                base,
-                **common,
-                expected=ids("expected"),
-                prior=frozenset(ids("prior")),
-                delivered=frozenset(ids("delivered")),
-                early=_vectors_from(params, obj["early"], "early"),
-                held=_vectors_from(params, obj["held"], "held"),
-            )
-        if isinstance(base, CoordinatorState):
-            reports = obj["reports"]
-            if not isinstance(reports, list):
-                raise LocalProtocolError(f"state.reports must be a list; got {reports!r}")
-            return replace(
-                base,
-                **common,
-                expected=ids("expected"),
-                dropouts=int(obj["dropouts"]),
-                reports={int(r["node"]): frozenset(r["holds"]) for r in reports},
-                decision=triple("decision"),
-            )
+    D = params.noise.max_dropouts
+    if isinstance(base, ContributorState):
+        contribution = obj["contribution"]
         return replace(
             base,
             **common,
-            covers=triple("covers"),
-            partials={
-                i: v.to_field(params.field)
-                for i, v in _vectors_from(params, obj["partials"], "partials").items()
-            },
-            result=vector("result"),
-            faulty=ids("faulty"),
+            seed=_seed_from(obj["seed"], "state.seed"),
+            contribution=None
+            if contribution is None
+            else Elements.of(
+                _field_from(params, contribution, "state.contribution", length=params.dimension)
+            ),
+            dropouts=_int_from(obj["dropouts"], "state.dropouts", lo=0, hi=D),
+            noise_variance=_rational_from(params, obj["noise_variance"], "state.noise_variance"),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LocalProtocolError(f"malformed {role} state: {exc}") from None
+    if isinstance(base, AggregatorState):
+        return replace(
+            base,
+            **common,
+            expected=_ids_from(obj["expected"], "state.expected"),
+            prior=frozenset(_ids_from(obj["prior"], "state.prior")),
+            delivered=frozenset(_ids_from(obj["delivered"], "state.delivered")),
+            early=_vectors_from(params, obj["early"], "state.early"),
+            held=_vectors_from(params, obj["held"], "state.held"),
+        )
+    if isinstance(base, CoordinatorState):
+        return replace(
+            base,
+            **common,
+            expected=_ids_from(obj["expected"], "state.expected"),
+            dropouts=_int_from(obj["dropouts"], "state.dropouts", lo=0, hi=D),
+            reports=_reports_from(obj["reports"]),
+            decision=_triple_from(obj["decision"], "state.decision"),
+        )
+    result = obj["result"]
+    return replace(
+        base,
+        **common,
+        covers=_triple_from(obj["covers"], "state.covers"),
+        partials={
+            i: v.to_field(params.field)
+            for i, v in _vectors_from(params, obj["partials"], "state.partials").items()
+        },
+        result=None
+        if result is None
+        else _field_from(params, result, "state.result", length=params.dimension),
+        faulty=_ids_from(obj["faulty"], "state.faulty"),
+    )
 
 
 def event_to_json(event: Event) -> dict[str, object]:
@@ -996,29 +1101,34 @@ def event_to_json(event: Event) -> dict[str, object]:
 def event_from_json(params: RoundParams, obj: object) -> Event:
     """Parse :func:`event_to_json`'s form.
 
+    Spec: spec/09-protocol.md#state-encoding
+
     Raises:
         LocalProtocolError: not an event; InvalidMessage: a malformed message.
     """
     if not isinstance(obj, dict):
-        raise LocalProtocolError(f"an event must be a JSON object; got {obj!r}")
+        raise LocalProtocolError(f"an event must be a JSON object; got {_shown(obj)}")
     kind = obj.get("type")
     if kind == "start" and set(obj) == {"type", "update", "seed"}:
-        update, seed = obj["update"], obj["seed"]
-        try:
-            return Start(
-                update=None if update is None else params.field.from_json(update),
-                seed=None if seed is None else as_seed(bytes.fromhex(seed)),
+        update = obj["update"]
+        if update is not None and not isinstance(update, list):
+            raise LocalProtocolError(
+                f"start.update must be null or a list of decimal strings; got {_shown(update)}"
             )
-        except (EncodingError, TypeError, ValueError) as exc:
-            raise LocalProtocolError(f"malformed start event: {exc}") from None
+        return Start(
+            update=None
+            if update is None
+            else _field_from(params, update, "start.update", length=len(update)),
+            seed=_seed_from(obj["seed"], "start.seed"),
+        )
     if kind == "timeout" and set(obj) == {"type", "stage"}:
         stage = obj["stage"]
-        if stage is not None and (type(stage) is not int or stage < 0):
-            raise LocalProtocolError(f"timeout.stage must be null or an int >= 0; got {stage!r}")
-        return Timeout(stage=stage)
+        return Timeout(stage=None if stage is None else _stage_from(stage, "timeout.stage"))
     if kind == "receive" and set(obj) == {"type", "message"}:
         return Receive(from_obj(obj["message"]))
-    raise LocalProtocolError(f"an event is start, timeout or receive with its keys; got {obj!r}")
+    raise LocalProtocolError(
+        f"an event is start, timeout or receive with its keys; got {_shown(obj)}"
+    )
 
 
 def output_to_json(output: Output) -> dict[str, object]:
