@@ -26,13 +26,33 @@ from reference.cli.declare import (
     report_error,
 )
 from reference.cli.declare import emit as _emit
+from reference.cli.noise import MAX_ROUNDS, MIN_NOISE
 from reference.cli.types import (
+    float_where,
     int_at_least,
     non_negative_int,
-    positive_float,
     positive_int,
     positive_rational,
+    power_of_ten,
     rate_in_unit,
+)
+from reference.common.paths import check_output_dir
+
+#: Most coordinates ``bench shamir`` shares: 10^7 answers in about 13 s at n = 10.
+MAX_SHAMIR_DIMENSION = 10**7
+#: Most holders ``bench shamir`` shares to.
+MAX_SHAMIR_NODES = 1000
+#: Most elements of one n × d share matrix: the run holds a few of them (measured: 0.64 GB
+#: peak at n·d = 2·10^7, 2.9 GB at 10^8).
+MAX_SHAMIR_ELEMENTS = 10**8
+#: Most timed runs per step, in both micro-benchmarks.
+MAX_REPEATS = 100
+#: Largest noise multiplier the accountant takes: its square must be a normal float
+#: (protocol/accounting.py refuses z outside [1e-150, 1e150]).
+MAX_NOISE = 1e150
+_noise_multiplier = float_where(
+    "a number in [1e-6, 1e150] (less noise gives no privacy)",
+    lambda v: MIN_NOISE <= v <= MAX_NOISE,
 )
 
 # ---------------------------------------------------------------------- bench shamir
@@ -45,6 +65,14 @@ def _cmd_bench_shamir(args: argparse.Namespace) -> int:
         report_error(
             args.command_prog,
             f"--nodes must be >= --threshold + 1 = {args.threshold + 1}; got {args.nodes}",
+        )
+        return EXIT_USAGE
+    if args.nodes * args.dimension > MAX_SHAMIR_ELEMENTS:
+        report_error(
+            args.command_prog,
+            f"--nodes × --dimension must be <= {power_of_ten(MAX_SHAMIR_ELEMENTS)} (the share "
+            f"matrix, a few GB at most); got {args.nodes} × {args.dimension} = "
+            f"{args.nodes * args.dimension}",
         )
         return EXIT_USAGE
 
@@ -133,6 +161,9 @@ def _cmd_bench_accounting(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- bench round
+
+#: What --scaling writes into --out (``br.write_scaling``).
+_SCALING_FILES = ("scaling.json", "scaling.png")
 
 _CHILD_DIED = "a benchmark's child process died (killed, or out of memory?)"
 
@@ -238,6 +269,8 @@ def _run_one(args: argparse.Namespace, config: br.RoundConfig) -> int:
 
 
 def _cmd_bench_round(args: argparse.Namespace) -> int:
+    if args.scaling:  # before the sweep, which runs for minutes
+        check_output_dir(args.out, label="--out", files=_SCALING_FILES)
     config = _round_config(args)
     if args.scaling and args.compare_flower:
         report_error(args.command_prog, "--scaling and --compare-flower run apart; choose one")
@@ -273,7 +306,11 @@ _SHAMIR = Command(
     options=(
         _FIELD,
         Option(
-            ("--nodes",), "n, the holders of the shares", type=positive_int, default=20, metavar="N"
+            ("--nodes",),
+            f"n, the holders of the shares, at most {MAX_SHAMIR_NODES}",
+            type=int_at_least(1, MAX_SHAMIR_NODES),
+            default=20,
+            metavar="N",
         ),
         Option(
             ("--threshold",),
@@ -284,23 +321,26 @@ _SHAMIR = Command(
         ),
         Option(
             ("--dimension",),
-            "d, the coordinates of the shared vector",
-            type=positive_int,
+            f"d, the coordinates of the shared vector, at most "
+            f"{power_of_ten(MAX_SHAMIR_DIMENSION)}; n × d at most "
+            f"{power_of_ten(MAX_SHAMIR_ELEMENTS)}",
+            type=int_at_least(1, MAX_SHAMIR_DIMENSION),
             default=1_000_000,
             metavar="D",
             shown_default="10^6",
         ),
         Option(
             ("--repeats",),
-            "timed runs of each step; the median is reported",
-            type=positive_int,
+            f"timed runs of each step, at most {MAX_REPEATS}; the median is reported",
+            type=int_at_least(1, MAX_REPEATS),
             default=5,
             metavar="R",
         ),
         Option(
             ("--galois-dimension",),
-            "columns for the (slow) galois product, its time scaled to d; 0 skips it",
-            type=non_negative_int,
+            "columns for the (slow) galois product (d at most are used), its time scaled to d; "
+            "0 skips it",
+            type=int_at_least(0, MAX_SHAMIR_DIMENSION),
             metavar="D",
             absent="all d columns, about 17 s at d = 10^6",
         ),
@@ -333,8 +373,8 @@ _ACCOUNTING = Command(
     options=(
         Option(
             ("--rounds",),
-            "subsampled rounds composed into one epsilon",
-            type=positive_int,
+            f"subsampled rounds composed into one epsilon, at most {power_of_ten(MAX_ROUNDS)}",
+            type=int_at_least(1, MAX_ROUNDS),
             default=1000,
             metavar="N",
         ),
@@ -347,15 +387,15 @@ _ACCOUNTING = Command(
         ),
         Option(
             ("--noise-multiplier",),
-            "z, the Gaussian noise's standard deviation over the sensitivity",
-            type=positive_float,
+            "z, the Gaussian noise's standard deviation over the sensitivity, in [1e-6, 1e150]",
+            type=_noise_multiplier,
             default=1.1,
             metavar="Z",
         ),
         Option(
             ("--repeats",),
-            "timed runs of each accountant; the median is reported",
-            type=positive_int,
+            f"timed runs of each accountant, at most {MAX_REPEATS}; the median is reported",
+            type=int_at_least(1, MAX_REPEATS),
             default=5,
             metavar="R",
         ),

@@ -14,6 +14,7 @@ from typing import Any
 
 from reference.cli.declare import JSON, Command, Example, Option
 from reference.cli.types import positive_int
+from reference.common.paths import check_output_dir
 
 EXIT_OK = 0
 #: A fresh folder in the current directory, like ``sdl run``'s ``sdl-run``.
@@ -23,6 +24,7 @@ COMMITTED_OUT = Path("reference/evaluation")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, label="--out")  # before the grid: it can run for minutes
     from reference.learning import evaluate  # noqa: PLC0415
 
     started = time.perf_counter()

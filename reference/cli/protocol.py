@@ -33,7 +33,7 @@ from reference.cli.declare import (
 )
 from reference.cli.types import non_negative_int, number_where, positive_int
 from reference.common.atomic import replacing, write_text_atomically
-from reference.common.paths import STDOUT, check_output_file
+from reference.common.paths import STDOUT, check_output_dir, check_output_file
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
 from reference.sim.simulate import (
@@ -327,7 +327,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_schema(args: argparse.Namespace) -> int:
     written = []
-    for name, schema in sorted(schemas().items()):
+    every = schemas()
+    check_output_dir(args.directory, label="DIR", files=tuple(sorted(every)))
+    for name, schema in sorted(every.items()):
         path = args.directory / name
         write_text_atomically(path, json.dumps(schema, indent=2, sort_keys=True) + "\n")
         written.append(str(path))

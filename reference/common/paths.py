@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from protocol.errors import ParameterError
@@ -44,11 +45,23 @@ def _kind(mode: int) -> str | None:
 
 
 def _writable_dir(directory: Path, *, label: str) -> None:
-    """Raise unless ``directory`` (an existing path) is a directory one can create files in."""
+    """Raise unless ``directory`` (an existing path) is a directory one can create files in.
+
+    After the permission bits, a probe: a temporary file made and removed there. It
+    catches what the bits do not show: as root, ``os.access`` calls ``/sys`` writable,
+    yet nothing can be created there.
+    """
     if not directory.is_dir():
         raise OutputPathError(f"{label}: {directory} is not a directory")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise OutputPathError(f"{label}: directory {directory} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise OutputPathError(
+            f"{label}: cannot create files in {directory} ({exc.strerror})"
+        ) from None
 
 
 def refuse_unless_replaceable(path: Path, *, label: str) -> None:

@@ -23,6 +23,17 @@ from protocol.xof import Seed, Tag, Xof, derive_seed
 
 #: Private inputs are drawn from [-INPUT_RANGE, INPUT_RANGE].
 INPUT_RANGE = 100
+#: Most values of one vector the steps spell out; the rest are counted (the ``--json``
+#: fields hold every value).
+SHOWN_VALUES = 8
+
+
+def _show(values: list[int]) -> str:
+    """``values`` in brackets, the first :data:`SHOWN_VALUES` only and the rest counted."""
+    if len(values) <= SHOWN_VALUES:
+        return str(values)
+    head = ", ".join(str(v) for v in values[:SHOWN_VALUES])
+    return f"[{head}, … ({len(values) - SHOWN_VALUES} more; --json for all)]"
 
 
 @dataclass
@@ -84,7 +95,7 @@ def run_demo(*, seed: Seed, nodes: int = 7, threshold: int = 2, dimension: int =
         ):
             held[j].append(s)
     sample = held[0][1].y.to_ints()
-    say(f"   For example, aggregator 1 holds this share of node 2's input: {sample}.")
+    say(f"   For example, aggregator 1 holds this share of node 2's input: {_show(sample)}.")
 
     partial = [
         Share(x=points[j], y=fld.stack([s.y for s in held[j]]).sum(axis=0)) for j in range(nodes)
@@ -122,8 +133,8 @@ def run_demo(*, seed: Seed, nodes: int = 7, threshold: int = 2, dimension: int =
     )
     matches = bool(np.array_equal(got, true_sum))
     say(
-        f"7. Decoded sum {got.tolist()} {'equals' if matches else 'DIFFERS FROM'} the "
-        f"plaintext sum {true_sum.tolist()}. No node ever saw another node's input."
+        f"7. Decoded sum {_show(got.tolist())} {'equals' if matches else 'DIFFERS FROM'} the "
+        f"plaintext sum {_show(true_sum.tolist())}. No node ever saw another node's input."
     )
     say(
         "   (Distributed DP noise joins this round in spec section 6: each node adds a "
