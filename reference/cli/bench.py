@@ -50,8 +50,16 @@ MAX_REPEATS = 100
 #: Largest noise multiplier the accountant takes: its square must be a normal float
 #: (protocol/accounting.py refuses z outside [1e-150, 1e150]).
 MAX_NOISE = 1e150
+
+
+def _short(x: float) -> str:
+    """A power of ten as a help text writes it: ``1e-6``, ``1e150``."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 _noise_multiplier = float_where(
-    "a number in [1e-6, 1e150] (less noise gives no privacy)",
+    f"a number in [{_short(MIN_NOISE)}, {_short(MAX_NOISE)}] (less noise gives no privacy)",
     lambda v: MIN_NOISE <= v <= MAX_NOISE,
 )
 
@@ -171,6 +179,13 @@ _CHILD_DIED = "a benchmark's child process died (killed, or out of memory?)"
 #: The default of a round parameter the user did not give: the design's value (for
 #: n = 100), shrunk to fit a smaller --nodes (``br.fit``).
 _FIT: Any = object()
+
+
+def _fitted_default(name: str) -> str:
+    """The help's default of a fitted round parameter: the design's value, from RoundConfig."""
+    return f"{getattr(br.RoundConfig(), name)}, fewer when --nodes cannot hold it"
+
+
 #: The round's parameters whose defaults shrink to fit a smaller --nodes, unless given.
 _FITTED = ("dropouts", "colluders", "threshold", "packing", "committee", "noise_sources",
            "receivers")  # fmt: skip
@@ -387,7 +402,8 @@ _ACCOUNTING = Command(
         ),
         Option(
             ("--noise-multiplier",),
-            "z, the Gaussian noise's standard deviation over the sensitivity, in [1e-6, 1e150]",
+            "z, the Gaussian noise's standard deviation over the sensitivity, in "
+            f"[{_short(MIN_NOISE)}, {_short(MAX_NOISE)}]",
             type=_noise_multiplier,
             default=1.1,
             metavar="Z",
@@ -513,7 +529,7 @@ _ROUND = Command(
             "D: contributors that crash while sharing",
             type=non_negative_int,
             default=_FIT,
-            absent="5, fewer when --nodes cannot hold it",
+            absent=_fitted_default("dropouts"),
             metavar="K",
         ),
         Option(
@@ -521,7 +537,7 @@ _ROUND = Command(
             "T of the noise plan: the colluders it tolerates",
             type=non_negative_int,
             default=_FIT,
-            absent="10, fewer when --nodes cannot hold it",
+            absent=_fitted_default("colluders"),
             metavar="C",
         ),
         Option(
@@ -529,7 +545,7 @@ _ROUND = Command(
             "Shamir's t: aggregators that learn nothing together",
             type=positive_int,
             default=_FIT,
-            absent="10, fewer when --nodes cannot hold it",
+            absent=_fitted_default("threshold"),
             metavar="T",
         ),
         Option(
@@ -537,7 +553,7 @@ _ROUND = Command(
             "k, coordinates packed per share",
             type=positive_int,
             default=_FIT,
-            absent="20, fewer when --nodes cannot hold it",
+            absent=_fitted_default("packing"),
             metavar="K",
         ),
         Option(
@@ -545,7 +561,7 @@ _ROUND = Command(
             "aggregators, or 'all' nodes",
             type=br.count_or_all,
             default=_FIT,
-            absent="35, fewer when --nodes cannot hold it",
+            absent=_fitted_default("committee"),
             metavar="M",
         ),
         Option(
@@ -553,7 +569,7 @@ _ROUND = Command(
             "contributors that add noise, or 'all'",
             type=br.count_or_all,
             default=_FIT,
-            absent="30, fewer when --nodes cannot hold it",
+            absent=_fitted_default("noise_sources"),
             metavar="S",
         ),
         Option(
@@ -561,7 +577,7 @@ _ROUND = Command(
             "nodes that rebuild the sum, or 'all'",
             type=br.count_or_all,
             default=_FIT,
-            absent="1, fewer when --nodes cannot hold it",
+            absent=_fitted_default("receivers"),
             metavar="R",
         ),
         Option(
