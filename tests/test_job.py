@@ -27,6 +27,7 @@ from reference.learning.data import Dataset, realized_rate
 from reference.learning.job import (
     JobConfig,
     _aggregate,
+    _draw_roots,
     _local_contributions,
     _rotation_seed,
     plan_job,
@@ -57,7 +58,7 @@ def test_distributed_and_central_add_noise_of_the_same_distribution() -> None:
         zeros = {i: s.encoding.field.zeros(s.d_pad) for i in range(1, 5)}
         samples = []
         for r in range(4):
-            total, _, _ = _aggregate(s, r, zeros, [1, 2, 3, 4])
+            total, _, _ = _aggregate(s, r, zeros, [1, 2, 3, 4], roots=_draw_roots(s.cfg))
             assert total is not None
             samples.append(total.signed_decode())
         v = np.concatenate(samples).astype(np.float64)
@@ -120,9 +121,10 @@ def test_one_record_changes_exactly_one_encoding() -> None:
     shard = s.shards[0]
     base = Dataset(x=shard.x[:-1], y=shard.y[:-1], classes=shard.classes, name="base")
     s.shards[0] = base
-    without, _ = _local_contributions(s, params, 0, [1])
+    roots = _draw_roots(s.cfg)
+    without, _ = _local_contributions(s, params, 0, [1], roots=roots)
     s.shards[0] = shard
-    with_z, _ = _local_contributions(s, params, 0, [1])
+    with_z, _ = _local_contributions(s, params, 0, [1], roots=roots)
     diff = (with_z[1] - without[1]).signed_decode()
     # The extra record's own encoding, recomputed from its definition.
     g = s.model.per_example_gradients(params, shard.x[-1:], shard.y[-1:])[0]

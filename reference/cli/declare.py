@@ -41,6 +41,7 @@ def report_error(prog: str, message: str, *, kind: str = "usage") -> None:
         error = {"kind": kind, "message": message, "command": prog}
         print(json.dumps({"error": error}, sort_keys=True), flush=True)
 
+
 #: The value of ``Option.default`` that means "no default": the option is required, a flag,
 #: or its absence means something the help text says.
 NO_DEFAULT: Any = argparse.SUPPRESS

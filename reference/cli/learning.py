@@ -55,9 +55,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from reference.learning.outputs import check_outputs, write_outputs  # noqa: PLC0415
 
     check_outputs(args.out)  # a bad --out exits 2 now, not after the whole run
+    # The public seed is written either way; without --seed every node's secret root is
+    # drawn from the OS, with --seed the roots come from the seed (a test mode, not private).
     seed_text = args.seed if args.seed is not None else fresh_seed().hex()
     cfg = JobConfig(
         seed=seed_from_hex(seed_text),
+        deterministic=args.seed is not None,
         nodes=args.nodes,
         rounds=args.rounds,
         epsilon=args.epsilon,
@@ -127,6 +130,30 @@ def _progress(total: int, *, quiet: bool) -> Any:
     return tqdm(total=total, desc="rounds", unit="round", file=sys.stderr, leave=False)
 
 
+def _seed_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the table says of the seeds: public seed, and where the node secrets came from."""
+    if obj["deterministic"]:
+        return [
+            ("seed", f"{obj['seed_text']} (repeat: --seed {obj['seed_text']})"),
+            (
+                "privacy",
+                "NONE: deterministic test mode; every node's secrets (sampling, rounding, "
+                "shares, noise) derive from this seed, so anyone holding it can remove the noise",
+            ),
+        ]
+    return [
+        (
+            "public seed",
+            f"{obj['seed_text']} (data split, partition, model init, committee; written)",
+        ),
+        (
+            "node secrets",
+            "drawn from the OS for this run, held in memory only, not written: "
+            "the run cannot be repeated",
+        ),
+    ]
+
+
 def _print_table(obj: dict[str, Any], written: list[Path]) -> None:
     rows = [
         ("data", f"{obj['dataset']} ({obj['train_records']} train / {obj['test_records']} test)"),
@@ -142,7 +169,7 @@ def _print_table(obj: dict[str, Any], written: list[Path]) -> None:
             f"{obj['epsilon']:.4f} at δ = {obj['delta']:g} (target {obj['target_epsilon']:g})",
         ),
         ("time", f"{obj['seconds']:.1f} s"),
-        ("seed", f"{obj['seed_text']} (repeat: --seed {obj['seed_text']})"),
+        *_seed_rows(obj),
     ]
     width = max(len(k) for k, _ in rows)
     print("SDL decentralized learning\n")
@@ -167,8 +194,17 @@ DESCRIPTION = """
     ε, timings, messages and bytes sent in the binary wire form) and run.png into --out.
     --data FILE trains on your own CSV or NPZ instead.
 
-    Without --seed the run draws fresh OS randomness; with --seed it is reproducible, and
-    therefore not private: use seeds for tests and examples only.
+    A run has a public seed and, per node, secrets. The public seed fixes the data split
+    and partition, the model's initial parameters, the committees, the rotation and the
+    simulated dropouts and network; it is printed and written to run.json. Each node's
+    secrets (its record sampling, encoding rounding, Shamir shares and noise) come from a
+    32-byte root of its own. Without --seed the public seed is drawn fresh and every
+    node's root is drawn from the OS, held in memory only, and never printed or written:
+    the run is private and cannot be repeated. With --seed the roots are derived from the
+    seed: the run repeats exactly (run.json: "deterministic": true) and is NOT private,
+    since anyone holding the seed can regenerate the noise and subtract it. Use --seed for
+    tests and examples only. run.json carries released_sha256 (over the released sums)
+    and model_sha256 (over the final parameters) to compare runs by.
 """
 
 _MODEL_OPTIONS = (
@@ -282,9 +318,10 @@ _RUN_OPTIONS = (
     ),
     Option(
         ("--seed",),
-        "1 to 64 hex digits for a reproducible (not private) run",
+        "1 to 64 hex digits: a deterministic test mode; the nodes' secrets derive from "
+        "this public seed, so the run repeats exactly and is not private",
         metavar="HEX",
-        absent="fresh OS randomness",
+        absent="a fresh public seed; node secrets drawn from the OS and not written",
     ),
     Option(
         ("--out",),
@@ -308,7 +345,9 @@ COMMANDS = (
         options=(*_MODEL_OPTIONS, *_RUN_OPTIONS),
         examples=(
             Example("sdl run", "the default job: a progress bar, then a table"),
-            Example("sdl run --seed 1 --rounds 5 --json --quiet", "short, reproducible, JSON"),
+            Example(
+                "sdl run --seed 1 --rounds 5 --json --quiet", "short, reproducible (not private)"
+            ),
             Example("sdl run --seed 1 --trust central --json", "a trusted aggregator"),
             Example("sdl run --trust local --epsilon 1", "every node noises alone"),
             Example("sdl run --dropout-rate 0.1 --mechanism dgauss", "dropouts, dgauss noise"),

@@ -12,8 +12,12 @@ evaluation resumes where it stopped. :func:`write_report` reads only that file
 and writes ``report.md`` plus PNG plots; it never runs anything.
 
 Seeds are never drawn: seed ``k`` is ``derive_seed(seed_from_hex("e"),
-Tag("eval.seed", (k,)))`` (spec/03-xof.md#derived-seeds), so every run of the
-evaluation can be repeated exactly (timings aside).
+Tag("eval.seed", (k,)))`` (spec/03-xof.md#derived-seeds), and every run is
+deterministic (``JobConfig.deterministic``, spec/13-learning.md#seeds-and-node-secrets:
+the nodes' secrets derive from that seed), so every run of the evaluation can be
+repeated exactly (timings aside), and none is private. A record's ``config`` leaves
+``deterministic`` out (it is the default, True); a row without it, as in results
+written before the key existed, is deterministic.
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ def spec(seed_index: int, **overrides: Any) -> RunSpec:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ParameterError(f"not JobConfig fields: {', '.join(unknown)}")
+    if overrides.get("deterministic", True) is not True:
+        raise ParameterError(
+            "the evaluation runs deterministic seeds only (reproducible, not private); "
+            f"got deterministic={overrides['deterministic']!r}"
+        )
     return RunSpec(seed_index=seed_index, overrides=tuple(sorted(overrides.items())))
 
 
@@ -572,6 +581,9 @@ def write_report(
         "- Cells are mean ± sample standard deviation (ddof = 1) over n seeds.",
         '- Seeds: seed k = `derive_seed(seed_from_hex("e"), Tag("eval.seed", (k,)))`, '
         "k = 0, 1, …; no unseeded randomness.",
+        "- Deterministic seeds: reproducible, not private. Every run derives its nodes' "
+        "secrets (sampling, rounding, shares, noise) from its public seed "
+        "(`deterministic=True`); a private `sdl run` draws them from the OS instead.",
         "",
     ]
     for note in notes:

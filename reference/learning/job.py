@@ -30,14 +30,24 @@ The noise is calibrated before the first round (the smallest that meets
 the target ε over the planned rounds) and the reported ε is the realized
 one: the accountant's value for the rounds that were released, with the
 table samplers' statistical distance charged to δ (spec/08-accounting.md).
+
+Seeds (spec/13-learning.md#seeds-and-node-secrets): ``cfg.seed`` is public
+(split, partition, model init, committee, rotation, session, simulated
+dropouts and network). What hides a node's data — its sampling, rounding,
+protocol and noise randomness — comes from the node's *root*
+(:func:`node_root`): 32 bytes drawn from the operating system per node and
+per run, held in memory only, unless ``cfg.deterministic`` derives every
+root from the public seed (a reproducible test mode that is not private).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from fractions import Fraction
@@ -75,7 +85,7 @@ from protocol.noise import STATISTICAL_DISTANCE_BOUND, sample_table
 from protocol.noise_plan import plan
 from protocol.params import RoundParams, select_committee
 from protocol.release import round_record
-from protocol.xof import Seed, Tag, Xof, derive_seed
+from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed, derive_seed
 from reference.learning.data import (
     Dataset,
     load_digits,
@@ -136,6 +146,10 @@ class JobConfig:
     #: Aggregators per round, drawn from public randomness (spec/09-protocol.md#committee);
     #: ``None``: ``min(nodes, 10)``.
     committee: int | None = None
+    #: Derive every node's root from ``seed`` (reproducible, **not private**: anyone with
+    #: the seed can regenerate and subtract the noise); ``False`` draws the roots from the
+    #: operating system (spec/13-learning.md#seeds-and-node-secrets).
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         def count(name: str, minimum: int) -> None:
@@ -169,6 +183,8 @@ class JobConfig:
                 )
         if not isinstance(self.rotate, bool):
             raise ParameterError(f"rotate must be a bool; got {self.rotate!r}")
+        if not isinstance(self.deterministic, bool):
+            raise ParameterError(f"deterministic must be a bool; got {self.deterministic!r}")
         if self.node_clip is not None:
             real("node_clip", lambda v: v > 0, "> 0")
         for name, allowed in (
@@ -230,6 +246,10 @@ class JobResult:
     test_records: int
     seconds: float
     history: tuple[RoundLog, ...] = dataclass_field(default_factory=tuple)
+    #: :class:`ReleaseDigest` of the released sums (spec/13-learning.md#digests).
+    released_sha256: str = ""
+    #: :func:`model_digest` of the final parameters (spec/13-learning.md#digests).
+    model_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         c = self.config
@@ -262,11 +282,207 @@ class JobResult:
             "train_records": self.train_records,
             "test_records": self.test_records,
             "seed": c.seed.hex(),
+            "deterministic": c.deterministic,
+            "node_secrets": (
+                "derived from the public seed: a deterministic test mode, reproducible and "
+                "not private"
+                if c.deterministic
+                else "drawn from the operating system, held in memory only, not written"
+            ),
+            "released_sha256": self.released_sha256,
+            "model_sha256": self.model_sha256,
             "seconds": self.seconds,
             "history": [
                 {k: getattr(r, k) for k in RoundLog.__dataclass_fields__} for r in self.history
             ],
         }
+
+
+# ---------------------------------------------------------------------- seeds
+
+
+def _check_node(cfg: JobConfig, node: int) -> None:
+    if type(node) is not int or not 0 <= node <= cfg.nodes:
+        raise ParameterError(
+            f"node must be an int in [0, {cfg.nodes}] (0: the central aggregator); got {node!r}"
+        )
+
+
+def _check_round(r: int) -> None:
+    if type(r) is not int or r < 0:
+        raise ParameterError(f"round must be an int >= 0 (rounds count from 0); got {r!r}")
+
+
+def node_root(cfg: JobConfig, node: int, drawn: Seed | None) -> Seed:
+    """Node ``node``'s root secret for the run: every secret seed it uses comes from it.
+
+    Spec: spec/13-learning.md#seeds-and-node-secrets
+
+    - deterministic mode: ``derive_seed(cfg.seed, Tag("learning.node", (node,)))``,
+      which anyone holding the public seed can recompute (not private);
+    - otherwise ``drawn``: 32 bytes the node drew from the operating system
+      (``secrets.token_bytes(32)``) once for the run and never reveals.
+
+    ``node`` is 1..n, or 0 for the central aggregator (``trust="central"``).
+
+    Pre-conditions:
+        - ``drawn`` is ``None`` in deterministic mode and a 32-byte seed otherwise.
+
+    Raises:
+        ParameterError: on a node out of range, or ``drawn`` missing, given in
+            deterministic mode, or not 32 bytes.
+    """
+    _check_node(cfg, node)
+    if cfg.deterministic:
+        if drawn is not None:
+            raise ParameterError(
+                "a deterministic run derives every root from the public seed; got a drawn root"
+            )
+        return derive_seed(cfg.seed, Tag("learning.node", (node,)))
+    if drawn is None:
+        raise ParameterError(
+            f"a non-deterministic run needs node {node}'s drawn {SEED_SIZE}-byte root; got None"
+        )
+    return as_seed(drawn)
+
+
+def sampling_seed(root: Seed) -> Seed:
+    """The seed of a node's Poisson sampling and encoding rounding: the root itself.
+
+    Spec: spec/13-learning.md#seeds-and-node-secrets
+
+    Round ``r`` samples with ``poisson_sample(..., seed=sampling_seed(root),
+    tag=Tag("learning.sample", (r,)))`` and rounds the encoding keyed ``key`` with
+    ``derive_seed(sampling_seed(root), Tag("learning.rounding", (r, key)))``.
+
+    Raises:
+        ParameterError: if ``root`` is not 32 bytes.
+    """
+    return as_seed(root)
+
+
+def protocol_seed(cfg: JobConfig, r: int, node: int, root: Seed) -> Seed:
+    """Node ``node``'s secret seed for the protocol round ``r`` (its shares and noise).
+
+    Spec: spec/13-learning.md#seeds-and-node-secrets
+
+    - deterministic mode: ``derive_seed(derive_seed(cfg.seed, Tag("learning.protocol",
+      (r,))), Tag("sim.node", (node,)))``, the simulator's own per-node seed under the
+      round's public master (``root`` is ignored);
+    - otherwise ``derive_seed(root, Tag("learning.protocol", (r,)))``.
+
+    Raises:
+        ParameterError: on a round or node out of range, or a root not of 32 bytes.
+    """
+    _check_round(r)
+    _check_node(cfg, node)
+    root = as_seed(root)
+    if cfg.deterministic:
+        master = derive_seed(cfg.seed, Tag("learning.protocol", (r,)))
+        return derive_seed(master, Tag("sim.node", (node,)))
+    return derive_seed(root, Tag("learning.protocol", (r,)))
+
+
+def noise_seed(cfg: JobConfig, r: int, who: int, root: Seed) -> Seed:
+    """The seed of the noise ``who`` adds in round ``r`` under central or local trust.
+
+    Spec: spec/13-learning.md#seeds-and-node-secrets
+
+    ``who`` is 0 (the central aggregator) or a node 1..n (local trust); the noise is
+    ``sample_table(Xof(noise_seed(...), Tag("learning.noise")), ...)``.
+
+    - deterministic mode: ``derive_seed(cfg.seed, Tag("learning.noise_seed", (r, who)))``
+      (``root`` is ignored);
+    - otherwise ``derive_seed(root, Tag("learning.noise_seed", (r,)))`` with ``root``
+      the root of ``who``.
+
+    Raises:
+        ParameterError: on a round or ``who`` out of range, or a root not of 32 bytes.
+    """
+    _check_round(r)
+    _check_node(cfg, who)
+    root = as_seed(root)
+    if cfg.deterministic:
+        return derive_seed(cfg.seed, Tag("learning.noise_seed", (r, who)))
+    return derive_seed(root, Tag("learning.noise_seed", (r,)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Roots:
+    """Every node's root for one run (node 0: the central aggregator), in memory only.
+
+    Its repr shows no seed, so that no traceback or log line carries one.
+    """
+
+    seeds: Mapping[int, Seed] = dataclass_field(repr=False)
+
+    def __getitem__(self, node: int) -> Seed:
+        return self.seeds[node]
+
+
+def _draw_roots(cfg: JobConfig) -> _Roots:
+    """The run's roots: drawn once from the OS (``secrets``) unless ``cfg.deterministic``."""
+    who = range(0 if cfg.trust == "central" else 1, cfg.nodes + 1)
+    return _Roots(
+        {
+            i: node_root(
+                cfg, i, None if cfg.deterministic else Seed(secrets.token_bytes(SEED_SIZE))
+            )
+            for i in who
+        }
+    )
+
+
+# ---------------------------------------------------------------------- digests
+
+
+class ReleaseDigest:
+    """SHA-256 over the released sums of a run, fed round by round.
+
+    Spec: spec/13-learning.md#digests
+
+    ``SHA-256(‖ over released rounds, in order: round.to_bytes(4, "little") ‖
+    total.encode())`` with ``round`` 1-based (as in :class:`RoundLog`) and
+    ``total`` the released sum in the field's canonical bytes
+    (spec/02-field.md#serialization); an aborted round adds nothing. Only the
+    hash state is kept, never the sums.
+    """
+
+    __slots__ = ("_hash", "_last")
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._last = 0
+
+    def add(self, round: int, total: Field) -> None:
+        """Add round ``round``'s released sum ``total``.
+
+        Raises:
+            ParameterError: if ``round`` is not an int in ``[1, 2^32)`` above the last
+                round added.
+        """
+        if type(round) is not int or not self._last < round < 2**32:
+            raise ParameterError(
+                f"round must be an int in ({self._last}, 2^32), after the last one added; "
+                f"got {round!r}"
+            )
+        self._last = round
+        self._hash.update(round.to_bytes(4, "little"))
+        self._hash.update(total.encode())
+
+    def hexdigest(self) -> str:
+        """The lowercase hex SHA-256 of everything added so far."""
+        return self._hash.hexdigest()
+
+
+def model_digest(params: npt.ArrayLike) -> str:
+    """The lowercase hex SHA-256 of the model parameters as little-endian float64 bytes.
+
+    Spec: spec/13-learning.md#digests
+
+    ``SHA-256(np.ascontiguousarray(params, dtype="<f8").tobytes())``, in C order.
+    """
+    return hashlib.sha256(np.ascontiguousarray(params, dtype="<f8").tobytes()).hexdigest()
 
 
 # ---------------------------------------------------------------------- setup
@@ -506,11 +722,14 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
     """
     started = time.perf_counter()
     plan = plan_job(cfg)
+    # Drawn once per run, held here only: never returned, printed, logged or written.
+    roots = _draw_roots(cfg)
     params = plan.model.init(derive_seed(cfg.seed, Tag("learning.init")))
     charges: list[object] = []
     history: list[RoundLog] = []
+    digest = ReleaseDigest()
     for r in range(cfg.rounds):
-        params, log = _round(plan, params, r, charges)
+        params, log = _round(plan, params, r, charges, roots=roots, digest=digest)
         history.append(log)
         if on_round is not None:
             on_round(log)
@@ -530,19 +749,33 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
         test_records=len(plan.test),
         seconds=time.perf_counter() - started,
         history=tuple(history),
+        released_sha256=digest.hexdigest(),
+        model_sha256=model_digest(params),
     )
 
 
-def _round(plan: JobPlan, params: F64, r: int, charges: list[object]) -> tuple[F64, RoundLog]:
-    """One round: local step, protocol round, model update, account; ``charges`` grows."""
+def _round(
+    plan: JobPlan,
+    params: F64,
+    r: int,
+    charges: list[object],
+    *,
+    roots: _Roots,
+    digest: ReleaseDigest,
+) -> tuple[F64, RoundLog]:
+    """One round: local step, protocol round, model update, account.
+
+    ``charges`` grows by the round's charge and ``digest`` by its released sum.
+    """
     cfg = plan.cfg
     t0 = time.perf_counter()
     alive = _alive(cfg, r)
-    contributions, sampled = _local_contributions(plan, params, r, alive)
+    contributions, sampled = _local_contributions(plan, params, r, alive, roots=roots)
     t1 = time.perf_counter()
-    total, charge, info = _aggregate(plan, r, contributions, alive)
+    total, charge, info = _aggregate(plan, r, contributions, alive, roots=roots)
     t2 = time.perf_counter()
     if total is not None:
+        digest.add(r + 1, total)
         rotation = _rotation_seed(cfg, r)
         update = decode_sum(total, params=plan.encoding, rotation_seed=rotation, length=plan.dim)
         params = params - cfg.learning_rate * update / plan.expected_batch
@@ -598,7 +831,7 @@ def _alive(cfg: JobConfig, r: int) -> list[int]:
 
 
 def _local_contributions(
-    s: JobPlan, params: F64, r: int, alive: list[int]
+    s: JobPlan, params: F64, r: int, alive: list[int], *, roots: _Roots
 ) -> tuple[dict[int, Field], int]:
     """Each live node's encoded contribution (zero if it sampled nothing)."""
     cfg = s.cfg
@@ -607,7 +840,7 @@ def _local_contributions(
     sampled = 0
     for i in alive:
         shard = s.shards[i - 1]
-        node_seed = derive_seed(cfg.seed, Tag("learning.node", (i,)))
+        node_seed = sampling_seed(roots[i])
         keep = poisson_sample(
             len(shard), rate=cfg.sampling_rate, seed=node_seed, tag=Tag("learning.sample", (r,))
         )
@@ -638,13 +871,13 @@ def _local_contributions(
 
 
 def _aggregate(
-    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int]
+    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int], *, roots: _Roots
 ) -> tuple[Field | None, object | None, dict[str, Any]]:
     """The round's released sum (or ``None``), what it costs, and what happened."""
     cfg = s.cfg
     fld = s.encoding.field
     if cfg.trust == "distributed":
-        return _distributed(s, r, contributions, alive)
+        return _distributed(s, r, contributions, alive, roots=roots)
     total = fld.zeros(s.d_pad)
     for i in alive:
         total = total + contributions[i]
@@ -654,15 +887,13 @@ def _aggregate(
     variance = Fraction(int(s.variance))
     draws = [0] if cfg.trust == "central" else alive
     for who in draws:
-        xof = Xof(
-            derive_seed(cfg.seed, Tag("learning.noise_seed", (r, who))), Tag("learning.noise")
-        )
+        xof = Xof(noise_seed(cfg, r, who, roots[who]), Tag("learning.noise"))
         total = total + fld.signed_encode(sample_table(xof, cfg.mechanism, variance, s.d_pad))
     return total, s.round_event, info
 
 
 def _distributed(
-    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int]
+    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int], *, roots: _Roots
 ) -> tuple[Field | None, object | None, dict[str, Any]]:
     """Run the round through the protocol's machines in the simulator (spec 09, 12)."""
     cfg = s.cfg
@@ -698,6 +929,7 @@ def _distributed(
         master=derive_seed(cfg.seed, Tag("learning.protocol", (r,))),
         crashes=crashes,
         updates=updates,
+        seeds={i: protocol_seed(cfg, r, i, roots[i]) for i in nodes},
     )
     sent_bytes = 0
 

@@ -70,7 +70,7 @@ from protocol.machine import (
 )
 from protocol.messages import Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
-from protocol.xof import Seed, Tag, Xof, as_seed, derive_seed
+from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed, derive_seed
 from reference.channels.seal import NodeChannel, NodeKeys, Session, deterministic_session
 
 #: The transcript format this module writes (spec/12-transcripts.md).
@@ -164,6 +164,10 @@ class Scenario:
       ``[−8, 8]`` per coordinate from ``Xof(master, Tag("sim.update", (i,)))``.
     - ``channels``: seal every message between two nodes (spec 14); ``None``
       hands messages over in the clear, as an authenticated channel would.
+    - ``seeds``: each contributor's secret seed for the round, one 32-byte seed
+      per contributor (spec/13-learning.md#seeds-and-node-secrets); by default
+      ``derive_seed(master, Tag("sim.node", (i,)))``, which anyone holding the
+      master seed can recompute.
     """
 
     params: RoundParams
@@ -174,9 +178,23 @@ class Scenario:
     tamper: tuple[int, ...] = ()
     updates: Mapping[int, Field] | None = None
     channels: Channels | None = None
+    seeds: Mapping[int, Seed] | None = None
 
     def __post_init__(self) -> None:
         p = self.params
+        if self.seeds is not None:
+            if not isinstance(self.seeds, Mapping) or set(self.seeds) != set(p.contributors):
+                got = sorted(self.seeds) if isinstance(self.seeds, Mapping) else self.seeds
+                raise ParameterError(
+                    f"seeds must map exactly the contributors {list(p.contributors)} to "
+                    f"seeds; got keys {got!r}"
+                )
+            for node, seed in self.seeds.items():
+                if not isinstance(seed, bytes) or len(seed) != SEED_SIZE:
+                    shown = f"{len(seed)} bytes" if isinstance(seed, bytes) else repr(seed)
+                    raise ParameterError(
+                        f"seeds[{node}] must be a {SEED_SIZE}-byte seed; got {shown}"
+                    )
         for node, sends in self.crashes.items():
             if node not in p.nodes or type(sends) is not int or sends < 0:
                 raise ParameterError(
@@ -204,7 +222,9 @@ class Scenario:
         return p.field.signed_encode(drawn - UPDATE_BOUND)
 
     def node_seed(self, node: int) -> Seed:
-        """Contributor ``node``'s fresh secret seed for the round."""
+        """Contributor ``node``'s secret seed for the round: ``seeds[node]`` if given."""
+        if self.seeds is not None:
+            return self.seeds[node]
         return derive_seed(self.master, Tag("sim.node", (node,)))
 
     def session(self) -> tuple[Session, dict[int, NodeKeys]]:
