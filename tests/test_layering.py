@@ -113,7 +113,7 @@ ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "oracle": frozenset({"common", "channels", "sim"}),
     "bench": frozenset({"common", "channels", "sim"}),
     "learning": frozenset({"common", "channels", "sim"}),
-    "deploy": frozenset({"common", "channels", "sim"}),
+    "deploy": frozenset({"common", "channels", "sim", "learning"}),
     "cli": frozenset({"common", "channels", "sim", "oracle", "bench", "learning", "deploy"}),
 }
 

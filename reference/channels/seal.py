@@ -272,6 +272,48 @@ class NodeChannel:
             header, data, suite=suite, key=key, nonce=secrets.token_bytes(NONCE_SIZE)
         )
 
+    def export(self) -> dict[str, object]:
+        """The channel keys and frame counts, to keep between a node's processes.
+
+        **Secret**: the form holds every channel key this node shares; it
+        never leaves the node (a deployment keeps it in the node's own state).
+        """
+        return {
+            "send": {str(k): v.hex() for k, v in sorted(self._send.items())},
+            "receive": {str(k): v.hex() for k, v in sorted(self._receive.items())},
+            "sealed": {str(k): v for k, v in sorted(self._sealed.items())},
+        }
+
+    @classmethod
+    def restore(cls, keys: NodeKeys, session: Session, obj: Mapping[str, object]) -> NodeChannel:
+        """The channel :meth:`export` saved, over the same keys and session.
+
+        Raises:
+            LocalProtocolError: ``obj`` is not what :meth:`export` writes.
+        """
+        channel = cls(keys, session)
+        size = session.suite.key_size
+        try:
+            for name, into in (("send", channel._send), ("receive", channel._receive)):
+                table = obj[name]
+                if not isinstance(table, Mapping):
+                    raise LocalProtocolError(f"channel state {name!r} must be a mapping")
+                for peer, key in table.items():
+                    raw = bytes.fromhex(str(key))
+                    if len(raw) != size:
+                        raise LocalProtocolError(f"channel state {name}[{peer}] is not a key")
+                    into[int(peer)] = raw
+            sealed = obj["sealed"]
+            if not isinstance(sealed, Mapping):
+                raise LocalProtocolError("channel state 'sealed' must be a mapping")
+            for peer, count in sealed.items():
+                if type(count) is not int or count < 0:
+                    raise LocalProtocolError(f"channel state sealed[{peer}] must be an int >= 0")
+                channel._sealed[int(peer)] = count
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LocalProtocolError(f"not a saved channel state: {exc}") from None
+        return channel
+
     def endpoint(self, *, roles: Iterable[str], round: int, field: type[Field]) -> Endpoint:
         """What this node needs to open the frames of ``round``."""
         s = self.session

@@ -79,6 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         measure_bytes=args.measure_bytes,
         committee=args.committee,
+        max_dropouts=args.max_dropouts,
     )
     bar = _progress(cfg.rounds, quiet=args.quiet)
 
@@ -306,6 +307,13 @@ _MODEL_OPTIONS = (
         type=positive_int,
         metavar="K",
         absent="min(nodes, 10)",
+    ),
+    Option(
+        ("--max-dropouts",),
+        "dropouts each round's noise plan withstands (D); a round that loses more aborts",
+        type=non_negative_int,
+        metavar="D",
+        absent="from --dropout-rate: 0 at rate 0",
     ),
 )
 

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from protocol.errors import SdlError
 from reference.cli import bench as cli_bench
 from reference.cli import demo as cli_demo
+from reference.cli import deploy as cli_deploy
 from reference.cli import evaluate as cli_evaluate
 from reference.cli import learning as cli_learning
 from reference.cli import noise as cli_noise
@@ -36,7 +37,16 @@ from reference.cli.declare import (
 )
 
 #: The command groups, in the order ``sdl --help`` lists them.
-GROUPS = (cli_learning, cli_evaluate, cli_demo, cli_protocol, cli_oracle, cli_noise, cli_bench)
+GROUPS = (
+    cli_learning,
+    cli_deploy,
+    cli_evaluate,
+    cli_demo,
+    cli_protocol,
+    cli_oracle,
+    cli_noise,
+    cli_bench,
+)
 
 
 def _version() -> str:

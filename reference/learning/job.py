@@ -146,6 +146,10 @@ class JobConfig:
     #: Aggregators per round, drawn from public randomness (spec/09-protocol.md#committee);
     #: ``None``: ``min(nodes, 10)``.
     committee: int | None = None
+    #: ``D``, the dropouts each round's noise plan withstands (spec/13-learning.md#dropouts);
+    #: ``None``: derived from ``dropout_rate``. A deployment, whose dropouts are real
+    #: crashes rather than drawn, sets it directly.
+    max_dropouts: int | None = None
     #: Derive every node's root from ``seed`` (reproducible, **not private**: anyone with
     #: the seed can regenerate and subtract the noise); ``False`` draws the roots from the
     #: operating system (spec/13-learning.md#seeds-and-node-secrets).
@@ -205,6 +209,15 @@ class JobConfig:
             )
         if self.colluders >= self.nodes:
             raise ParameterError(f"colluders must be < nodes = {self.nodes}; got {self.colluders}")
+        if self.max_dropouts is not None:
+            count("max_dropouts", 0)
+            most = min(self.nodes - self.colluders - 1, committee - self.threshold - 1)
+            if self.max_dropouts > most:
+                raise ParameterError(
+                    f"max_dropouts must be <= {most}: an honest survivor (nodes - colluders - D "
+                    f">= 1) and a quorum of threshold + 1 of the {committee} aggregators must "
+                    f"survive D dropouts; got {self.max_dropouts}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +263,8 @@ class JobResult:
     released_sha256: str = ""
     #: :func:`model_digest` of the final parameters (spec/13-learning.md#digests).
     model_sha256: str = ""
+    #: What the relay of a deployment saw (spec/15-deployment.md#outputs); ``None`` in-process.
+    deployment: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         c = self.config
@@ -295,6 +310,7 @@ class JobResult:
             "history": [
                 {k: getattr(r, k) for k in RoundLog.__dataclass_fields__} for r in self.history
             ],
+            **({} if self.deployment is None else {"deployment": dict(self.deployment)}),
         }
 
 
@@ -497,6 +513,8 @@ def planned_dropouts(cfg: JobConfig) -> int:
     ``r = 0``), capped so that the honest-survivor bound ``n − D − T >= 1``
     and a quorum ``t + 1`` of aggregators can survive.
     """
+    if cfg.max_dropouts is not None:
+        return cfg.max_dropouts
     n, r = cfg.nodes, cfg.dropout_rate
     if r == 0:
         return 0
@@ -776,12 +794,10 @@ def _round(
     t2 = time.perf_counter()
     if total is not None:
         digest.add(r + 1, total)
-        rotation = _rotation_seed(cfg, r)
-        update = decode_sum(total, params=plan.encoding, rotation_seed=rotation, length=plan.dim)
-        params = params - cfg.learning_rate * update / plan.expected_batch
+        params = apply_release(plan, params, r, total)
     if charge is not None:
         charges.append(charge)
-    spent = _spent(charges, cfg.delta, plan.distance_per_round * len(charges))
+    spent = spent_epsilon(charges, cfg.delta, plan.distance_per_round * len(charges))
     t3 = time.perf_counter()
     return params, RoundLog(
         round=r + 1,
@@ -800,7 +816,19 @@ def _round(
     )
 
 
-def _spent(charges: list[object], delta: float, distance: float) -> float:
+def apply_release(plan: JobPlan, params: F64, r: int, total: Field) -> F64:
+    """The model after round ``r``'s release ``total``: decode it, take one SGD step.
+
+    Spec: spec/13-learning.md#one-round. Every node and the relay of a deployment
+    compute it with the same float64 operations, so they agree bit for bit.
+    """
+    rotation = _rotation_seed(plan.cfg, r)
+    update = decode_sum(total, params=plan.encoding, rotation_seed=rotation, length=plan.dim)
+    out: F64 = params - plan.cfg.learning_rate * update / plan.expected_batch
+    return out
+
+
+def spent_epsilon(charges: list[object], delta: float, distance: float) -> float:
     """ε of the released rounds, charged as they happened. Spec: spec/13-learning.md#accounting"""
     if not charges:
         return 0.0
@@ -834,40 +862,50 @@ def _local_contributions(
     s: JobPlan, params: F64, r: int, alive: list[int], *, roots: _Roots
 ) -> tuple[dict[int, Field], int]:
     """Each live node's encoded contribution (zero if it sampled nothing)."""
-    cfg = s.cfg
-    rotation = _rotation_seed(cfg, r)
     out: dict[int, Field] = {}
     sampled = 0
     for i in alive:
-        shard = s.shards[i - 1]
-        node_seed = sampling_seed(roots[i])
-        keep = poisson_sample(
-            len(shard), rate=cfg.sampling_rate, seed=node_seed, tag=Tag("learning.sample", (r,))
-        )
-        sampled += len(keep)
-        total = s.encoding.field.zeros(s.d_pad)
-        if len(keep):
-            grads = clip_rows(
-                s.model.per_example_gradients(params, shard.x[keep], shard.y[keep]), cfg.clip
-            )
-            if cfg.unit == "record":
-                # One encoding per record, its rounding seed keyed by the
-                # record's place in the shard: a record added or removed
-                # changes its own encoding and no other
-                # (proofs_notes/record-level-sensitivity.md).
-                rows, keys = grads, [int(k) for k in keep]
-            else:
-                rows, keys = clip_rows(grads.sum(0)[None, :], s.node_clip), [len(shard)]
-            for key, row in zip(keys, rows, strict=True):
-                rounding = derive_seed(node_seed, Tag("learning.rounding", (r, key)))
-                total = (
-                    total
-                    + encode(
-                        row, params=s.encoding, rotation_seed=rotation, rounding_seed=rounding
-                    ).values
-                )
-        out[i] = total
+        out[i], count = node_contribution(s, params, r, i, roots[i])
+        sampled += count
     return out, sampled
+
+
+def node_contribution(s: JobPlan, params: F64, r: int, node: int, root: Seed) -> tuple[Field, int]:
+    """Node ``node``'s encoded contribution to round ``r`` and how many records it sampled.
+
+    Spec: spec/13-learning.md#one-round. It needs only the public plan and model,
+    the node's own shard and its own ``root``: what a deployed node computes on its
+    machine, and what the simulated job computes for each node in turn.
+    """
+    cfg = s.cfg
+    rotation = _rotation_seed(cfg, r)
+    shard = s.shards[node - 1]
+    node_seed = sampling_seed(root)
+    keep = poisson_sample(
+        len(shard), rate=cfg.sampling_rate, seed=node_seed, tag=Tag("learning.sample", (r,))
+    )
+    total = s.encoding.field.zeros(s.d_pad)
+    if len(keep):
+        grads = clip_rows(
+            s.model.per_example_gradients(params, shard.x[keep], shard.y[keep]), cfg.clip
+        )
+        if cfg.unit == "record":
+            # One encoding per record, its rounding seed keyed by the
+            # record's place in the shard: a record added or removed
+            # changes its own encoding and no other
+            # (proofs_notes/record-level-sensitivity.md).
+            rows, keys = grads, [int(k) for k in keep]
+        else:
+            rows, keys = clip_rows(grads.sum(0)[None, :], s.node_clip), [len(shard)]
+        for key, row in zip(keys, rows, strict=True):
+            rounding = derive_seed(node_seed, Tag("learning.rounding", (r, key)))
+            total = (
+                total
+                + encode(
+                    row, params=s.encoding, rotation_seed=rotation, rounding_seed=rounding
+                ).values
+            )
+    return total, len(keep)
 
 
 def _aggregate(
@@ -892,10 +930,15 @@ def _aggregate(
     return total, s.round_event, info
 
 
-def _distributed(
-    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int], *, roots: _Roots
-) -> tuple[Field | None, object | None, dict[str, Any]]:
-    """Run the round through the protocol's machines in the simulator (spec 09, 12)."""
+def round_params(s: JobPlan, r: int, *, window: int = 4) -> RoundParams:
+    """The protocol parameters of round ``r``: all public, the same at every node.
+
+    Spec: spec/13-learning.md#one-round. Every node is a contributor and a
+    receiver; the committee (aggregators, the first drawn one coordinating) is
+    drawn from the public session (spec/09-protocol.md#committee). ``window`` is
+    the timers' unit in the driver's ticks; it changes when a timer fires, never
+    what a round releases.
+    """
     cfg = s.cfg
     nodes = tuple(range(1, cfg.nodes + 1))
     session = derive_seed(cfg.seed, Tag("learning.session"))
@@ -908,7 +951,7 @@ def _distributed(
         max_dropouts=s.dropouts_planned,
         max_colluders=cfg.colluders,
     )
-    params = RoundParams(
+    return RoundParams(
         session=session,
         round=r,
         field=s.encoding.field,
@@ -921,7 +964,17 @@ def _distributed(
         dimension=s.d_pad,
         noise=noise,
         min_contributors=max(2, cfg.nodes - s.dropouts_planned),
+        window=window,
     )
+
+
+def _distributed(
+    s: JobPlan, r: int, contributions: dict[int, Field], alive: list[int], *, roots: _Roots
+) -> tuple[Field | None, object | None, dict[str, Any]]:
+    """Run the round through the protocol's machines in the simulator (spec 09, 12)."""
+    cfg = s.cfg
+    params = round_params(s, r)
+    nodes = params.nodes
     updates = {i: contributions.get(i, s.encoding.field.zeros(s.d_pad)) for i in nodes}
     crashes = {i: 0 for i in nodes if i not in alive}
     scenario = Scenario(

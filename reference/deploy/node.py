@@ -1,0 +1,494 @@
+"""One SDL node of a deployment: its secrets, its channels and its role machines.
+
+Spec: spec/15-deployment.md#the-node
+
+The relay (:mod:`reference.deploy.relay`) sends a node one :class:`Request`
+per step of the clock and gets one :class:`Reply` back. Between two
+requests the node keeps everything in :class:`NodeState`, which the
+ClientApp stores in Flower's ``context.state`` (Flower runs each message in
+a fresh process, so nothing else survives). What the node holds there is
+its own: the secret root of its noise, sampling and sharing (drawn from
+:mod:`secrets`, or derived from the public seed in the deterministic test
+mode), its session key, its channel keys, and its machines' states in
+spec 09's state encoding. None of it is ever sent: the node sends only
+sealed frames, the timers its machines ask for, and, as a receiver, the
+state of its receiver machine (the release, which is public).
+
+A request is handled as one batch: key frames first, then the round's
+start (if any), then the frames, in the order the relay got them, then the
+timers due. A message a node sends itself is handed to its own machine at
+once; every other is sealed to its recipient (spec/14-channels.md#sealing).
+A frame that does not open is counted by fault and dropped; a message a
+machine refuses is counted and dropped (spec/09-protocol.md#state-machines:
+the state is unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.channels import (
+    DEFAULT_SUITE,
+    SessionKey,
+    endpoints_roles,
+    open_frame,
+    suite_named,
+)
+from protocol.errors import ChannelError, LocalProtocolError, ParameterError, ProtocolError
+from protocol.machine import (
+    Event,
+    Receive,
+    ReceiverState,
+    Start,
+    State,
+    Timeout,
+    Timer,
+    initial,
+    state_from_json,
+    state_to_json,
+    step,
+)
+from protocol.messages import Message
+from protocol.params import RoundParams
+from protocol.xof import SEED_SIZE, Seed, as_seed
+from reference.channels.seal import NodeChannel, NodeKeys, Session
+from reference.deploy.keys import JOURNAL_FILE, load_identity, load_roster, roster_digest
+from reference.learning.job import (
+    JobConfig,
+    JobPlan,
+    node_contribution,
+    node_root,
+    plan_job,
+    protocol_seed,
+    round_params,
+)
+from reference.sim.simulate import holders
+
+F64 = npt.NDArray[np.float64]
+
+#: One window of the protocol's timers, in the relay's ticks (spec/15-deployment.md#the-clock):
+#: a frame takes one tick, less than a window, so every frame between live nodes is on time.
+WINDOW_TICKS = 2
+
+#: A key frame starts with these bytes, a data frame with ``SDLF`` (spec/14-channels.md#header).
+KEY_FRAME_MAGIC = b"SDLK"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the relay sends a node at one step. Spec: spec/15-deployment.md#requests
+
+    - ``hello``: the job's public configuration and the roster's name; the
+      node answers with its node id and its signed session key.
+    - ``keys``: every node's signed session key; the node answers with one
+      key frame to each peer.
+    - ``tick``: frames to open, the timers now due, and on a round's first
+      tick (``start``) the round number and the public model.
+    """
+
+    op: str
+    job: Mapping[str, Any] | None = None
+    suite: str = DEFAULT_SUITE.name
+    roster_sha256: str | None = None
+    adverts: Sequence[Mapping[str, Any]] = ()
+    round: int = 0
+    start: bool = False
+    model: F64 | None = None
+    frames: Sequence[bytes] = ()
+    timeouts: Sequence[tuple[str, int | None]] = ()
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a node answers. Spec: spec/15-deployment.md#replies"""
+
+    node: int
+    frames: list[tuple[int, bytes]] = field(default_factory=list)
+    timers: list[tuple[str, int | None, int]] = field(default_factory=list)
+    advert: Mapping[str, Any] | None = None
+    #: The node's receiver state once it is terminal (spec 09's state encoding).
+    receiver: Mapping[str, Any] | None = None
+    #: Every machine of the round is terminal.
+    done: bool = False
+    #: Why each machine that aborted did (role -> reason; spec/09-protocol.md#abort-reasons).
+    reasons: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    sampled: int = 0
+    #: Why the node stays out (a restarted node, ``spec/15-deployment.md#restarts``).
+    absent: str | None = None
+
+
+@dataclass(slots=True)
+class NodeState:
+    """Everything a node keeps between two requests. **Secret**: it never leaves the node."""
+
+    node: int
+    job: dict[str, Any]
+    roster_sha256: str
+    session_secret: bytes
+    #: The root of the node's noise, sampling and sharing (``None``: deterministic mode).
+    root: bytes | None
+    suite: str = DEFAULT_SUITE.name
+    adverts: list[dict[str, Any]] = field(default_factory=list)
+    channel: dict[str, object] | None = None
+    round: int | None = None
+    machines: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "node": self.node,
+                "job": self.job,
+                "roster_sha256": self.roster_sha256,
+                "session_secret": self.session_secret.hex(),
+                "root": None if self.root is None else self.root.hex(),
+                "suite": self.suite,
+                "adverts": self.adverts,
+                "channel": self.channel,
+                "round": self.round,
+                "machines": self.machines,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> NodeState:
+        try:
+            obj = json.loads(data)
+            return cls(
+                node=int(obj["node"]),
+                job=dict(obj["job"]),
+                roster_sha256=str(obj["roster_sha256"]),
+                session_secret=bytes.fromhex(obj["session_secret"]),
+                root=None if obj["root"] is None else bytes.fromhex(obj["root"]),
+                suite=str(obj["suite"]),
+                adverts=list(obj["adverts"]),
+                channel=obj["channel"],
+                round=obj["round"],
+                machines=dict(obj["machines"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LocalProtocolError(f"the node's saved state does not load: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSetup:
+    """What a node is given by its operator (Flower's node config): where its keys live."""
+
+    node_dir: Path
+    roster: Path
+
+
+# A plan is a pure function of the public configuration; a process plans once.
+_PLANS: dict[str, JobPlan] = {}
+
+
+def job_plan(job: Mapping[str, Any]) -> JobPlan:
+    """The job's plan (data split, encoding, calibrated noise) for its public configuration."""
+    key = json.dumps(job, sort_keys=True)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = plan_job(config_from_json(job))
+    return plan
+
+
+def config_to_json(cfg: JobConfig) -> dict[str, Any]:
+    """The public configuration a relay sends its nodes (no secret: the seed is public)."""
+    if cfg.data is not None:
+        raise ParameterError("a deployment trains on the embedded data set; --data is not offered")
+    out: dict[str, Any] = {}
+    for name in JobConfig.__dataclass_fields__:
+        value = getattr(cfg, name)
+        if name == "seed":
+            value = value.hex()
+        out[name] = value
+    out.pop("data")
+    return out
+
+
+def config_from_json(obj: Mapping[str, Any]) -> JobConfig:
+    """Inverse of :func:`config_to_json`.
+
+    Raises:
+        ParameterError: a field is missing, unknown or invalid (``JobConfig``'s own checks).
+    """
+    fields = set(JobConfig.__dataclass_fields__) - {"data"}
+    unknown = sorted(set(obj) - fields)
+    if unknown:
+        raise ParameterError(f"unknown job configuration fields: {unknown}")
+    values = dict(obj)
+    try:
+        values["seed"] = as_seed(bytes.fromhex(str(values["seed"])))
+    except (KeyError, ValueError) as exc:
+        raise ParameterError(f"the job's seed must be {2 * SEED_SIZE} hex digits: {exc}") from None
+    return JobConfig(**values)
+
+
+class Node:
+    """A node's side of one step: load its state, handle the request, keep the new state."""
+
+    def __init__(self, setup: NodeSetup, saved: bytes | None) -> None:
+        self.setup = setup
+        self.node, self.identity = load_identity(setup.node_dir)
+        self.state = NodeState.from_bytes(saved) if saved is not None else None
+        self.rejected: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+
+    def saved(self) -> bytes | None:
+        return None if self.state is None else self.state.to_bytes()
+
+    def handle(self, request: Request) -> Reply:
+        """One step. Raises ``ParameterError`` for a request no honest relay sends."""
+        if request.op == "hello":
+            return self._hello(request)
+        if self.state is None:
+            # A node that has no state but is spoken to as a member: it restarted.
+            return Reply(self.node, absent="restarted: this node lost its session state")
+        if request.op == "keys":
+            return self._keys(request)
+        if request.op == "tick":
+            return self._tick(request)
+        raise ParameterError(f"unknown request {request.op!r}")
+
+    # ------------------------------------------------------------------ setup
+
+    def _hello(self, request: Request) -> Reply:
+        if request.job is None or request.roster_sha256 is None:
+            raise ParameterError("a hello carries the job and the roster's name")
+        roster = load_roster(self.setup.roster)
+        if roster_digest(roster) != request.roster_sha256:
+            raise ParameterError(
+                f"node {self.node} holds roster {roster_digest(roster)[:16]}…, the run names "
+                f"{request.roster_sha256[:16]}…: refusing a roster it was not given out of band"
+            )
+        if roster.keys.get(self.node) != _public(self.identity):
+            raise ParameterError(f"node {self.node}'s identity is not the roster's key for it")
+        cfg = config_from_json(request.job)
+        session = _session_id(cfg)
+        if self.state is not None and self.state.job.get("seed") == request.job.get("seed"):
+            # The same session asked twice (a lost reply): answer the same.
+            keys = self._keys_of(self.state)
+            return Reply(self.node, advert=keys.advertise(session).to_json())
+        if _journal_has(self.setup.node_dir, session.hex()):
+            return Reply(
+                self.node,
+                absent=(
+                    f"restarted: node {self.node} joined session {session.hex()[:16]}… before "
+                    "and lost its state; it does not start that session's rounds again"
+                ),
+            )
+        suite = suite_named(request.suite)
+        self.state = NodeState(
+            node=self.node,
+            job=dict(request.job),
+            roster_sha256=request.roster_sha256,
+            session_secret=secrets.token_bytes(suite.secret_size),
+            root=None if cfg.deterministic else secrets.token_bytes(SEED_SIZE),
+            suite=suite.name,
+        )
+        _journal_add(self.setup.node_dir, {"session": session.hex()})
+        keys = self._keys_of(self.state)
+        return Reply(self.node, advert=keys.advertise(session).to_json())
+
+    def _keys_of(self, st: NodeState) -> NodeKeys:
+        return NodeKeys(self.node, suite_named(st.suite), self.identity, st.session_secret)
+
+    def _session(self, st: NodeState) -> Session:
+        cfg = config_from_json(st.job)
+        suite = suite_named(st.suite)
+        adverts = [SessionKey.from_json(a) for a in st.adverts]
+        return Session.establish(_session_id(cfg), suite, load_roster(self.setup.roster), adverts)
+
+    def _keys(self, request: Request) -> Reply:
+        st = self.state
+        assert st is not None
+        st.adverts = [dict(a) for a in request.adverts]
+        channel = NodeChannel(self._keys_of(st), self._session(st))
+        frames = channel.key_frames(sorted(load_roster(self.setup.roster).keys))
+        st.channel = channel.export()
+        return Reply(self.node, frames=sorted(frames.items()))
+
+    # ------------------------------------------------------------------ rounds
+
+    def _tick(self, request: Request) -> Reply:
+        st = self.state
+        assert st is not None and st.channel is not None
+        plan = job_plan(st.job)
+        channel = NodeChannel.restore(self._keys_of(st), self._session(st), st.channel)
+        reply = Reply(self.node)
+        data = [f for f in request.frames if not f.startswith(KEY_FRAME_MAGIC)]
+        for frame in request.frames:
+            if frame.startswith(KEY_FRAME_MAGIC):
+                try:
+                    channel.accept(frame)
+                except ChannelError as exc:
+                    self.rejected[exc.fault] += 1
+        r = request.round if request.start else st.round
+        if r is None:
+            raise ParameterError(f"node {self.node} has no round running and this is no start")
+        params = round_params(plan, r, window=WINDOW_TICKS)
+        batch = _Batch(self.node, params, channel, reply, self.refused)
+        if request.start:
+            if request.model is None:
+                raise ParameterError("a round's start carries the model")
+            # Durable before the first share leaves: a restarted node must know it started.
+            _journal_add(self.setup.node_dir, {"session": params.session.hex(), "round": r})
+            st.round = r
+            self._start(plan, request.model, r, batch)
+        else:
+            batch.machines = {
+                role: state_from_json(params, obj) for role, obj in st.machines.items()
+            }
+        endpoint = channel.endpoint(
+            roles=endpoints_roles(holders(params)).get(self.node, ()), round=r,
+            field=params.field,
+        )  # fmt: skip
+        for frame in data:
+            try:
+                message = open_frame(frame, endpoint).message
+            except ChannelError as exc:
+                self.rejected[exc.fault] += 1
+                continue
+            batch.step(message.role, Receive(message))
+        for role, stage in request.timeouts:
+            held = batch.machines.get(role)
+            if held is None or held.terminal:
+                continue  # a terminal machine's timers are cancelled (spec 09, timers)
+            batch.step(role, Timeout(stage=stage))
+        st.machines = {role: state_to_json(s) for role, s in batch.machines.items()}
+        st.channel = channel.export()
+        reply.done = all(s.terminal for s in batch.machines.values())
+        reply.reasons = {
+            role: s.reason for role, s in sorted(batch.machines.items()) if s.reason is not None
+        }
+        receiver = batch.machines.get("receiver")
+        if isinstance(receiver, ReceiverState) and receiver.terminal:
+            reply.receiver = state_to_json(receiver)
+        reply.rejected = dict(self.rejected)
+        reply.refused = dict(self.refused)
+        return reply
+
+    def _start(self, plan: JobPlan, model: F64, r: int, batch: _Batch) -> None:
+        """The round's local step (sampling, gradients, encoding), then every machine's start."""
+        st = self.state
+        assert st is not None
+        cfg, params = plan.cfg, batch.params
+        root = node_root(cfg, self.node, None if st.root is None else as_seed(st.root))
+        update, batch.reply.sampled = node_contribution(plan, model, r, self.node, root)
+        roles = [role for node, role in holders(params) if node == self.node]
+        # Every machine exists before any starts: the contributor's share to its own
+        # aggregator is handed over at once.
+        for role in roles:
+            batch.machines[role] = initial(params, node=self.node, role=role)
+        for role in roles:
+            event: Event = (
+                Start(update=update, seed=protocol_seed(cfg, r, self.node, root))
+                if role == "contributor"
+                else Start()
+            )
+            batch.step_only(role, event)
+        batch.drain()
+
+
+@dataclass
+class _Batch:
+    """The machines of one node during one request, and what they send."""
+
+    node: int
+    params: RoundParams
+    channel: NodeChannel
+    reply: Reply
+    refused: Counter[str]
+    machines: dict[str, State] = field(default_factory=dict)
+    local: deque[Message] = field(default_factory=deque)
+
+    def step(self, role: str, event: Event) -> None:
+        """Step one machine, then every message the node sent itself; seal the rest."""
+        self.step_only(role, event)
+        self.drain()
+
+    def step_only(self, role: str, event: Event) -> None:
+        held = self.machines.get(role)
+        if held is None:
+            self.refused["no-such-role"] += 1
+            return
+        try:
+            new, outputs = step(held, event)
+        except ProtocolError as exc:
+            # Refused: the machine's state is unchanged (spec/09-protocol.md#state-machines).
+            self.refused[type(exc).__name__] += 1
+            return
+        self.machines[role] = new
+        for out in outputs:
+            if isinstance(out, Timer):
+                self.reply.timers.append((role, out.stage, out.windows))
+            else:
+                self.local.append(out)
+
+    def drain(self) -> None:
+        while self.local:
+            m = self.local.popleft()
+            if m.recipient == self.node:
+                self.step_only(m.role, Receive(m))
+            else:
+                self.reply.frames.append((m.recipient, self.channel.seal(m, self.params.field)))
+
+
+def _public(key: Any) -> bytes:
+    from protocol.channels import identity_public  # noqa: PLC0415
+
+    return identity_public(key)
+
+
+def _session_id(cfg: JobConfig) -> Seed:
+    from protocol.xof import Tag, derive_seed  # noqa: PLC0415
+
+    return derive_seed(cfg.seed, Tag("learning.session"))
+
+
+def _journal_has(node_dir: Path, session: str) -> bool:
+    path = node_dir / JOURNAL_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    for line in lines:
+        try:
+            if json.loads(line).get("session") == session:
+                return True
+        except ValueError:
+            continue  # a torn last line: the write it belonged to never finished
+    return False
+
+
+def _journal_add(node_dir: Path, entry: Mapping[str, Any]) -> None:
+    """Append ``entry`` to the node's journal and make it durable before anything is sent."""
+    fd = os.open(node_dir / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (json.dumps(dict(entry), sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = [
+    "Node",
+    "NodeSetup",
+    "NodeState",
+    "Reply",
+    "Request",
+    "config_from_json",
+    "config_to_json",
+    "job_plan",
+]

@@ -1,0 +1,481 @@
+"""The relay and clock of a deployment: what the ServerApp runs. It holds no secret.
+
+Spec: spec/15-deployment.md#the-relay
+
+The relay forwards sealed frames between nodes and keeps the protocol's clock.
+It runs no role machine: the coordinator, aggregators, contributors and
+receivers are all nodes. What it sees is what an untrusted server sees
+anyway: who sends how many bytes to whom and when, the frames' headers
+(spec/14-channels.md#what-the-relay-sees), the timers the machines ask for,
+and the release (public by definition), which every receiver returns so that
+the relay can check they agree, update the public model, evaluate it and
+charge the accountant.
+
+**The clock.** Time is counted in *ticks*: one tick is one exchange, in which
+the relay sends every node that has something to do one request (the round's
+start, the frames sent to it during the previous tick, the timers now due)
+and waits for the replies. A frame sent at tick ``k`` is delivered at tick
+``k + 1``; a window (spec/09-protocol.md#timers) is :data:`WINDOW_TICKS`
+ticks, so every frame between live nodes is on time. A tick with nothing to
+deliver is skipped: the clock jumps to the next timer due, so waiting costs
+no exchange. A node that does not answer a request within ``tick_timeout``
+seconds, or answers with an error, has crashed for the rest of the job: the
+relay delivers it nothing more, and the protocol's timers deal with what it
+did not send (spec/09-protocol.md#liveness). The engine's own dead-node
+detection (missed heartbeats, about a minute) is not waited for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.accounting import realized_event
+from protocol.channels import Roster, SessionKey, suite_named, verify_session_key
+from protocol.errors import ChannelError, ParameterError, ProtocolError, RemoteProtocolError
+from protocol.field import Field
+from protocol.machine import Phase, ReceiverState, state_from_json
+from protocol.release import round_record
+from protocol.xof import Tag, derive_seed
+from reference.deploy.node import WINDOW_TICKS, Reply, Request, config_to_json
+from reference.learning.job import (
+    JobConfig,
+    JobPlan,
+    JobResult,
+    ReleaseDigest,
+    RoundLog,
+    apply_release,
+    model_digest,
+    plan_job,
+    round_params,
+    spent_epsilon,
+)
+from reference.learning.models import accuracy
+
+F64 = npt.NDArray[np.float64]
+
+#: What a progress event is: one JSON-able mapping, ``{"type": ..., ...}``.
+Progress = Callable[[Mapping[str, Any]], None]
+
+
+class Link(Protocol):
+    """How the relay reaches the nodes: one exchange of requests for replies."""
+
+    def nodes(self) -> list[int]:
+        """The engine's ids of the nodes connected now."""
+        ...
+
+    def exchange(
+        self, requests: Mapping[int, Request], timeout: float
+    ) -> tuple[dict[int, Reply], dict[int, str]]:
+        """Send each request (engine id -> request); return the replies in time and the
+        errors (engine id -> one line) of the nodes that answered with one."""
+        ...
+
+
+@dataclass
+class RoundRun:
+    """What one round did, as the relay saw it."""
+
+    released: Field | None
+    reason: str | None
+    receiver: ReceiverState | None
+    ticks: int
+    exchanges: int
+    frames: int
+    frame_bytes: int
+    sampled: int
+    crashed: list[int] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+class DeploymentError(RemoteProtocolError):
+    """The deployment cannot go on: a node refused the job, or too few nodes are there."""
+
+
+class Relay:
+    """Run a whole job over ``link``. Spec: spec/15-deployment.md#the-relay"""
+
+    def __init__(
+        self,
+        link: Link,
+        cfg: JobConfig,
+        roster: Roster,
+        roster_sha256: str,
+        *,
+        suite: str,
+        tick_timeout: float,
+        connect_timeout: float,
+        progress: Progress,
+        hold: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.link = link
+        self.cfg = cfg
+        self.roster = roster
+        self.roster_sha256 = roster_sha256
+        self.suite = suite_named(suite)
+        self.tick_timeout = tick_timeout
+        self.connect_timeout = connect_timeout
+        self.progress = progress
+        self.hold = hold
+        self.plan: JobPlan = plan_job(cfg)
+        self.session = derive_seed(cfg.seed, Tag("learning.session"))
+        #: SDL node id -> the engine's node id, for the nodes still in the session.
+        self.members: dict[int, int] = {}
+        self.crashed: set[int] = set()
+        self.absent: dict[int, str] = {}
+        #: Engine nodes greeted after the session began (never members).
+        self.greeted: set[int] = set()
+        self.bytes_relayed = 0
+        self.exchanges = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def _wait_for_nodes(self) -> list[int]:
+        want = len(self.roster.keys)
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            ids = self.link.nodes()
+            if len(ids) >= want:
+                return ids
+            if time.monotonic() > deadline:
+                raise DeploymentError(
+                    f"{len(ids)} of the roster's {want} nodes connected within "
+                    f"{self.connect_timeout:g} s"
+                )
+            time.sleep(0.2)
+
+    def setup(self) -> None:
+        """Hello (node ids and signed session keys), then the key frames' exchange."""
+        ids = self._wait_for_nodes()
+        hello = Request(
+            op="hello", job=config_to_json(self.cfg), roster_sha256=self.roster_sha256,
+            suite=self.suite.name,
+        )  # fmt: skip
+        replies, errors = self._exchange({i: hello for i in ids}, self.connect_timeout)
+        if errors:
+            engine, why = sorted(errors.items())[0]
+            raise DeploymentError(f"a node refused the job: {why}")
+        adverts: dict[int, SessionKey] = {}
+        for engine, reply in sorted(replies.items()):
+            if reply.absent is not None:
+                self.absent[reply.node] = reply.absent
+                continue
+            if reply.node in self.members:
+                raise DeploymentError(f"two engine nodes both claim SDL node {reply.node}")
+            if reply.advert is None:
+                raise DeploymentError(f"node {reply.node} sent no session key")
+            try:
+                advert = SessionKey.from_json(reply.advert)
+                if advert.node != reply.node:
+                    raise ChannelError("session-key", f"node {reply.node} signs for {advert.node}")
+                verify_session_key(advert, self.roster, session=self.session, suite=self.suite)
+            except (ChannelError, ParameterError) as exc:
+                raise DeploymentError(f"node {reply.node}'s session key: {exc}") from None
+            adverts[reply.node] = advert
+            self.members[reply.node] = engine
+        missing = sorted(set(self.roster.keys) - set(self.members))
+        if missing:
+            raise DeploymentError(f"roster nodes {missing} did not join the session")
+        self.progress({"type": "session", "nodes": sorted(self.members)})
+        keys = Request(op="keys", adverts=[adverts[n].to_json() for n in sorted(adverts)])
+        replies, errors = self._exchange(
+            {self.members[n]: keys for n in self.members}, self.connect_timeout
+        )
+        self._crash_unanswered(replies, errors, set(self.members))
+        self.pending: dict[int, list[bytes]] = defaultdict(list)
+        for reply in replies.values():
+            self._route(reply)
+
+    # ------------------------------------------------------------------ the job
+
+    def run(self) -> JobResult:
+        started = time.perf_counter()
+        cfg, plan = self.cfg, self.plan
+        self.setup()
+        params = plan.model.init(derive_seed(cfg.seed, Tag("learning.init")))
+        charges: list[object] = []
+        history: list[RoundLog] = []
+        digest = ReleaseDigest()
+        self.rounds: list[dict[str, Any]] = []
+        for r in range(cfg.rounds):
+            t0 = time.perf_counter()
+            self.progress({"type": "round", "round": r + 1, "of": cfg.rounds})
+            run = self._round(r, params)
+            t1 = time.perf_counter()
+            if run.released is not None:
+                params = apply_release(plan, params, r, run.released)
+                digest.add(r + 1, run.released)
+            if run.receiver is not None:
+                record = round_record(
+                    run.receiver,
+                    sampling_rate=plan.accounting_rate,
+                    l2_sensitivity=plan.l2,
+                    l1_sensitivity=plan.l1,
+                    unit="record" if cfg.unit == "record" else "node",
+                )
+                (charge,) = realized_event([record]).events
+                charges.append(charge)
+            spent = spent_epsilon(charges, cfg.delta, plan.distance_per_round * len(charges))
+            log = RoundLog(
+                round=r + 1,
+                released=run.released is not None,
+                reason=run.reason,
+                contributors=0 if run.receiver is None or run.receiver.covers is None
+                else len(run.receiver.covers[1]),
+                dropouts=len(self.crashed | set(self.absent)),
+                sampled=run.sampled,
+                accuracy=accuracy(plan.model, params, plan.test),
+                epsilon=spent,
+                seconds_local=0.0,
+                seconds_aggregate=t1 - t0,
+                seconds_update=time.perf_counter() - t1,
+                messages=run.frames,
+                bytes_sent=run.frame_bytes,
+            )  # fmt: skip
+            history.append(log)
+            self.rounds.append(
+                {"round": r + 1, "ticks": run.ticks, "exchanges": run.exchanges,
+                 "crashed": run.crashed, "frames_rejected": run.rejected,
+                 "messages_refused": run.refused}
+            )  # fmt: skip
+            self.progress(
+                {"type": "released" if log.released else "aborted", "round": r + 1,
+                 "reason": log.reason, "accuracy": log.accuracy, "epsilon": log.epsilon,
+                 "contributors": log.contributors, "seconds": t1 - t0}
+            )  # fmt: skip
+        final = history[-1]
+        return JobResult(
+            config=cfg,
+            accuracy=final.accuracy,
+            epsilon=final.epsilon,
+            delta=cfg.delta,
+            noise_variance=plan.variance,
+            l2_sensitivity=plan.l2,
+            planned_dropouts=plan.dropouts_planned,
+            packing=plan.packing,
+            field=plan.encoding.field.__name__,
+            dataset=plan.train.name,
+            train_records=len(plan.train),
+            test_records=len(plan.test),
+            seconds=time.perf_counter() - started,
+            history=tuple(history),
+            released_sha256=digest.hexdigest(),
+            model_sha256=model_digest(params),
+            deployment=self.summary(),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What the relay saw, for the run's result: nothing secret."""
+        return {
+            "engine": "flower",
+            "window_ticks": WINDOW_TICKS,
+            "exchanges": self.exchanges,
+            "bytes_relayed": self.bytes_relayed,
+            "crashed": sorted(self.crashed),
+            "absent": {str(k): v for k, v in sorted(self.absent.items())},
+            "rounds": self.rounds,
+        }
+
+    # ------------------------------------------------------------------ one round
+
+    def _newcomers(self) -> None:
+        """Greet engine nodes not in the session (a restarted SuperNode comes back as one).
+
+        A node that joined the session before and lost its state answers that it stays
+        out (spec/15-deployment.md#restarts): it never restarts a round's machines from
+        their initial state. A node that answers anything else is refused too: the
+        session's keys were exchanged without it.
+        """
+        known = set(self.members.values()) | self.greeted
+        new = [i for i in self.link.nodes() if i not in known]
+        if not new:
+            return
+        self.greeted.update(new)
+        hello = Request(
+            op="hello", job=config_to_json(self.cfg), roster_sha256=self.roster_sha256,
+            suite=self.suite.name,
+        )  # fmt: skip
+        replies, errors = self._exchange({i: hello for i in new}, self.tick_timeout)
+        for _, reply in sorted(replies.items()):
+            why = reply.absent or "joined after the session's keys were exchanged"
+            self.absent[reply.node] = why
+            self.progress({"type": "absent", "node": reply.node, "why": why})
+        for engine, why in sorted(errors.items()):
+            self.progress({"type": "refused", "engine": engine, "why": why})
+
+    def _round(self, r: int, model: F64) -> RoundRun:
+        p = round_params(self.plan, r, window=WINDOW_TICKS)
+        if self.crashed:
+            self._newcomers()
+        live = {n for n in self.members if n not in self.crashed and n not in self.absent}
+        timers: list[tuple[int, int, str, int | None]] = []
+        done: dict[int, bool] = {n: False for n in live}
+        receivers: dict[int, Mapping[str, Any]] = {}
+        reasons: dict[tuple[int, str], str] = {}
+        run = RoundRun(None, None, None, 0, 0, 0, 0, 0)
+        rejected: Counter[str] = Counter()
+        refused: Counter[str] = Counter()
+        tick = 0
+        starting = True
+        while True:
+            due: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
+            later = []
+            for at, node, role, stage in timers:
+                if at <= tick:
+                    due[node].append((role, stage))
+                else:
+                    later.append((at, node, role, stage))
+            timers = later
+            requests: dict[int, Request] = {}
+            for node in sorted(live):
+                frames = self.pending.pop(node, [])
+                if done.get(node) and not starting:
+                    continue
+                if starting or frames or due.get(node):
+                    requests[node] = Request(
+                        op="tick", round=r, start=starting, model=model if starting else None,
+                        frames=frames, timeouts=due.get(node, []),
+                    )  # fmt: skip
+            if not requests:
+                waiting = [at for at, node, _, _ in timers if node in live and not done[node]]
+                if not waiting or all(done[n] for n in live):
+                    break
+                tick = min(waiting)
+                continue
+            if self.hold is not None:
+                self.hold(r + 1, tick)
+            self.progress({"type": "tick", "round": r + 1, "tick": tick, "nodes": len(requests)})
+            replies, errors = self._exchange(
+                {self.members[n]: q for n, q in requests.items()}, self.tick_timeout
+            )
+            run.exchanges += 1
+            engines = {engine: n for n, engine in self.members.items()}
+            by_node: dict[int, Reply] = {}
+            for engine, reply in replies.items():
+                n = engines[engine]
+                if reply.node != n:
+                    errors[engine] = f"node {n} answered as node {reply.node}"
+                    continue
+                by_node[n] = reply
+            for n in requests:
+                if n not in by_node:
+                    engine = self.members[n]
+                    why = errors.get(engine, f"no answer within {self.tick_timeout:g} s")
+                    self._crash(n, why, r)
+                    run.crashed.append(n)
+                    live.discard(n)
+            for n, reply in sorted(by_node.items()):
+                if n not in live:
+                    continue
+                if reply.absent is not None:
+                    self.absent[n] = reply.absent
+                    live.discard(n)
+                    continue
+                run.sampled += reply.sampled
+                for _, frame in reply.frames:
+                    run.frames += 1
+                    run.frame_bytes += len(frame)
+                for role, stage, windows in reply.timers:
+                    timers.append((tick + windows * WINDOW_TICKS, n, role, stage))
+                done[n] = reply.done
+                if reply.receiver is not None:
+                    receivers[n] = reply.receiver
+                for role, why in reply.reasons.items():
+                    reasons[(n, role)] = why
+                rejected.update(reply.rejected)
+                refused.update(reply.refused)
+                self._route(reply, live)
+            starting = False
+            tick += 1
+            if all(done.get(n, True) for n in live) and not any(self.pending.get(n) for n in live):
+                break
+        self.pending.clear()
+        run.ticks = tick
+        run.rejected = dict(rejected)
+        run.refused = dict(refused)
+        self._settle(run, p, receivers, reasons, live)
+        return run
+
+    def _settle(
+        self,
+        run: RoundRun,
+        p: Any,
+        receivers: Mapping[int, Mapping[str, Any]],
+        reasons: Mapping[tuple[int, str], str],
+        live: set[int],
+    ) -> None:
+        """The round's release: every releasing receiver's result must be the same.
+
+        An aborted round's reason is the coordinator's if it gave one, else the first
+        a live node's machine gave, by node and role (as spec/12-transcripts.md#result).
+        """
+        released: list[ReceiverState] = []
+        for node, obj in sorted(receivers.items()):
+            try:
+                state = state_from_json(p, obj)
+            except ProtocolError as exc:
+                raise DeploymentError(
+                    f"node {node}'s receiver state does not load: {exc}"
+                ) from None
+            if not isinstance(state, ReceiverState):
+                raise DeploymentError(f"node {node} returned a {state.role} as its receiver")
+            if state.phase is Phase.RELEASED:
+                released.append(state)
+        if released:
+            first = released[0]
+            for other in released[1:]:
+                if other.result != first.result or other.covers != first.covers:
+                    raise DeploymentError(
+                        f"receivers {first.node} and {other.node} released different sums"
+                    )
+            run.released, run.receiver = first.result, first
+        else:
+            why = reasons.get((p.coordinator, "coordinator"))
+            if why is None:
+                ordered = sorted((k, v) for k, v in reasons.items() if k[0] in live)
+                why = ordered[0][1] if ordered else None
+            run.reason = why if why is not None else "no-decision"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _route(self, reply: Reply, live: Iterable[int] | None = None) -> None:
+        alive = set(self.members) - self.crashed if live is None else set(live)
+        for to, frame in reply.frames:
+            self.bytes_relayed += len(frame)
+            if to in alive:
+                self.pending[to].append(frame)
+
+    def _exchange(
+        self, requests: Mapping[int, Request], timeout: float
+    ) -> tuple[dict[int, Reply], dict[int, str]]:
+        self.exchanges += 1
+        return self.link.exchange(requests, timeout)
+
+    def _crash(self, node: int, why: str, r: int | None) -> None:
+        self.crashed.add(node)
+        self.progress({"type": "crashed", "node": node, "round": None if r is None else r + 1,
+                       "why": why})  # fmt: skip
+
+    def _crash_unanswered(
+        self, replies: Mapping[int, Reply], errors: Mapping[int, str], asked: set[int]
+    ) -> None:
+        answered = {reply.node for reply in replies.values()}
+        for node in sorted(asked - answered):
+            why = errors.get(self.members[node], f"no answer within {self.connect_timeout:g} s")
+            self._crash(node, why, None)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+__all__ = ["WINDOW_TICKS", "DeploymentError", "Link", "Relay", "RoundRun"]
