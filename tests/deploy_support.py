@@ -45,6 +45,8 @@ class InProcessLink:
         self.forget_at: dict[int, int] = {}
         self.exchanges = 0
         self.requests: list[tuple[int, Request]] = []
+        #: Every reply as the relay received it: its control JSON and its frames.
+        self.replies: list[tuple[bytes, list[bytes]]] = []
 
     def nodes(self) -> list[int]:
         return sorted(self.setups)
@@ -64,5 +66,13 @@ class InProcessLink:
             node = Node(self.setups[engine], self.saved[engine])
             reply = node.handle(received)
             self.saved[engine] = node.saved()
-            replies[engine] = reply_from_records(reply_to_records(reply))
+            records = reply_to_records(reply)
+            control = records.config_records["sdl"]["control"]
+            frames = (
+                [a.numpy().tobytes() for a in records.array_records["frames"].values()]
+                if "frames" in records.array_records
+                else []
+            )
+            self.replies.append((control if isinstance(control, bytes) else b"", frames))
+            replies[engine] = reply_from_records(records)
         return replies, {}

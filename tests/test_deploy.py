@@ -78,6 +78,7 @@ def _relay(
 CONFIGS = [
     dict(nodes=3, rounds=2),
     dict(nodes=5, rounds=3, max_dropouts=1),
+    dict(nodes=5, rounds=2, max_dropouts=1, precover=True),
     dict(nodes=4, rounds=2, mechanism="dgauss", unit="node"),
     dict(nodes=6, rounds=2, threshold=1, committee=4, colluders=1, sampling_rate=0.5),
 ]
@@ -121,6 +122,33 @@ def test_private_deployment_draws_each_node_root_and_writes_none(tmp_path: Path)
     assert not any(s in text for s in secrets)
     second = _relay(InProcessLink(tmp_path / "b", 3), cfg).run()
     assert first.released_sha256 != second.released_sha256  # fresh noise, fresh shares
+
+
+def test_no_reply_carries_a_node_secret(tmp_path: Path) -> None:
+    """What the relay receives holds no root, session secret or channel key of any node,
+    in hex or in bytes, in the control part or the frames
+    (proofs_notes/deployment-relay-view.md)."""
+    cfg = JobConfig(seed=seed_from_hex("ad"), nodes=3, rounds=2, deterministic=False)
+    link = InProcessLink(tmp_path, 3)
+    _relay(link, cfg).run()
+    secrets: set[bytes] = set()
+    for saved in link.saved.values():
+        assert saved is not None
+        state = NodeState.from_bytes(saved)
+        assert state.root is not None and state.channel is not None
+        secrets |= {state.root, state.session_secret}
+        for table in ("send", "receive"):
+            keys = state.channel[table]
+            assert isinstance(keys, dict) and keys
+            secrets |= {bytes.fromhex(k) for k in keys.values()}
+    # Three roots, three session secrets, one channel key per ordered pair (a sender's
+    # send key is its recipient's receive key): 3 + 3 + 6.
+    assert len(secrets) == 3 + 3 + 3 * 2
+    assert link.replies
+    for control, frames in link.replies:
+        for secret in secrets:
+            assert secret not in control and secret.hex().encode() not in control
+            assert all(secret not in f for f in frames)
 
 
 def _simulated_releases(cfg: JobConfig, crash: dict[int, dict[int, int]]) -> tuple[str, list[Any]]:
@@ -173,6 +201,30 @@ def test_a_node_that_crashes_after_its_shares_is_a_dropout_the_round_survives(
     assert [r.released for r in result.history] == [o.status == "released" for o in outcomes]
     assert result.to_json()["deployment"]["crashed"] == [k]
     assert result.history[2].dropouts == 1
+
+
+def test_with_precovered_noise_a_node_gone_from_the_start_costs_no_top_up(
+    tmp_path: Path,
+) -> None:
+    """Pre-covered: a node silent from round 2's start leaves a final first decision, so the
+    round takes no more exchanges than its timers need; the simulator releases the same."""
+    cfg = JobConfig(seed=seed_from_hex("c5"), nodes=5, rounds=2, max_dropouts=1, precover=True)
+    k = _not_coordinator(cfg, 1)
+    link = InProcessLink(tmp_path, cfg.nodes)
+
+    def hold(r: int, tick: int) -> None:
+        if (r, tick) == (2, 0):
+            link.silent_from[ENGINE_BASE + k] = link.exchanges + 1
+
+    result = _relay(link, cfg, hold=hold).run()
+    expected, outcomes = _simulated_releases(cfg, {1: {k: 0}})
+    assert result.released_sha256 == expected
+    assert all(r.released for r in result.history)
+    assert outcomes[1].contributors == tuple(n for n in range(1, 6) if n != k)
+    rounds = result.to_json()["deployment"]["rounds"]
+    # start; shares; the report timer (1 window); the reports; the decision timer (2 windows);
+    # the decision; the partial sums: seven exchanges, and no top-up stage.
+    assert rounds[1]["exchanges"] == 7
 
 
 def test_too_many_crashes_abort_the_round_with_a_reason_and_charge_nothing(

@@ -69,6 +69,8 @@ class Option:
     repeat: bool = False
     absent: str | None = None
     shown_default: str | None = None
+    #: A positional that takes one or more values (argparse's ``nargs="+"``).
+    many: bool = False
 
     @property
     def positional(self) -> bool:
@@ -106,6 +108,8 @@ class Option:
             kwargs["metavar"] = self.metavar
         if self.choices is not None:
             kwargs["choices"] = self.choices
+        if self.many:
+            kwargs["nargs"] = "+"
         if self.repeat:
             kwargs["action"] = "append"
             kwargs["default"] = [] if self.default is NO_DEFAULT else self.default

@@ -74,7 +74,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         unit=args.unit, threshold=args.threshold, colluders=args.colluders, model=args.model,
         partition=args.partition, sampling_rate=args.sampling_rate, clip=args.clip,
         learning_rate=args.learning_rate, committee=args.committee,
-        max_dropouts=args.max_dropouts,
+        max_dropouts=args.max_dropouts, precover=not args.no_precover,
     )  # fmt: skip
     bar = None if args.quiet else _bar(cfg.rounds)
     started = time.perf_counter()
@@ -210,6 +210,13 @@ _LOCAL_OPTIONS = (
         metavar="D",
     ),
     Option(
+        ("--no-precover",),
+        "add only the noise that covers no dropout, and top up when nodes drop (each top-up "
+        "stage costs several exchanges); by default every node adds, from the start, the "
+        "noise that covers D dropouts (sdl run --precover)",
+        flag=True,
+    ),
+    Option(
         ("--crash",),
         "SIGKILL node NODE's SuperNode in round ROUND, after its shares are sent (repeatable)",
         type=_fault,
@@ -263,6 +270,101 @@ _LOCAL_OPTIONS = (
     JSON,
 )
 
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from reference.deploy.keys import PUBLIC_FILE, keygen  # noqa: PLC0415
+
+    public = keygen(args.node_dir, args.node)
+    obj = {
+        "node": args.node,
+        "identity": public.hex(),
+        "public_file": str(args.node_dir / PUBLIC_FILE),
+    }
+    if args.json:
+        print(json.dumps(obj, sort_keys=True))
+    else:
+        print(f"node {args.node}: identity {public.hex()}")
+        print(f"  secret kept in {args.node_dir / 'identity.key'} (mode 0600; never share it)")
+        print(f"  send {obj['public_file']} to whoever assembles the roster")
+    return EXIT_OK
+
+
+def _cmd_roster(args: argparse.Namespace) -> int:
+    from reference.common.paths import check_output_file  # noqa: PLC0415
+    from reference.deploy.keys import load_public, write_roster  # noqa: PLC0415
+
+    check_output_file(args.out, label="--out")
+    keys: dict[int, bytes] = {}
+    for path in args.public:
+        node, public = load_public(path.parent if path.is_file() else path)
+        if node in keys and keys[node] != public:
+            report_error(args.command_prog, f"node {node} appears twice with different keys")
+            return 2
+        keys[node] = public
+    digest = write_roster(args.out, keys)
+    obj = {"roster": str(args.out), "nodes": sorted(keys), "roster_sha256": digest}
+    if args.json:
+        print(json.dumps(obj, sort_keys=True))
+    else:
+        print(f"wrote {args.out}: nodes {', '.join(map(str, sorted(keys)))}")
+        print(f"  roster_sha256 {digest}: every operator checks this name out of band")
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from reference.common.paths import check_output_file  # noqa: PLC0415
+    from reference.deploy.keys import load_roster, roster_digest  # noqa: PLC0415
+    from reference.deploy.local import APP_DIR, run_config, run_config_toml  # noqa: PLC0415
+    from reference.learning.job import JobConfig  # noqa: PLC0415
+
+    roster = load_roster(args.roster)
+    check_output_file(args.out, label="--out")
+    seed_text = args.seed if args.seed is not None else fresh_seed().hex()
+    cfg = JobConfig(
+        seed=seed_from_hex(seed_text), deterministic=args.seed is not None,
+        nodes=len(roster.keys), rounds=args.rounds, epsilon=args.epsilon, delta=args.delta,
+        mechanism=args.mechanism, unit=args.unit, threshold=args.threshold,
+        colluders=args.colluders, model=args.model, partition=args.partition,
+        sampling_rate=args.sampling_rate, clip=args.clip, learning_rate=args.learning_rate,
+        committee=args.committee, max_dropouts=args.max_dropouts,
+        precover=not args.no_precover,
+    )  # fmt: skip
+    if sorted(roster.keys) != list(range(1, cfg.nodes + 1)):
+        report_error(args.command_prog, "the roster's nodes must be 1..N with no gap")
+        return 2
+    config = run_config(
+        cfg, roster=args.roster, suite=args.suite, tick_timeout=args.tick_timeout,
+        connect_timeout=600.0, progress=args.results / "progress.jsonl", out=args.results,
+    )  # fmt: skip
+    from reference.common.atomic import write_text_atomically  # noqa: PLC0415
+
+    write_text_atomically(args.out, run_config_toml(config))
+    obj = {"run_config": str(args.out), "app": str(APP_DIR), "roster_sha256": roster_digest(roster),
+           "deterministic": cfg.deterministic}  # fmt: skip
+    if args.json:
+        print(json.dumps(obj, sort_keys=True))
+    else:
+        print(f"wrote {args.out} for a job over the roster's {cfg.nodes} nodes")
+        print(f"  run it: flwr run {APP_DIR} CONNECTION --run-config {args.out}")
+    return EXIT_OK
+
+
+_NODE_DIR = Option(
+    ("--node-dir",), "the node's directory: identity key, journal", type=Path, required=True,
+    metavar="DIR",
+)  # fmt: skip
+
+_CONFIG_OPTIONS = (
+    Option(("--roster",), "the roster every node holds", type=Path, required=True, metavar="FILE"),
+    *(o for o in _LOCAL_OPTIONS if o.flags[0] in (_SHARED | {"--max-dropouts", "--no-precover",
+      "--suite", "--tick-timeout", "--seed"})),
+    Option(("--results",), "where the ServerApp writes run.json, run.png and its progress (on "
+           "the SuperLink's host)", type=Path, default=Path("sdl-deploy"), metavar="DIR"),
+    Option(("--out",), "the run configuration file to write", type=Path,
+           default=Path("run-config.toml"), metavar="FILE"),
+    JSON,
+)  # fmt: skip
+
 COMMANDS = (
     Command(
         name="deploy",
@@ -282,13 +384,87 @@ COMMANDS = (
                     Example("sdl deploy local", "5 nodes, 3 rounds, each node's own secrets"),
                     Example(
                         "sdl deploy local --nodes 5 --rounds 3 --seed 1 --json --quiet",
-                        "deterministic (not private): same digests as sdl run --seed 1 "
-                        "--nodes 5 --rounds 3 --max-dropouts 1",
+                        "deterministic (not private): the digests of sdl run --seed 1 "
+                        "--nodes 5 --rounds 3 --max-dropouts 1 --precover",
                     ),
                     Example("sdl deploy local --crash 3@2", "node 3 killed in round 2"),
                     Example("sdl deploy local --restart 2@2 --keep ./deploy-logs", "a restart"),
                 ),
                 run=_cmd_local,
+            ),
+            Command(
+                name="keygen",
+                summary="draw a node's identity key into its directory (once per site)",
+                description=(
+                    "Draws a node's Ed25519 identity from the OS into DIR/identity.key (mode "
+                    "0600, never printed) and writes its public half to DIR/identity.pub.json, "
+                    "for the roster (spec/15-deployment.md#identities-and-the-roster). A "
+                    "directory that already holds an identity is refused."
+                ),
+                options=(
+                    _NODE_DIR,
+                    Option(
+                        ("--node",),
+                        "the node's id in the roster",
+                        type=positive_int,
+                        required=True,
+                        metavar="ID",
+                    ),
+                    JSON,
+                ),
+                examples=(Example("sdl deploy keygen --node-dir ./sdl-node --node 3", "site 3"),),
+                run=_cmd_keygen,
+            ),
+            Command(
+                name="roster",
+                summary="assemble the roster from every node's public identity file",
+                description=(
+                    "Reads each node's identity.pub.json (a file, or the node directory that "
+                    "holds it) and writes the roster every node and the relay hold, with its "
+                    "SHA-256 name, which every operator checks out of band."
+                ),
+                options=(
+                    Option(
+                        ("public",),
+                        "identity.pub.json files or node directories",
+                        type=Path,
+                        metavar="PUBLIC",
+                        many=True,
+                    ),
+                    Option(
+                        ("--out",),
+                        "the roster to write",
+                        type=Path,
+                        default=Path("roster.json"),
+                        metavar="FILE",
+                    ),
+                    JSON,
+                ),
+                examples=(
+                    Example(
+                        "sdl deploy roster site*/identity.pub.json --out roster.json",
+                        "the consortium's roster",
+                    ),
+                ),
+                run=_cmd_roster,
+            ),
+            Command(
+                name="config",
+                summary="write the run configuration of a job over a roster, for flwr run",
+                description=(
+                    "Writes the TOML file that `flwr run` takes as --run-config: the job's "
+                    "public configuration, the roster's path, the suite, the tick timeout and "
+                    "where the ServerApp writes its results. It prints the app's folder to "
+                    "pass to `flwr run`."
+                ),
+                options=_CONFIG_OPTIONS,
+                examples=(
+                    Example(
+                        "sdl deploy config --roster roster.json --rounds 20",
+                        "then: flwr run APP CONNECTION --run-config run-config.toml",
+                    ),
+                ),
+                run=_cmd_config,
             ),
         ),
     ),

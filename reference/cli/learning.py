@@ -80,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         measure_bytes=args.measure_bytes,
         committee=args.committee,
         max_dropouts=args.max_dropouts,
+        precover=args.precover,
     )
     bar = _progress(cfg.rounds, quiet=args.quiet)
 
@@ -314,6 +315,11 @@ _MODEL_OPTIONS = (
         type=non_negative_int,
         metavar="D",
         absent="from --dropout-rate: 0 at rate 0",
+    ),
+    Option(
+        ("--precover",),
+        "every node adds from the start the noise that covers D dropouts: no top-up stages",
+        flag=True,
     ),
 )
 

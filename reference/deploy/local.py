@@ -42,7 +42,7 @@ from reference.learning.job import JobConfig
 #: Where the Flower app (``pyproject.toml``) lives.
 APP_DIR = Path(__file__).parent / "app"
 #: How often each SuperExec looks for a new task to launch, in seconds (Flower's default: 1).
-SUPEREXEC_POLL_SECONDS = 0.05
+SUPEREXEC_POLL_SECONDS = 0.2
 #: The connection name written into the temporary ``FLWR_HOME``.
 CONNECTION = "sdl-local"
 
@@ -219,20 +219,37 @@ def _tool(name: str) -> str:
     return found
 
 
-def _wait_port(port: int, proc: Proc, run: LocalRun, timeout: float) -> None:
+def _wait_listening(port: int, proc: Proc, run: LocalRun, timeout: float) -> None:
+    """Wait until the SuperLink itself listens on ``port`` (its server says so in its log).
+
+    A connection alone proves nothing: another process may hold the port, and then the
+    SuperLink exits with an error, which is reported in one line.
+    """
+    ready = f"Uvicorn running on http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
             raise DeployError(
                 f"the SuperLink exited with {proc.popen.returncode} before listening on "
-                f"127.0.0.1:{port}: {run.log_tail(proc, 3)}"
+                f"127.0.0.1:{port}: {_last_error(run.log_tail(proc, 20))}"
             )
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+        try:
+            if ready in proc.log.read_text(errors="replace"):
                 return
+        except OSError:
+            pass
         time.sleep(0.1)
     raise DeployError(f"the SuperLink did not listen on 127.0.0.1:{port} within {timeout:g} s")
+
+
+def _last_error(text: str) -> str:
+    """The line of a log tail that says what went wrong (else its last line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if " ERROR " in line or "Errno" in line or "Error:" in line:
+            # Drop the logger's timestamp and name: "[Errno 98] … address already in use".
+            return line.split("] ", 1)[-1] if "[uvicorn" in line else line
+    return lines[-1] if lines else "no output"
 
 
 @contextmanager
@@ -265,7 +282,7 @@ def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalR
             [_tool("flower-superlink"), "--insecure", "--port", str(port),
              "--disable-runtime-dependency-installation"],
         )  # fmt: skip
-        _wait_port(port, link, run, timeout=60)
+        _wait_listening(port, link, run, timeout=60)
         for i in range(1, nodes + 1):
             run.start_supernode(i)
         yield run
@@ -276,6 +293,36 @@ def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalR
 
 
 Event = Mapping[str, Any]
+
+
+def run_config(
+    cfg: JobConfig,
+    *,
+    roster: Path,
+    suite: str,
+    tick_timeout: float,
+    connect_timeout: float,
+    progress: Path,
+    out: Path,
+    hold: str = "",
+) -> dict[str, str | float]:
+    """The app's run configuration (``[tool.flwr.app.config]``) for a job. Nothing secret."""
+    return {
+        "job": json.dumps(config_to_json(cfg), sort_keys=True),
+        "roster": str(roster.resolve()),
+        "suite": suite,
+        "tick-timeout": float(tick_timeout),
+        "connect-timeout": float(connect_timeout),
+        "progress-file": str(progress.resolve()),
+        "out": str(out.resolve()),
+        "hold": hold,
+    }
+
+
+def run_config_toml(config: Mapping[str, str | float]) -> str:
+    """``config`` as the TOML file ``flwr run --run-config FILE`` reads (JSON strings and
+    numbers are TOML's too)."""
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items())
 
 
 def run_job(
@@ -300,18 +347,13 @@ def run_job(
     progress = run.root / "progress.jsonl"
     progress.write_text("")
     faults = {(r, 1): ("crash", n) for n, r in crash} | {(r, 1): ("restart", n) for n, r in restart}
-    config = {
-        "job": json.dumps(config_to_json(cfg), sort_keys=True),
-        "roster": str(run.root / "roster.json"),
-        "suite": suite,
-        "tick-timeout": float(tick_timeout),
-        "connect-timeout": float(connect_timeout),
-        "progress-file": str(progress),
-        "out": str(out.resolve()),
-        "hold": ",".join(f"{r}:{k}" for r, k in sorted(faults)),
-    }
+    config = run_config(
+        cfg, roster=run.root / "roster.json", suite=suite, tick_timeout=tick_timeout,
+        connect_timeout=connect_timeout, progress=progress, out=out,
+        hold=",".join(f"{r}:{k}" for r, k in sorted(faults)),
+    )  # fmt: skip
     toml = run.root / "run-config.toml"
-    toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
+    toml.write_text(run_config_toml(config))
     submitted = subprocess.run(
         [_tool("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", str(toml),
          "--format", "json"],
@@ -369,5 +411,7 @@ __all__ = [
     "kill_tree",
     "local_deployment",
     "process_tree",
+    "run_config",
+    "run_config_toml",
     "run_job",
 ]

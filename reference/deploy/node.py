@@ -334,12 +334,19 @@ class Node:
                     channel.accept(frame)
                 except ChannelError as exc:
                     self.rejected[exc.fault] += 1
-        r = request.round if request.start else st.round
+        start = request.start
+        if start and st.round is not None and request.round <= st.round:
+            # A round is started once: a second start (a relay that replays or misbehaves)
+            # is refused, and the request is handled as a tick of the round running
+            # (proofs_notes/deployment-no-second-sharing.md).
+            self.refused["start-of-a-started-round"] += 1
+            start = False
+        r = request.round if start else st.round
         if r is None:
             raise ParameterError(f"node {self.node} has no round running and this is no start")
         params = round_params(plan, r, window=WINDOW_TICKS)
         batch = _Batch(self.node, params, channel, reply, self.refused)
-        if request.start:
+        if start:
             if request.model is None:
                 raise ParameterError("a round's start carries the model")
             # Durable before the first share leaves: a restarted node must know it started.

@@ -6,7 +6,7 @@ The relay forwards sealed frames between nodes and keeps the protocol's clock.
 It runs no role machine: the coordinator, aggregators, contributors and
 receivers are all nodes. What it sees is what an untrusted server sees
 anyway: who sends how many bytes to whom and when, the frames' headers
-(spec/14-channels.md#what-the-relay-sees), the timers the machines ask for,
+(spec/14-channels.md#relay), the timers the machines ask for,
 and the release (public by definition), which every receiver returns so that
 the relay can check they agree, update the public model, evaluate it and
 charge the accountant.

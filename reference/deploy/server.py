@@ -84,6 +84,7 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     rc = context.run_config
     progress_path = Path(str(rc["progress-file"]))
+    progress_path.parent.mkdir(parents=True, exist_ok=True)
 
     def progress(event: Mapping[str, Any]) -> None:
         with progress_path.open("a") as f:

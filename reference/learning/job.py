@@ -150,6 +150,11 @@ class JobConfig:
     #: ``None``: derived from ``dropout_rate``. A deployment, whose dropouts are real
     #: crashes rather than drawn, sets it directly.
     max_dropouts: int | None = None
+    #: Every node adds, from the start, the noise that covers all ``D`` dropouts
+    #: (spec/07-noise-plan.md#pre-covering): no round ever needs a top-up stage, at the
+    #: price of more noise when nobody drops. A deployment, whose crashes are real and
+    #: whose every stage costs network round trips, turns it on.
+    precover: bool = False
     #: Derive every node's root from ``seed`` (reproducible, **not private**: anyone with
     #: the seed can regenerate and subtract the noise); ``False`` draws the roots from the
     #: operating system (spec/13-learning.md#seeds-and-node-secrets).
@@ -185,6 +190,8 @@ class JobConfig:
                 raise ParameterError(
                     f"committee must be <= nodes = {self.nodes}; got {self.committee}"
                 )
+        if not isinstance(self.precover, bool):
+            raise ParameterError(f"precover must be a bool; got {self.precover!r}")
         if not isinstance(self.rotate, bool):
             raise ParameterError(f"rotate must be a bool; got {self.rotate!r}")
         if not isinstance(self.deterministic, bool):
@@ -950,6 +957,7 @@ def round_params(s: JobPlan, r: int, *, window: int = 4) -> RoundParams:
         contributors=cfg.nodes,
         max_dropouts=s.dropouts_planned,
         max_colluders=cfg.colluders,
+        precovered=s.dropouts_planned if cfg.precover else 0,
     )
     return RoundParams(
         session=session,
