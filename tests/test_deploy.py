@@ -44,6 +44,7 @@ from reference.deploy.node import (
     config_to_json,
 )
 from reference.deploy.relay import Relay
+from reference.deploy.task import LearningTask, SumTask, sum_task, task_from_json
 from reference.deploy.wire import (
     reply_from_records,
     reply_to_records,
@@ -66,11 +67,15 @@ from tests.deploy_support import ENGINE_BASE, InProcessLink
 
 
 def _relay(
-    link: InProcessLink, cfg: JobConfig, events: list[dict[str, Any]] | None = None, **kw: Any
+    link: InProcessLink,
+    cfg: JobConfig | SumTask,
+    events: list[dict[str, Any]] | None = None,
+    **kw: Any,
 ) -> Relay:
     sink = events if events is not None else []
+    task = cfg if isinstance(cfg, SumTask) else LearningTask(cfg)
     return Relay(
-        link, cfg, load_roster(link.roster_path), link.roster_sha256, suite="x25519-aes128gcm",
+        link, task, load_roster(link.roster_path), link.roster_sha256, suite="x25519-aes128gcm",
         tick_timeout=1.0, connect_timeout=1.0, progress=lambda e: sink.append(dict(e)), **kw,
     )  # fmt: skip
 
@@ -102,6 +107,45 @@ def test_relay_releases_what_sdl_run_releases(tmp_path: Path, overrides: dict[st
     assert d["crashed"] == [] and d["absent"] == {}
     # Five exchanges per round without faults: start, shares, reports, decision, partial sums.
     assert [r["exchanges"] for r in d["rounds"]] == [5] * cfg.rounds
+
+
+def _sum(nodes: int, dimension: int, **kw: Any) -> SumTask:
+    args: dict[str, Any] = dict(
+        nodes=nodes, threshold=1, max_dropouts=1, colluders=0, committee=None,
+        dimension=dimension, packing=2, mechanism="skellam", target_variance=1000,
+        field="Field31", noise_sources=None, receivers=None, precover=True,
+    )  # fmt: skip
+    return sum_task("b0", **(args | kw))
+
+
+def test_a_sum_round_releases_what_the_simulator_releases(tmp_path: Path) -> None:
+    """The benchmark's one round: the same scenario through the simulator and through the
+    relay and nodes gives the same release, bit for bit."""
+    task = _sum(4, 300)
+    assert task_from_json(json.loads(json.dumps(task.to_json()))).to_json() == task.to_json()
+    result = _relay(InProcessLink(tmp_path, 4), task).run_sum()
+    expected = simulate(task.scenario)
+    assert expected.released is not None
+    assert result["released"] == expected.released.to_json()
+    assert result["contributors"] == [1, 2, 3, 4]
+    assert result["deployment"]["rounds"][0]["exchanges"] == 5
+
+
+def test_a_sum_round_survives_a_node_killed_after_its_shares(tmp_path: Path) -> None:
+    task = _sum(5, 200, threshold=2)
+    p = task.scenario.params
+    k = next(n for n in sorted(p.aggregators, reverse=True) if n != p.coordinator)
+    link = InProcessLink(tmp_path, 5)
+
+    def hold(r: int, tick: int) -> None:
+        if (r, tick) == (1, 1):
+            link.silent_from[ENGINE_BASE + k] = link.exchanges + 1
+
+    result = _relay(link, task, hold=hold).run_sum()
+    expected = simulate(replace(task.scenario, crashes={k: len(p.aggregators)}))
+    assert expected.released is not None
+    assert result["released"] == expected.released.to_json()
+    assert result["deployment"]["crashed"] == [k]
 
 
 def test_private_deployment_draws_each_node_root_and_writes_none(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ _seconds = number_where(float, "a number of seconds in [1, 3600]", lambda v: 1 <
 
 def _cmd_local(args: argparse.Namespace) -> int:
     from reference.deploy.local import DeployError, local_deployment, run_job  # noqa: PLC0415
+    from reference.deploy.task import LearningTask  # noqa: PLC0415
     from reference.learning.job import JobConfig  # noqa: PLC0415
     from reference.learning.outputs import check_outputs  # noqa: PLC0415
 
@@ -107,7 +108,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
                     f"(PIDs {', '.join(str(p) for p in pids.values())})"
                 )
             run_job(
-                run, cfg, out=args.out, suite=args.suite, tick_timeout=args.tick_timeout,
+                run, LearningTask(cfg), out=args.out, suite=args.suite,
+                tick_timeout=args.tick_timeout,
                 crash=args.crash, restart=args.restart, on_event=on_event,
             )  # fmt: skip
             started_pids = [p.pid for p in run.procs]
@@ -315,6 +317,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     from reference.common.paths import check_output_file  # noqa: PLC0415
     from reference.deploy.keys import load_roster, roster_digest  # noqa: PLC0415
     from reference.deploy.local import APP_DIR, run_config, run_config_toml  # noqa: PLC0415
+    from reference.deploy.task import LearningTask  # noqa: PLC0415
     from reference.learning.job import JobConfig  # noqa: PLC0415
 
     roster = load_roster(args.roster)
@@ -333,7 +336,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         report_error(args.command_prog, "the roster's nodes must be 1..N with no gap")
         return 2
     config = run_config(
-        cfg, roster=args.roster, suite=args.suite, tick_timeout=args.tick_timeout,
+        LearningTask(cfg), roster=args.roster, suite=args.suite, tick_timeout=args.tick_timeout,
         connect_timeout=600.0, progress=args.results / "progress.jsonl", out=args.results,
     )  # fmt: skip
     from reference.common.atomic import write_text_atomically  # noqa: PLC0415

@@ -36,8 +36,7 @@ from typing import Any
 
 from protocol.errors import SdlError
 from reference.deploy.keys import keygen, write_roster
-from reference.deploy.node import config_to_json
-from reference.learning.job import JobConfig
+from reference.deploy.task import LearningTask, SumTask
 
 #: Where the Flower app (``pyproject.toml``) lives.
 APP_DIR = Path(__file__).parent / "app"
@@ -296,7 +295,7 @@ Event = Mapping[str, Any]
 
 
 def run_config(
-    cfg: JobConfig,
+    task: LearningTask | SumTask,
     *,
     roster: Path,
     suite: str,
@@ -308,7 +307,7 @@ def run_config(
 ) -> dict[str, str | float]:
     """The app's run configuration (``[tool.flwr.app.config]``) for a job. Nothing secret."""
     return {
-        "job": json.dumps(config_to_json(cfg), sort_keys=True),
+        "job": json.dumps(task.to_json(), sort_keys=True),
         "roster": str(roster.resolve()),
         "suite": suite,
         "tick-timeout": float(tick_timeout),
@@ -327,7 +326,7 @@ def run_config_toml(config: Mapping[str, str | float]) -> str:
 
 def run_job(
     run: LocalRun,
-    cfg: JobConfig,
+    task: LearningTask | SumTask,
     *,
     out: Path,
     suite: str,
@@ -348,7 +347,7 @@ def run_job(
     progress.write_text("")
     faults = {(r, 1): ("crash", n) for n, r in crash} | {(r, 1): ("restart", n) for n, r in restart}
     config = run_config(
-        cfg, roster=run.root / "roster.json", suite=suite, tick_timeout=tick_timeout,
+        task, roster=run.root / "roster.json", suite=suite, tick_timeout=tick_timeout,
         connect_timeout=connect_timeout, progress=progress, out=out,
         hold=",".join(f"{r}:{k}" for r, k in sorted(faults)),
     )  # fmt: skip

@@ -60,18 +60,11 @@ from protocol.machine import (
 )
 from protocol.messages import Message
 from protocol.params import RoundParams
-from protocol.xof import SEED_SIZE, Seed, as_seed
+from protocol.xof import SEED_SIZE, as_seed
 from reference.channels.seal import NodeChannel, NodeKeys, Session
 from reference.deploy.keys import JOURNAL_FILE, load_identity, load_roster, roster_digest
-from reference.learning.job import (
-    JobConfig,
-    JobPlan,
-    node_contribution,
-    node_root,
-    plan_job,
-    protocol_seed,
-    round_params,
-)
+from reference.deploy.task import LearningTask, SumTask, Task, task_from_json
+from reference.learning.job import JobConfig
 from reference.sim.simulate import holders
 
 F64 = npt.NDArray[np.float64]
@@ -97,6 +90,7 @@ class Request:
     """
 
     op: str
+    #: The task's JSON form (:mod:`reference.deploy.task`), in a ``hello``.
     job: Mapping[str, Any] | None = None
     suite: str = DEFAULT_SUITE.name
     roster_sha256: str | None = None
@@ -116,8 +110,11 @@ class Reply:
     frames: list[tuple[int, bytes]] = field(default_factory=list)
     timers: list[tuple[str, int | None, int]] = field(default_factory=list)
     advert: Mapping[str, Any] | None = None
-    #: The node's receiver state once it is terminal (spec 09's state encoding).
+    #: The node's receiver state once it is terminal (spec 09's state encoding), without
+    #: its partial sums and with its result carried apart, in ``release``.
     receiver: Mapping[str, Any] | None = None
+    #: The released sum in the field's canonical bytes (spec/02-field.md), once released.
+    release: bytes | None = None
     #: Every machine of the round is terminal.
     done: bool = False
     #: Why each machine that aborted did (role -> reason; spec/09-protocol.md#abort-reasons).
@@ -190,17 +187,17 @@ class NodeSetup:
     roster: Path
 
 
-# A plan is a pure function of the public configuration; a process plans once.
-_PLANS: dict[str, JobPlan] = {}
+# A task (its plan: data split, encoding, calibrated noise) is a pure function of its
+# public JSON form; a process builds each once.
+_TASKS: dict[str, LearningTask | SumTask] = {}
 
 
-def job_plan(job: Mapping[str, Any]) -> JobPlan:
-    """The job's plan (data split, encoding, calibrated noise) for its public configuration."""
-    key = json.dumps(job, sort_keys=True)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = _PLANS[key] = plan_job(config_from_json(job))
-    return plan
+def _task(st: NodeState) -> LearningTask | SumTask:
+    key = json.dumps(st.job, sort_keys=True)
+    task = _TASKS.get(key)
+    if task is None:
+        task = _TASKS[key] = task_from_json(st.job)
+    return task
 
 
 def config_to_json(cfg: JobConfig) -> dict[str, Any]:
@@ -265,7 +262,7 @@ class Node:
 
     def _hello(self, request: Request) -> Reply:
         if request.job is None or request.roster_sha256 is None:
-            raise ParameterError("a hello carries the job and the roster's name")
+            raise ParameterError("a hello carries the task and the roster's name")
         roster = load_roster(self.setup.roster)
         if roster_digest(roster) != request.roster_sha256:
             raise ParameterError(
@@ -274,9 +271,9 @@ class Node:
             )
         if roster.keys.get(self.node) != _public(self.identity):
             raise ParameterError(f"node {self.node}'s identity is not the roster's key for it")
-        cfg = config_from_json(request.job)
-        session = _session_id(cfg)
-        if self.state is not None and self.state.job.get("seed") == request.job.get("seed"):
+        task = task_from_json(dict(request.job))
+        session = task.session
+        if self.state is not None and _task(self.state).session == session:
             # The same session asked twice (a lost reply): answer the same.
             keys = self._keys_of(self.state)
             return Reply(self.node, advert=keys.advertise(session).to_json())
@@ -294,7 +291,7 @@ class Node:
             job=dict(request.job),
             roster_sha256=request.roster_sha256,
             session_secret=secrets.token_bytes(suite.secret_size),
-            root=None if cfg.deterministic else secrets.token_bytes(SEED_SIZE),
+            root=None if task.deterministic else secrets.token_bytes(SEED_SIZE),
             suite=suite.name,
         )
         _journal_add(self.setup.node_dir, {"session": session.hex()})
@@ -305,10 +302,9 @@ class Node:
         return NodeKeys(self.node, suite_named(st.suite), self.identity, st.session_secret)
 
     def _session(self, st: NodeState) -> Session:
-        cfg = config_from_json(st.job)
         suite = suite_named(st.suite)
         adverts = [SessionKey.from_json(a) for a in st.adverts]
-        return Session.establish(_session_id(cfg), suite, load_roster(self.setup.roster), adverts)
+        return Session.establish(_task(st).session, suite, load_roster(self.setup.roster), adverts)
 
     def _keys(self, request: Request) -> Reply:
         st = self.state
@@ -324,7 +320,7 @@ class Node:
     def _tick(self, request: Request) -> Reply:
         st = self.state
         assert st is not None and st.channel is not None
-        plan = job_plan(st.job)
+        task = _task(st)
         channel = NodeChannel.restore(self._keys_of(st), self._session(st), st.channel)
         reply = Reply(self.node)
         data = [f for f in request.frames if not f.startswith(KEY_FRAME_MAGIC)]
@@ -344,15 +340,13 @@ class Node:
         r = request.round if start else st.round
         if r is None:
             raise ParameterError(f"node {self.node} has no round running and this is no start")
-        params = round_params(plan, r, window=WINDOW_TICKS)
+        params = task.round_params(r, window=WINDOW_TICKS)
         batch = _Batch(self.node, params, channel, reply, self.refused)
         if start:
-            if request.model is None:
-                raise ParameterError("a round's start carries the model")
             # Durable before the first share leaves: a restarted node must know it started.
             _journal_add(self.setup.node_dir, {"session": params.session.hex(), "round": r})
             st.round = r
-            self._start(plan, request.model, r, batch)
+            self._start(task, request.model, r, batch)
         else:
             batch.machines = {
                 role: state_from_json(params, obj) for role, obj in st.machines.items()
@@ -381,29 +375,29 @@ class Node:
         }
         receiver = batch.machines.get("receiver")
         if isinstance(receiver, ReceiverState) and receiver.terminal:
-            reply.receiver = state_to_json(receiver)
+            # The partial sums stay here (the release is what they reveal); the release
+            # travels as bytes, not as a JSON list of d numbers.
+            reply.receiver = {**state_to_json(receiver), "partials": [], "result": None}
+            reply.release = None if receiver.result is None else receiver.result.encode()
         reply.rejected = dict(self.rejected)
         reply.refused = dict(self.refused)
         return reply
 
-    def _start(self, plan: JobPlan, model: F64, r: int, batch: _Batch) -> None:
-        """The round's local step (sampling, gradients, encoding), then every machine's start."""
+    def _start(self, task: Task, model: F64 | None, r: int, batch: _Batch) -> None:
+        """The round's local step (for learning: sampling, gradients, encoding), then every
+        machine's start."""
         st = self.state
         assert st is not None
-        cfg, params = plan.cfg, batch.params
-        root = node_root(cfg, self.node, None if st.root is None else as_seed(st.root))
-        update, batch.reply.sampled = node_contribution(plan, model, r, self.node, root)
+        params = batch.params
+        root = None if st.root is None else as_seed(st.root)
+        update, seed, batch.reply.sampled = task.contribution(self.node, r, model, root)
         roles = [role for node, role in holders(params) if node == self.node]
         # Every machine exists before any starts: the contributor's share to its own
         # aggregator is handed over at once.
         for role in roles:
             batch.machines[role] = initial(params, node=self.node, role=role)
         for role in roles:
-            event: Event = (
-                Start(update=update, seed=protocol_seed(cfg, r, self.node, root))
-                if role == "contributor"
-                else Start()
-            )
+            event: Event = Start(update=update, seed=seed) if role == "contributor" else Start()
             batch.step_only(role, event)
         batch.drain()
 
@@ -458,12 +452,6 @@ def _public(key: Any) -> bytes:
     return identity_public(key)
 
 
-def _session_id(cfg: JobConfig) -> Seed:
-    from protocol.xof import Tag, derive_seed  # noqa: PLC0415
-
-    return derive_seed(cfg.seed, Tag("learning.session"))
-
-
 def _journal_has(node_dir: Path, session: str) -> bool:
     path = node_dir / JOURNAL_FILE
     try:
@@ -497,5 +485,4 @@ __all__ = [
     "Request",
     "config_from_json",
     "config_to_json",
-    "job_plan",
 ]

@@ -31,7 +31,7 @@ import hashlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,22 +39,25 @@ import numpy.typing as npt
 
 from protocol.accounting import realized_event
 from protocol.channels import Roster, SessionKey, suite_named, verify_session_key
-from protocol.errors import ChannelError, ParameterError, ProtocolError, RemoteProtocolError
+from protocol.errors import (
+    ChannelError,
+    EncodingError,
+    ParameterError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from protocol.field import Field
 from protocol.machine import Phase, ReceiverState, state_from_json
 from protocol.release import round_record
 from protocol.xof import Tag, derive_seed
-from reference.deploy.node import WINDOW_TICKS, Reply, Request, config_to_json
+from reference.deploy.node import WINDOW_TICKS, Reply, Request
+from reference.deploy.task import LearningTask, SumTask
 from reference.learning.job import (
-    JobConfig,
-    JobPlan,
     JobResult,
     ReleaseDigest,
     RoundLog,
     apply_release,
     model_digest,
-    plan_job,
-    round_params,
     spent_epsilon,
 )
 from reference.learning.models import accuracy
@@ -107,7 +110,7 @@ class Relay:
     def __init__(
         self,
         link: Link,
-        cfg: JobConfig,
+        task: LearningTask | SumTask,
         roster: Roster,
         roster_sha256: str,
         *,
@@ -118,7 +121,7 @@ class Relay:
         hold: Callable[[int, int], None] | None = None,
     ) -> None:
         self.link = link
-        self.cfg = cfg
+        self.task = task
         self.roster = roster
         self.roster_sha256 = roster_sha256
         self.suite = suite_named(suite)
@@ -126,8 +129,7 @@ class Relay:
         self.connect_timeout = connect_timeout
         self.progress = progress
         self.hold = hold
-        self.plan: JobPlan = plan_job(cfg)
-        self.session = derive_seed(cfg.seed, Tag("learning.session"))
+        self.session = task.session
         #: SDL node id -> the engine's node id, for the nodes still in the session.
         self.members: dict[int, int] = {}
         self.crashed: set[int] = set()
@@ -136,6 +138,7 @@ class Relay:
         self.greeted: set[int] = set()
         self.bytes_relayed = 0
         self.exchanges = 0
+        self.rounds: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ setup
 
@@ -157,7 +160,7 @@ class Relay:
         """Hello (node ids and signed session keys), then the key frames' exchange."""
         ids = self._wait_for_nodes()
         hello = Request(
-            op="hello", job=config_to_json(self.cfg), roster_sha256=self.roster_sha256,
+            op="hello", job=self.task.to_json(), roster_sha256=self.roster_sha256,
             suite=self.suite.name,
         )  # fmt: skip
         replies, errors = self._exchange({i: hello for i in ids}, self.connect_timeout)
@@ -197,15 +200,45 @@ class Relay:
 
     # ------------------------------------------------------------------ the job
 
-    def run(self) -> JobResult:
+    def run_sum(self) -> dict[str, Any]:
+        """The one round of a :class:`~reference.deploy.task.SumTask`: what it released."""
+        if not isinstance(self.task, SumTask):
+            raise ParameterError("run_sum runs a sum task; a learning task runs with run()")
         started = time.perf_counter()
-        cfg, plan = self.cfg, self.plan
+        self.setup()
+        setup_seconds = time.perf_counter() - started
+        self.progress({"type": "round", "round": 1, "of": 1})
+        run = self._round(0, None)
+        seconds = time.perf_counter() - started - setup_seconds
+        self._log_round(0, run)
+        return {
+            "released": None if run.released is None else run.released.to_json(),
+            "reason": run.reason,
+            "contributors": [] if run.receiver is None or run.receiver.covers is None
+            else list(run.receiver.covers[1]),
+            "setup_seconds": setup_seconds,
+            "round_seconds": seconds,
+            "deployment": self.summary(),
+        }  # fmt: skip
+
+    def _log_round(self, r: int, run: RoundRun) -> None:
+        self.rounds.append(
+            {"round": r + 1, "ticks": run.ticks, "exchanges": run.exchanges,
+             "crashed": run.crashed, "frames_rejected": run.rejected,
+             "messages_refused": run.refused, "frames": run.frames,
+             "frame_bytes": run.frame_bytes}
+        )  # fmt: skip
+
+    def run(self) -> JobResult:
+        if not isinstance(self.task, LearningTask):
+            raise ParameterError("run() runs a learning task; a sum task runs with run_sum()")
+        started = time.perf_counter()
+        cfg, plan = self.task.cfg, self.task.plan
         self.setup()
         params = plan.model.init(derive_seed(cfg.seed, Tag("learning.init")))
         charges: list[object] = []
         history: list[RoundLog] = []
         digest = ReleaseDigest()
-        self.rounds: list[dict[str, Any]] = []
         for r in range(cfg.rounds):
             t0 = time.perf_counter()
             self.progress({"type": "round", "round": r + 1, "of": cfg.rounds})
@@ -242,11 +275,7 @@ class Relay:
                 bytes_sent=run.frame_bytes,
             )  # fmt: skip
             history.append(log)
-            self.rounds.append(
-                {"round": r + 1, "ticks": run.ticks, "exchanges": run.exchanges,
-                 "crashed": run.crashed, "frames_rejected": run.rejected,
-                 "messages_refused": run.refused}
-            )  # fmt: skip
+            self._log_round(r, run)
             self.progress(
                 {"type": "released" if log.released else "aborted", "round": r + 1,
                  "reason": log.reason, "accuracy": log.accuracy, "epsilon": log.epsilon,
@@ -301,7 +330,7 @@ class Relay:
             return
         self.greeted.update(new)
         hello = Request(
-            op="hello", job=config_to_json(self.cfg), roster_sha256=self.roster_sha256,
+            op="hello", job=self.task.to_json(), roster_sha256=self.roster_sha256,
             suite=self.suite.name,
         )  # fmt: skip
         replies, errors = self._exchange({i: hello for i in new}, self.tick_timeout)
@@ -312,14 +341,15 @@ class Relay:
         for engine, why in sorted(errors.items()):
             self.progress({"type": "refused", "engine": engine, "why": why})
 
-    def _round(self, r: int, model: F64) -> RoundRun:
-        p = round_params(self.plan, r, window=WINDOW_TICKS)
+    def _round(self, r: int, model: F64 | None) -> RoundRun:
+        p = self.task.round_params(r, window=WINDOW_TICKS)
         if self.crashed:
             self._newcomers()
         live = {n for n in self.members if n not in self.crashed and n not in self.absent}
         timers: list[tuple[int, int, str, int | None]] = []
         done: dict[int, bool] = {n: False for n in live}
         receivers: dict[int, Mapping[str, Any]] = {}
+        releases: dict[int, bytes | None] = {}
         reasons: dict[tuple[int, str], str] = {}
         run = RoundRun(None, None, None, 0, 0, 0, 0, 0)
         rejected: Counter[str] = Counter()
@@ -389,6 +419,7 @@ class Relay:
                 done[n] = reply.done
                 if reply.receiver is not None:
                     receivers[n] = reply.receiver
+                    releases[n] = reply.release
                 for role, why in reply.reasons.items():
                     reasons[(n, role)] = why
                 rejected.update(reply.rejected)
@@ -402,14 +433,16 @@ class Relay:
         run.ticks = tick
         run.rejected = dict(rejected)
         run.refused = dict(refused)
-        self._settle(run, p, receivers, reasons, live)
+        self._settle(run, p, receivers=receivers, releases=releases, reasons=reasons, live=live)
         return run
 
     def _settle(
         self,
         run: RoundRun,
         p: Any,
+        *,
         receivers: Mapping[int, Mapping[str, Any]],
+        releases: Mapping[int, bytes | None],
         reasons: Mapping[tuple[int, str], str],
         live: set[int],
     ) -> None:
@@ -429,7 +462,16 @@ class Relay:
             if not isinstance(state, ReceiverState):
                 raise DeploymentError(f"node {node} returned a {state.role} as its receiver")
             if state.phase is Phase.RELEASED:
-                released.append(state)
+                data = releases.get(node)
+                if data is None:
+                    raise DeploymentError(f"node {node} released without sending the release")
+                try:
+                    total = p.field.decode(data)
+                except EncodingError as exc:
+                    raise DeploymentError(f"node {node}'s release does not decode: {exc}") from None
+                if len(total) != p.dimension:
+                    raise DeploymentError(f"node {node}'s release has {len(total)} values")
+                released.append(replace(state, result=total))
         if released:
             first = released[0]
             for other in released[1:]:

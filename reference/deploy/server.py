@@ -23,13 +23,18 @@ from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 from protocol.errors import SdlError
+from reference.common.atomic import write_text_atomically
 from reference.deploy.keys import load_roster, roster_digest
-from reference.deploy.node import Reply, Request, config_from_json
+from reference.deploy.node import Reply, Request
 from reference.deploy.relay import Relay
+from reference.deploy.task import SumTask, task_from_json
 from reference.deploy.wire import reply_from_records, request_to_records
 
 #: How often the relay asks the SuperLink for replies, in seconds.
 POLL_SECONDS = 0.05
+
+#: The file a sum task's result is written to, in ``out``.
+SUM_RESULT = "sum.json"
 
 #: The one message type SDL uses (Flower routes it to the ClientApp's ``query`` handler).
 MESSAGE_TYPE = "query"
@@ -92,18 +97,23 @@ def main(grid: Grid, context: Context) -> None:
 
     finished = False
     try:
-        cfg = config_from_json(json.loads(str(rc["job"])))
+        task = task_from_json(json.loads(str(rc["job"])))
         roster = load_roster(Path(str(rc["roster"])))
         hold = _hold(str(rc.get("hold", "")), progress_path, progress)
         relay = Relay(
-            FlowerLink(grid), cfg, roster, roster_digest(roster),
+            FlowerLink(grid), task, roster, roster_digest(roster),
             suite=str(rc["suite"]), tick_timeout=float(rc["tick-timeout"]),
             connect_timeout=float(rc["connect-timeout"]), progress=progress, hold=hold,
         )  # fmt: skip
-        result = relay.run()
-        from reference.learning.outputs import write_outputs  # noqa: PLC0415
+        out = Path(str(rc["out"]))
+        if isinstance(task, SumTask):
+            path = out / SUM_RESULT
+            write_text_atomically(path, json.dumps(relay.run_sum(), sort_keys=True) + "\n")
+            written = [path]
+        else:
+            from reference.learning.outputs import write_outputs  # noqa: PLC0415
 
-        written = write_outputs(result, Path(str(rc["out"])))
+            written = write_outputs(relay.run(), out)
         progress({"type": "done", "outputs": [str(p) for p in written]})
         finished = True
     except SdlError as exc:

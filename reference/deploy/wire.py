@@ -8,7 +8,9 @@ A request or reply travels as one Flower ``Message`` whose ``RecordDict`` holds:
   each a ``uint8`` array (Flower cuts every array into 5 MiB chunks on the wire, so a
   frame of any size crosses; a ``ConfigRecord`` value would be one unchunked blob);
 - ``"model"``: an ``ArrayRecord`` with the public model, ``"params"`` (float64), on a
-  round's first tick only.
+  round's first tick only;
+- ``"release"`` (replies): an ``ArrayRecord`` with a receiver's released sum, ``"values"``,
+  in the field's canonical bytes as ``uint8``.
 
 The frames are sealed (spec/14-channels.md): the relay and Flower see their headers and
 sizes, nothing else. The control part carries nothing secret.
@@ -28,6 +30,7 @@ from reference.deploy.node import Reply, Request
 CONTROL = "sdl"
 FRAMES = "frames"
 MODEL = "model"
+RELEASE = "release"
 
 
 def _frames_record(frames: list[bytes]) -> ArrayRecord:
@@ -124,7 +127,10 @@ def reply_to_records(reply: Reply) -> RecordDict:
         "sampled": reply.sampled,
         "absent": reply.absent,
     }
-    return _pack(control, [f for _, f in reply.frames])
+    content = _pack(control, [f for _, f in reply.frames])
+    if reply.release is not None:
+        content[RELEASE] = ArrayRecord({"values": Array(np.frombuffer(reply.release, np.uint8))})
+    return content
 
 
 def reply_from_records(content: RecordDict) -> Reply:
@@ -148,6 +154,11 @@ def reply_from_records(content: RecordDict) -> Reply:
             refused={str(k): int(v) for k, v in c["refused"].items()},
             sampled=int(c["sampled"]),
             absent=c["absent"],
+            release=(
+                content.array_records[RELEASE]["values"].numpy().astype(np.uint8).tobytes()
+                if RELEASE in content.array_records
+                else None
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RemoteProtocolError(f"a reply the relay cannot read: {exc}") from None
