@@ -137,6 +137,8 @@ class LocalRun:
     root: Path
     port: int
     env: dict[str, str]
+    #: How many nodes the deployment has (each SuperNode's ``num-partitions``).
+    nodes: int = 0
     procs: list[Proc] = field(default_factory=list)
     supernodes: dict[int, Proc] = field(default_factory=dict)
     #: Every PID seen under a process started here (the processes themselves included).
@@ -163,11 +165,33 @@ class LocalRun:
             [
                 _tool("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
                 "--port", str(free_port()),
-                "--node-config", f'node-dir="{node_dir}" roster="{roster}"',
+                "--node-config",
+                f'node-dir="{node_dir}" roster="{roster}" partition-id={node - 1} '
+                f"num-partitions={self.nodes}",
             ],
         )  # fmt: skip
         self.supernodes[node] = proc
         return proc
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """Per node still running: the user and system CPU of its SuperNode's process tree.
+
+        From ``/proc/PID/stat`` (utime, stime, cutime, cstime): the processes alive now, and
+        those that exited once their parent reaped them (Flower's ClientApp processes).
+        """
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for node, proc in sorted(self.supernodes.items()):
+            total = 0
+            for pid in process_tree(proc.pid):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                except OSError:
+                    continue
+                fields = stat[stat.rfind(")") + 2 :].split()
+                total += sum(int(v) for v in fields[11:15])
+            out[node] = total / tick
+        return out
 
     def kill_node(self, node: int) -> list[int]:
         """SIGKILL node ``node``'s SuperNode and everything under it, at once."""
@@ -272,7 +296,7 @@ def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalR
         "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": str(SUPEREXEC_POLL_SECONDS),
         "PYTHONUNBUFFERED": "1",
     }
-    run = LocalRun(root, port, env)
+    run = LocalRun(root, port, env, nodes)
     try:
         keys = {i: keygen(root / "nodes" / str(i), i) for i in range(1, nodes + 1)}
         write_roster(root / "roster.json", keys)
@@ -345,7 +369,10 @@ def run_job(
     """
     progress = run.root / "progress.jsonl"
     progress.write_text("")
-    faults = {(r, 1): ("crash", n) for n, r in crash} | {(r, 1): ("restart", n) for n, r in restart}
+    faults: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for what, pairs in (("crash", crash), ("restart", restart)):
+        for n, r in pairs:
+            faults.setdefault((r, 1), []).append((what, n))
     config = run_config(
         task, roster=run.root / "roster.json", suite=suite, tick_timeout=tick_timeout,
         connect_timeout=connect_timeout, progress=progress, out=out,
@@ -376,14 +403,16 @@ def run_job(
                 on_event(event)
             kind = event.get("type")
             if kind == "hold":
-                what, node = faults[(int(event["round"]), int(event["tick"]))]
-                run.kill_node(node)
-                if on_event is not None:
-                    on_event({"type": "killed", "node": node, "round": event["round"]})
-                if what == "restart":
-                    run.start_supernode(node)
+                for what, node in faults[(int(event["round"]), int(event["tick"]))]:
+                    if node not in run.supernodes:
+                        continue  # killed before, and not started again
+                    run.kill_node(node)
                     if on_event is not None:
-                        on_event({"type": "restarted", "node": node, "round": event["round"]})
+                        on_event({"type": "killed", "node": node, "round": event["round"]})
+                    if what == "restart":
+                        run.start_supernode(node)
+                        if on_event is not None:
+                            on_event({"type": "restarted", "node": node, "round": event["round"]})
                 go = progress.with_name(progress.name + f".go.{event['n']}")
                 go.write_text("")
             elif kind == "done":

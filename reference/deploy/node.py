@@ -63,7 +63,7 @@ from protocol.params import RoundParams
 from protocol.xof import SEED_SIZE, as_seed
 from reference.channels.seal import NodeChannel, NodeKeys, Session
 from reference.deploy.keys import JOURNAL_FILE, load_identity, load_roster, roster_digest
-from reference.deploy.task import LearningTask, SumTask, Task, task_from_json
+from reference.deploy.task import Task, task_from_json
 from reference.learning.job import JobConfig
 from reference.sim.simulate import holders
 
@@ -124,6 +124,9 @@ class Reply:
     sampled: int = 0
     #: Why the node stays out (a restarted node, ``spec/15-deployment.md#restarts``).
     absent: str | None = None
+    #: Timers this node asked for that can no longer change anything, as ``(role, stage)``
+    #: (spec/15-deployment.md#void-timers): the relay need not deliver them.
+    void: list[tuple[str, int | None]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -141,6 +144,8 @@ class NodeState:
     channel: dict[str, object] | None = None
     round: int | None = None
     machines: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: The round's timers not yet delivered, as ``[role, stage]``.
+    timers: list[list[Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -155,6 +160,7 @@ class NodeState:
                 "channel": self.channel,
                 "round": self.round,
                 "machines": self.machines,
+                "timers": self.timers,
             },
             separators=(",", ":"),
         ).encode()
@@ -174,6 +180,7 @@ class NodeState:
                 channel=obj["channel"],
                 round=obj["round"],
                 machines=dict(obj["machines"]),
+                timers=[list(t) for t in obj["timers"]],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise LocalProtocolError(f"the node's saved state does not load: {exc}") from None
@@ -189,10 +196,10 @@ class NodeSetup:
 
 # A task (its plan: data split, encoding, calibrated noise) is a pure function of its
 # public JSON form; a process builds each once.
-_TASKS: dict[str, LearningTask | SumTask] = {}
+_TASKS: dict[str, Task] = {}
 
 
-def _task(st: NodeState) -> LearningTask | SumTask:
+def _task(st: NodeState) -> Task:
     key = json.dumps(st.job, sort_keys=True)
     task = _TASKS.get(key)
     if task is None:
@@ -367,6 +374,7 @@ class Node:
             if held is None or held.terminal:
                 continue  # a terminal machine's timers are cancelled (spec 09, timers)
             batch.step(role, Timeout(stage=stage))
+        self._void_timers(st, request, batch)
         st.machines = {role: state_to_json(s) for role, s in batch.machines.items()}
         st.channel = channel.export()
         reply.done = all(s.terminal for s in batch.machines.values())
@@ -382,6 +390,36 @@ class Node:
         reply.rejected = dict(self.rejected)
         reply.refused = dict(self.refused)
         return reply
+
+    def _void_timers(self, st: NodeState, request: Request, batch: _Batch) -> None:
+        """Keep the round's pending timers; report those that can no longer matter.
+
+        A timer is void when its machine is terminal, or when a ``Timeout`` now would
+        leave the machine as it is and send nothing (its stage is decided or reported).
+        Stages only advance, so a timer void now is void for good
+        (spec/15-deployment.md#void-timers). The trial step is free: states are immutable.
+        """
+        pending = [] if request.start else [tuple(t) for t in st.timers]
+        for t in request.timeouts:
+            if t in pending:
+                pending.remove(t)
+        pending += [(role, stage) for role, stage, _ in batch.reply.timers]
+        keep = []
+        for role, stage in pending:
+            held = batch.machines.get(str(role))
+            void = held is None or held.terminal
+            if not void:
+                assert held is not None
+                try:
+                    new, outputs = step(held, Timeout(stage=stage))
+                    void = new is held and not outputs
+                except ProtocolError:
+                    void = True
+            if void:
+                batch.reply.void.append((str(role), None if stage is None else int(stage)))
+            else:
+                keep.append([role, stage])
+        st.timers = keep
 
     def _start(self, task: Task, model: F64 | None, r: int, batch: _Batch) -> None:
         """The round's local step (for learning: sampling, gradients, encoding), then every

@@ -51,7 +51,7 @@ from protocol.machine import Phase, ReceiverState, state_from_json
 from protocol.release import round_record
 from protocol.xof import Tag, derive_seed
 from reference.deploy.node import WINDOW_TICKS, Reply, Request
-from reference.deploy.task import LearningTask, SumTask
+from reference.deploy.task import LearningTask, SumTask, Task
 from reference.learning.job import (
     JobResult,
     ReleaseDigest,
@@ -110,7 +110,7 @@ class Relay:
     def __init__(
         self,
         link: Link,
-        task: LearningTask | SumTask,
+        task: Task,
         roster: Roster,
         roster_sha256: str,
         *,
@@ -341,6 +341,10 @@ class Relay:
         for engine, why in sorted(errors.items()):
             self.progress({"type": "refused", "engine": engine, "why": why})
 
+    def round(self, r: int, model: F64 | None) -> RoundRun:
+        """Run round ``r`` of the session (set up already) and settle it."""
+        return self._round(r, model)
+
     def _round(self, r: int, model: F64 | None) -> RoundRun:
         p = self.task.round_params(r, window=WINDOW_TICKS)
         if self.crashed:
@@ -416,6 +420,10 @@ class Relay:
                     run.frame_bytes += len(frame)
                 for role, stage, windows in reply.timers:
                     timers.append((tick + windows * WINDOW_TICKS, n, role, stage))
+                if reply.void:
+                    # Timers the node says can change nothing any more: not delivered.
+                    void = set(reply.void)
+                    timers = [t for t in timers if t[1] != n or (t[2], t[3]) not in void]
                 done[n] = reply.done
                 if reply.receiver is not None:
                     receivers[n] = reply.receiver

@@ -164,14 +164,18 @@ class SumTask:
         return {"kind": "sum", "master": self.master.hex(), "args": dict(self.args)}
 
 
-def task_from_json(obj: Any) -> LearningTask | SumTask:
+def task_from_json(obj: Any) -> Task:
     """Inverse of ``to_json``.
 
     Raises:
         ParameterError: not a task's JSON form (the field is named).
     """
-    if not isinstance(obj, dict) or obj.get("kind") not in ("learning", "sum"):
-        raise ParameterError(f"a task is an object of kind learning or sum; got {obj!r:.80}")
+    if not isinstance(obj, dict) or obj.get("kind") not in ("learning", "sum", "fit"):
+        raise ParameterError(f"a task is an object of kind learning, sum or fit; got {obj!r:.80}")
+    if obj["kind"] == "fit":
+        from reference.deploy.workflow import FitTask  # noqa: PLC0415
+
+        return FitTask.from_json(obj)
     if obj["kind"] == "learning":
         from reference.deploy.node import config_from_json  # noqa: PLC0415
 

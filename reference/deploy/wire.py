@@ -126,6 +126,7 @@ def reply_to_records(reply: Reply) -> RecordDict:
         "refused": reply.refused,
         "sampled": reply.sampled,
         "absent": reply.absent,
+        "void": [[role, stage] for role, stage in reply.void],
     }
     content = _pack(control, [f for _, f in reply.frames])
     if reply.release is not None:
@@ -154,6 +155,7 @@ def reply_from_records(content: RecordDict) -> Reply:
             refused={str(k): int(v) for k, v in c["refused"].items()},
             sampled=int(c["sampled"]),
             absent=c["absent"],
+            void=[(str(r), None if s is None else int(s)) for r, s in c["void"]],
             release=(
                 content.array_records[RELEASE]["values"].numpy().astype(np.uint8).tobytes()
                 if RELEASE in content.array_records
