@@ -105,13 +105,14 @@ REFERENCE = ROOT / "reference"
 #: The rooms of ``reference/`` and the rooms each may import (besides itself and
 #: ``protocol``). Imports flow one way: the command line uses every room; the
 #: oracle kit, the benchmarks, the learning job and the deployment run rounds
-#: through the simulator; everything may use ``common``.
+#: through the simulator; the deployment runs the learning job's rounds, and the
+#: benchmarks run a deployment; everything may use ``common``.
 ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "common": frozenset(),
     "channels": frozenset({"common"}),
     "sim": frozenset({"common", "channels"}),
     "oracle": frozenset({"common", "channels", "sim"}),
-    "bench": frozenset({"common", "channels", "sim"}),
+    "bench": frozenset({"common", "channels", "sim", "deploy"}),
     "learning": frozenset({"common", "channels", "sim"}),
     "deploy": frozenset({"common", "channels", "sim", "learning"}),
     "cli": frozenset({"common", "channels", "sim", "oracle", "bench", "learning", "deploy"}),

@@ -698,6 +698,134 @@ _ROUND = Command(
     run=_cmd_bench_round,
 )
 
+
+def _cmd_bench_deploy(args: argparse.Namespace) -> int:
+    from reference.bench.deploy import FLOWER_TIME_FRACTION, DeployConfig, bench_deploy  # noqa: PLC0415
+    from reference.deploy.local import DeployError  # noqa: PLC0415
+
+    config = DeployConfig(
+        nodes=args.nodes, dimension=args.dimension, dropouts=args.dropouts,
+        threshold=args.threshold if args.threshold is not None else max(1, args.nodes // 3),
+        tick_timeout=args.tick_timeout,
+    )  # fmt: skip
+    try:
+        from reference.bench.secagg_deploy import run_secagg_round  # noqa: F401, PLC0415
+    except ImportError:
+        if args.compare_flower:
+            report_error(
+                args.command_prog, "Flower is not installed: python -m pip install -e '.[flower]'"
+            )
+            return EXIT_USAGE
+
+    def on_event(event: Any) -> None:
+        if not args.json and event.get("type") in ("tick", "killed", "crashed"):
+            print(f"  sdl: {event}", file=sys.stderr)
+
+    try:
+        obj = bench_deploy(config, compare_flower=args.compare_flower, on_event=on_event)
+    except DeployError as exc:
+        report_error(args.command_prog, str(exc), kind="DeployError")
+        return EXIT_FAILED
+    if args.json:
+        _emit(obj)
+    else:
+        s, f = obj["sdl"], obj["flower"]
+        c = obj["config"]
+        print(
+            f"one round on Flower's deployment engine: n = {c['nodes']}, "
+            f"d = {c['dimension']:,}, {c['dropouts']} dropouts, t = {c['threshold']}, "
+            f"k = {c['packing']} (public seeds: not private)"
+        )
+        cpu = s["cpu_seconds"]
+        print(f"  SDL      {s['sdl_seconds']:8.1f} s  {s['exchanges']} exchanges, "
+              f"{s['bytes_relayed']:,} bytes relayed, setup {s['setup_seconds']:.1f} s apart; "
+              f"CPU per node {min(cpu.values()):.1f}-{max(cpu.values()):.1f} s; "
+              f"exact: {'yes' if s['exact'] else 'NO'}")  # fmt: skip
+        if f is not None:
+            fcpu = list(f.get("cpu_seconds") or [0.0])
+            print(f"  SecAgg+  {f['seconds']:8.1f} s  {f['bytes_relayed']:,} bytes relayed; "
+                  f"CPU per node {min(fcpu):.1f}-{max(fcpu):.1f} s; "
+                  f"correct: {'yes' if f['correct'] else 'NO'}")  # fmt: skip
+            t = obj["target"]
+            verdict = ("PASS" if t["met"] else "MISS") if t["applies"] else "n/a"
+            print(f"  ratio    {obj['ratio']:.3f}  (target <= {FLOWER_TIME_FRACTION} at n = 10, "
+                  f"d = 10^5: {verdict})")  # fmt: skip
+    return EXIT_OK if obj["sdl"]["exact"] else EXIT_FAILED
+
+
+_DEPLOY = Command(
+    name="deploy",
+    summary="one round on a real local SuperLink and SuperNodes, beside Flower's SecAgg+",
+    description="""
+        Runs one SDL round on Flower's deployment engine, as `sdl deploy local` does: a
+        SuperLink and --nodes SuperNodes as processes on loopback, every node a contributor
+        and aggregator of a synthetic vector of --dimension coordinates in [-8, 8],
+        Skellam noise, packed Shamir shares (t = --threshold, k = nodes - dropouts - t), every
+        message sealed; one node (the coordinator) rebuilds the sum and publishes it, as in
+        `sdl bench round`. --dropouts nodes (not the coordinator) are killed once their shares
+        are sent; the noise plan covers them up front. The release is checked bit for bit
+        against the simulator's. With --compare-flower it first runs Flower's own
+        SecAggPlusWorkflow and secaggplus_mod on their own local SuperLink and SuperNodes,
+        with the same sizes (num_shares = nodes, reconstruction_threshold = t + 1).
+
+        It reports sdl_seconds (the round, the session's setup apart), flower_seconds, the
+        ratio, the bytes through the SuperLink and the CPU of each SuperNode's processes.
+        Target: ratio <= 0.5 at n = 10, d = 10^5 (reported, not enforced). Seeds are
+        public: a benchmark, not private. A round takes tens of seconds: Flower's SuperNodes
+        poll for work every 3 s and run each message in a fresh process.
+
+        Exit status: 0 when SDL released the exact sum, 1 when it did not or a process
+        failed, 2 on bad input.
+    """,
+    options=(
+        Option(
+            ("--nodes",),
+            "n, SuperNodes (each one node)",
+            type=int_at_least(3, 32),
+            default=10,
+            metavar="N",
+        ),
+        Option(
+            ("--dimension",),
+            "d, coordinates per vector",
+            type=int_at_least(1, 10**7),
+            default=100_000,
+            metavar="D",
+        ),
+        Option(
+            ("--dropouts",),
+            "nodes killed after their shares",
+            type=int_at_least(0, 29),
+            default=0,
+            metavar="K",
+        ),
+        Option(
+            ("--threshold",),
+            "t: any t aggregators learn nothing",
+            type=int_at_least(1, 30),
+            metavar="T",
+            absent="max(1, n // 3)",
+        ),
+        Option(
+            ("--tick-timeout",),
+            "seconds a node has to answer before it counts as crashed",
+            type=int_at_least(5, 3600),
+            default=60,
+            metavar="S",
+        ),
+        Option(
+            ("--compare-flower",), "also run Flower's SecAgg+ round with the same sizes", flag=True
+        ),
+        JSON,
+    ),
+    examples=(
+        Example("sdl bench deploy --nodes 5 --dimension 1000", "a quick round"),
+        Example("sdl bench deploy --compare-flower", "n = 10, d = 10^5, beside SecAgg+"),
+        Example("sdl bench deploy --dimension 1000000 --compare-flower --json", "d = 10^6"),
+    ),
+    run=_cmd_bench_deploy,
+)
+
 COMMANDS = (
     Command(
         name="bench",
@@ -714,6 +842,6 @@ COMMANDS = (
             Example("sdl bench accounting", "the accountant on 1000 rounds"),
             Example("sdl bench round --dimension 10000", "one whole round at d = 10^4"),
         ),
-        subcommands=(_SHAMIR, _ACCOUNTING, _ROUND),
+        subcommands=(_SHAMIR, _ACCOUNTING, _ROUND, _DEPLOY),
     ),
 )
