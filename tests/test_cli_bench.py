@@ -29,9 +29,11 @@ def find(path: tuple[str, ...]) -> Command:
 PATHS = walk(cli_bench.COMMANDS)
 
 
-def test_bench_is_one_declared_group_of_three() -> None:
+def test_bench_is_one_declared_group_of_four() -> None:
     assert not hasattr(cli_bench, "add_parsers")
-    assert PATHS == [("bench", "shamir"), ("bench", "accounting"), ("bench", "round")]
+    assert PATHS == [
+        ("bench", "shamir"), ("bench", "accounting"), ("bench", "round"), ("bench", "deploy")
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PATHS, ids=" ".join)

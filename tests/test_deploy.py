@@ -40,11 +40,16 @@ from reference.deploy.node import (
     NodeState,
     Reply,
     Request,
-    config_from_json,
-    config_to_json,
 )
 from reference.deploy.relay import Relay
-from reference.deploy.task import LearningTask, SumTask, sum_task, task_from_json
+from reference.deploy.task import (
+    LearningTask,
+    SumTask,
+    config_from_json,
+    config_to_json,
+    sum_task,
+    task_from_json,
+)
 from reference.deploy.wire import (
     reply_from_records,
     reply_to_records,
@@ -357,7 +362,7 @@ def test_a_relay_that_tampers_with_frames_gets_them_rejected_never_a_wrong_relea
 def test_a_node_refuses_a_roster_it_was_not_given(tmp_path: Path) -> None:
     link = InProcessLink(tmp_path, 2)
     cfg = JobConfig(seed=seed_from_hex("1"), nodes=2, rounds=1, threshold=1)
-    hello = Request(op="hello", job=config_to_json(cfg), roster_sha256="00" * 32)
+    hello = Request(op="hello", job=LearningTask(cfg).to_json(), roster_sha256="00" * 32)
     with pytest.raises(ParameterError, match="refusing a roster"):
         Node(link.setups[ENGINE_BASE + 1], None).handle(hello)
 
@@ -370,7 +375,9 @@ def test_a_node_whose_key_is_not_the_rosters_refuses(tmp_path: Path) -> None:
     cfg = JobConfig(seed=seed_from_hex("1"), nodes=2, rounds=1, threshold=1)
     setup = NodeSetup(tmp_path / "nodes" / "1", roster)
     with pytest.raises(ParameterError, match="not the roster's key"):
-        Node(setup, None).handle(Request(op="hello", job=config_to_json(cfg), roster_sha256=digest))
+        Node(setup, None).handle(
+            Request(op="hello", job=LearningTask(cfg).to_json(), roster_sha256=digest)
+        )
 
 
 def test_keygen_keeps_one_identity_and_the_roster_names_it(tmp_path: Path) -> None:

@@ -224,6 +224,7 @@ _LOCAL_OPTIONS = (
         type=_fault,
         repeat=True,
         metavar="NODE@ROUND",
+        absent="no node is killed",
     ),
     Option(
         ("--restart",),
@@ -231,6 +232,7 @@ _LOCAL_OPTIONS = (
         type=_fault,
         repeat=True,
         metavar="NODE@ROUND",
+        absent="no node is restarted",
     ),
     Option(
         ("--suite",),

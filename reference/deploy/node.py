@@ -64,7 +64,6 @@ from protocol.xof import SEED_SIZE, as_seed
 from reference.channels.seal import NodeChannel, NodeKeys, Session
 from reference.deploy.keys import JOURNAL_FILE, load_identity, load_roster, roster_digest
 from reference.deploy.task import Task, task_from_json
-from reference.learning.job import JobConfig
 from reference.sim.simulate import holders
 
 F64 = npt.NDArray[np.float64]
@@ -205,38 +204,6 @@ def _task(st: NodeState) -> Task:
     if task is None:
         task = _TASKS[key] = task_from_json(st.job)
     return task
-
-
-def config_to_json(cfg: JobConfig) -> dict[str, Any]:
-    """The public configuration a relay sends its nodes (no secret: the seed is public)."""
-    if cfg.data is not None:
-        raise ParameterError("a deployment trains on the embedded data set; --data is not offered")
-    out: dict[str, Any] = {}
-    for name in JobConfig.__dataclass_fields__:
-        value = getattr(cfg, name)
-        if name == "seed":
-            value = value.hex()
-        out[name] = value
-    out.pop("data")
-    return out
-
-
-def config_from_json(obj: Mapping[str, Any]) -> JobConfig:
-    """Inverse of :func:`config_to_json`.
-
-    Raises:
-        ParameterError: a field is missing, unknown or invalid (``JobConfig``'s own checks).
-    """
-    fields = set(JobConfig.__dataclass_fields__) - {"data"}
-    unknown = sorted(set(obj) - fields)
-    if unknown:
-        raise ParameterError(f"unknown job configuration fields: {unknown}")
-    values = dict(obj)
-    try:
-        values["seed"] = as_seed(bytes.fromhex(str(values["seed"])))
-    except (KeyError, ValueError) as exc:
-        raise ParameterError(f"the job's seed must be {2 * SEED_SIZE} hex digits: {exc}") from None
-    return JobConfig(**values)
 
 
 class Node:
@@ -521,6 +488,4 @@ __all__ = [
     "NodeState",
     "Reply",
     "Request",
-    "config_from_json",
-    "config_to_json",
 ]

@@ -18,6 +18,7 @@ its contributor machine starts from. The relay sends a task's JSON form in the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from protocol.errors import ParameterError
 from protocol.field import FIELDS, Field
 from protocol.params import RoundParams
-from protocol.xof import Seed, Tag, as_seed, derive_seed
+from protocol.xof import SEED_SIZE, Seed, Tag, as_seed, derive_seed
 from reference.common.seeds import seed_from_hex
 from reference.learning.job import (
     JobConfig,
@@ -106,9 +107,39 @@ class LearningTask:
         return update, protocol_seed(self.cfg, r, node, own), sampled
 
     def to_json(self) -> dict[str, Any]:
-        from reference.deploy.node import config_to_json  # noqa: PLC0415
-
         return {"kind": "learning", "job": config_to_json(self.cfg)}
+
+
+def config_to_json(cfg: JobConfig) -> dict[str, Any]:
+    """The public configuration a relay sends its nodes (no secret: the seed is public)."""
+    if cfg.data is not None:
+        raise ParameterError("a deployment trains on the embedded data set; --data is not offered")
+    out: dict[str, Any] = {}
+    for name in JobConfig.__dataclass_fields__:
+        value = getattr(cfg, name)
+        if name == "seed":
+            value = value.hex()
+        out[name] = value
+    out.pop("data")
+    return out
+
+
+def config_from_json(obj: Mapping[str, Any]) -> JobConfig:
+    """Inverse of :func:`config_to_json`.
+
+    Raises:
+        ParameterError: a field is missing, unknown or invalid (``JobConfig``'s own checks).
+    """
+    fields = set(JobConfig.__dataclass_fields__) - {"data"}
+    unknown = sorted(set(obj) - fields)
+    if unknown:
+        raise ParameterError(f"unknown job configuration fields: {unknown}")
+    values = dict(obj)
+    try:
+        values["seed"] = as_seed(bytes.fromhex(str(values["seed"])))
+    except (KeyError, ValueError) as exc:
+        raise ParameterError(f"the job's seed must be {2 * SEED_SIZE} hex digits: {exc}") from None
+    return JobConfig(**values)
 
 
 #: The arguments of :func:`reference.sim.scenarios.build` a :class:`SumTask` carries.
@@ -164,21 +195,25 @@ class SumTask:
         return {"kind": "sum", "master": self.master.hex(), "args": dict(self.args)}
 
 
+#: Task kinds other modules add (``reference.deploy.workflow`` adds ``fit``): kind -> parser.
+KINDS: dict[str, Callable[[Mapping[str, Any]], Task]] = {}
+
+
 def task_from_json(obj: Any) -> Task:
     """Inverse of ``to_json``.
 
     Raises:
         ParameterError: not a task's JSON form (the field is named).
     """
-    if not isinstance(obj, dict) or obj.get("kind") not in ("learning", "sum", "fit"):
-        raise ParameterError(f"a task is an object of kind learning, sum or fit; got {obj!r:.80}")
-    if obj["kind"] == "fit":
-        from reference.deploy.workflow import FitTask  # noqa: PLC0415
-
-        return FitTask.from_json(obj)
+    kinds = ("learning", "sum", *sorted(KINDS))
+    if not isinstance(obj, dict) or obj.get("kind") not in kinds:
+        raise ParameterError(
+            f"a task is an object of kind {', '.join(kinds)}; got {obj!r:.80} (a fit task "
+            "needs reference.deploy.workflow imported)"
+        )
+    if obj["kind"] in KINDS:
+        return KINDS[obj["kind"]](obj)
     if obj["kind"] == "learning":
-        from reference.deploy.node import config_from_json  # noqa: PLC0415
-
         return LearningTask(config_from_json(obj["job"]))
     args = obj.get("args")
     if not isinstance(args, dict) or set(args) != set(SUM_FIELDS):
@@ -199,4 +234,14 @@ def sum_task(seed: str, **args: Any) -> SumTask:
     return SumTask(seed_from_hex(seed), args)
 
 
-__all__ = ["SUM_FIELDS", "LearningTask", "SumTask", "Task", "sum_task", "task_from_json"]
+__all__ = [
+    "KINDS",
+    "SUM_FIELDS",
+    "LearningTask",
+    "SumTask",
+    "Task",
+    "config_from_json",
+    "config_to_json",
+    "sum_task",
+    "task_from_json",
+]

@@ -49,6 +49,7 @@ from protocol.xof import SEED_SIZE, Seed, Tag, as_seed, derive_seed
 from reference.deploy.keys import load_roster, roster_digest
 from reference.deploy.node import Node, Reply, Request
 from reference.deploy.relay import Relay
+from reference.deploy.task import KINDS
 from reference.deploy.wire import (
     reply_from_records,
     reply_to_records,
@@ -164,6 +165,9 @@ class FitTask:
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"not a fit task: {exc}") from None
+
+
+KINDS["fit"] = FitTask.from_json
 
 
 # ---------------------------------------------------------------------- client side
