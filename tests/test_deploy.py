@@ -41,7 +41,7 @@ from reference.deploy.node import (
     Reply,
     Request,
 )
-from reference.deploy.relay import Relay
+from reference.deploy.relay import Relay, max_frame_size
 from reference.deploy.task import (
     LearningTask,
     SumTask,
@@ -353,6 +353,30 @@ def test_a_relay_that_tampers_with_frames_gets_them_rejected_never_a_wrong_relea
     result = _relay(link, cfg).run()
     rounds = result.to_json()["deployment"]["rounds"]
     assert rounds[0]["frames_rejected"] == {"tag": 1}
+    assert result.history[0].released or result.history[0].reason is not None
+
+
+def test_a_frame_larger_than_any_honest_frame_is_dropped_and_counted(tmp_path: Path) -> None:
+    """A node that sends an oversized frame gets it dropped by the relay, unread: the round
+    goes on as if that message were lost, and the count says why."""
+    cfg = JobConfig(seed=seed_from_hex("c6"), nodes=4, rounds=1, max_dropouts=1)
+    link = InProcessLink(tmp_path, cfg.nodes)
+    original = link.exchange
+    limit = max_frame_size(round_params(plan_job(cfg), 0))
+
+    def bloating(requests: Any, timeout: float) -> Any:
+        replies, errors = original(requests, timeout)
+        ticks = all(q.op == "tick" and not q.start for q in requests.values())
+        for reply in replies.values():
+            if ticks and reply.frames and not getattr(link, "bloated", False):
+                to, _ = reply.frames[0]
+                reply.frames[0] = (to, b"\0" * (limit + 1))
+                link.bloated = True  # type: ignore[attr-defined]
+        return replies, errors
+
+    link.exchange = bloating  # type: ignore[method-assign]
+    result = _relay(link, cfg).run()
+    assert result.to_json()["deployment"]["rounds"][0]["frames_rejected"] == {"oversized": 1}
     assert result.history[0].released or result.history[0].reason is not None
 
 

@@ -48,6 +48,7 @@ from protocol.errors import (
 )
 from protocol.field import Field
 from protocol.machine import Phase, ReceiverState, state_from_json
+from protocol.params import RoundParams
 from protocol.release import round_record
 from protocol.xof import Tag, derive_seed
 from reference.deploy.node import WINDOW_TICKS, Reply, Request
@@ -355,6 +356,7 @@ class Relay:
         receivers: dict[int, Mapping[str, Any]] = {}
         releases: dict[int, bytes | None] = {}
         reasons: dict[tuple[int, str], str] = {}
+        limit, oversized = max_frame_size(p), 0
         run = RoundRun(None, None, None, 0, 0, 0, 0, 0)
         rejected: Counter[str] = Counter()
         refused: Counter[str] = Counter()
@@ -432,7 +434,7 @@ class Relay:
                     reasons[(n, role)] = why
                 rejected.update(reply.rejected)
                 refused.update(reply.refused)
-                self._route(reply, live)
+                oversized += self._route(reply, live, limit=limit)
             starting = False
             tick += 1
             if all(done.get(n, True) for n in live) and not any(self.pending.get(n) for n in live):
@@ -440,6 +442,8 @@ class Relay:
         self.pending.clear()
         run.ticks = tick
         run.rejected = dict(rejected)
+        if oversized:
+            run.rejected["oversized"] = oversized
         run.refused = dict(refused)
         self._settle(run, p, receivers=receivers, releases=releases, reasons=reasons, live=live)
         return run
@@ -497,12 +501,20 @@ class Relay:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _route(self, reply: Reply, live: Iterable[int] | None = None) -> None:
+    def _route(
+        self, reply: Reply, live: Iterable[int] | None = None, *, limit: int | None = None
+    ) -> int:
+        """Queue each frame for its recipient; drop frames above ``limit`` bytes (counted)."""
         alive = set(self.members) - self.crashed if live is None else set(live)
+        oversized = 0
         for to, frame in reply.frames:
+            if limit is not None and len(frame) > limit:
+                oversized += 1
+                continue
             self.bytes_relayed += len(frame)
             if to in alive:
                 self.pending[to].append(frame)
+        return oversized
 
     def _exchange(
         self, requests: Mapping[int, Request], timeout: float
@@ -522,6 +534,20 @@ class Relay:
         for node in sorted(asked - answered):
             why = errors.get(self.members[node], f"no answer within {self.connect_timeout:g} s")
             self._crash(node, why, None)
+
+
+#: Room, in bytes, for everything in a frame but its field elements: header, nonce, tag,
+#: the message's fixed fields and id lists, a statement signature.
+FRAME_SLACK = 1 << 16
+
+
+def max_frame_size(p: RoundParams) -> int:
+    """The largest frame an honest node sends in a round of ``p``: a share or partial sum of
+    ``ceil(d / k)`` elements, or a decision or report listing every node, plus
+    :data:`FRAME_SLACK`. The relay drops larger frames unread (spec/15-deployment.md#the-relay).
+    """
+    elements = -(-p.dimension // p.packing) + 2 * len(p.nodes)
+    return FRAME_SLACK + elements * p.field.ENCODED_SIZE
 
 
 def sha256_hex(data: bytes) -> str:
