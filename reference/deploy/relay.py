@@ -27,7 +27,6 @@ detection (missed heartbeats, about a minute) is not waited for.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -548,10 +547,6 @@ def max_frame_size(p: RoundParams) -> int:
     """
     elements = -(-p.dimension // p.packing) + 2 * len(p.nodes)
     return FRAME_SLACK + elements * p.field.ENCODED_SIZE
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 __all__ = ["WINDOW_TICKS", "DeploymentError", "Link", "Relay", "RoundRun"]

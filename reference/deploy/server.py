@@ -49,13 +49,14 @@ class FlowerLink:
     def nodes(self) -> list[int]:
         return sorted(self.grid.get_node_ids())
 
+    def message(self, engine: int, request: Request) -> Message:
+        """The Flower message that carries ``request`` to ``engine``."""
+        return Message(request_to_records(request), dst_node_id=engine, message_type=MESSAGE_TYPE)
+
     def exchange(
         self, requests: Mapping[int, Request], timeout: float
     ) -> tuple[dict[int, Reply], dict[int, str]]:
-        messages = [
-            Message(request_to_records(q), dst_node_id=engine, message_type=MESSAGE_TYPE)
-            for engine, q in requests.items()
-        ]
+        messages = [self.message(engine, q) for engine, q in requests.items()]
         waiting = set(self.grid.push_messages(messages))
         replies: dict[int, Reply] = {}
         errors: dict[int, str] = {}

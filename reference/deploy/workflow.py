@@ -47,15 +47,11 @@ from protocol.noise_plan import plan
 from protocol.params import RoundParams, select_committee
 from protocol.xof import SEED_SIZE, Seed, Tag, as_seed, derive_seed
 from reference.deploy.keys import load_roster, roster_digest
-from reference.deploy.node import Node, Reply, Request
+from reference.deploy.node import Node, Request
 from reference.deploy.relay import Relay
+from reference.deploy.server import FlowerLink
 from reference.deploy.task import KINDS
-from reference.deploy.wire import (
-    reply_from_records,
-    reply_to_records,
-    request_from_records,
-    request_to_records,
-)
+from reference.deploy.wire import reply_to_records, request_from_records, request_to_records
 
 F64 = npt.NDArray[np.float64]
 
@@ -211,50 +207,25 @@ def sdl_mod(
 # ---------------------------------------------------------------------- server side
 
 
-class _FitLink:
-    """The relay's link over the Grid, adding each client's FitIns to its round's start."""
+class _FitLink(FlowerLink):
+    """Flower's link, in ``train`` messages, adding each client's FitIns to its round's start."""
 
     def __init__(self, grid: Any, group: str) -> None:
-        from reference.deploy.server import FlowerLink  # noqa: PLC0415
-
-        self.inner = FlowerLink(grid)
-        self.grid = grid
+        super().__init__(grid)
         self.group = group
         self.fitins: dict[int, RecordDict] = {}
 
     def nodes(self) -> list[int]:
         return sorted(self.fitins)
 
-    def exchange(
-        self, requests: Mapping[int, Request], timeout: float
-    ) -> tuple[dict[int, Reply], dict[int, str]]:
-        import time  # noqa: PLC0415
-
-        messages = []
-        for engine, q in requests.items():
-            content = request_to_records(q)
-            if q.start:
-                for name, record in self.fitins[engine].items():
-                    content[name] = record
-            messages.append(
-                Message(
-                    content, dst_node_id=engine, message_type=MessageType.TRAIN, group_id=self.group
-                )
-            )
-        waiting = set(self.grid.push_messages(messages))
-        replies: dict[int, Reply] = {}
-        errors: dict[int, str] = {}
-        deadline = time.monotonic() + timeout
-        while waiting and time.monotonic() < deadline:
-            for m in self.grid.pull_messages(waiting):
-                waiting.discard(m.metadata.reply_to_message_id)
-                if m.has_error():
-                    errors[m.metadata.src_node_id] = str(m.error.reason or "").strip()[-200:]
-                    continue
-                replies[m.metadata.src_node_id] = reply_from_records(m.content)
-            if waiting:
-                time.sleep(0.05)
-        return replies, errors
+    def message(self, engine: int, request: Request) -> Message:
+        content = request_to_records(request)
+        if request.start:
+            for name, record in self.fitins[engine].items():
+                content[name] = record
+        return Message(
+            content, dst_node_id=engine, message_type=MessageType.TRAIN, group_id=self.group
+        )
 
 
 @dataclass
