@@ -23,6 +23,30 @@ from reference.deploy.wire import (
     request_to_records,
 )
 
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """PIDs of live processes whose environment sets ``FLWR_HOME=home``."""
+    needle = f"FLWR_HOME={home}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes() and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 #: Engine ids of the nodes: SDL node i is engine node ENGINE_BASE + i.
 ENGINE_BASE = 7000
 

@@ -16,30 +16,9 @@ pytest.importorskip("flwr")
 
 from protocol.errors import ParameterError
 from reference.bench.secagg_deploy import run_secagg_round
+from tests.deploy_support import processes_with_home
 
 NODES, DIMENSION = 3, 1000
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
-
-
-def _processes_with_home(home: Path) -> list[int]:
-    """PIDs of live processes whose environment sets ``FLWR_HOME=home``."""
-    needle = f"FLWR_HOME={home}\0".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes() and _alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_deployed_secaggplus_round_sums_the_vectors_and_leaves_no_process(
@@ -60,7 +39,7 @@ def test_deployed_secaggplus_round_sums_the_vectors_and_leaves_no_process(
     assert result["bytes_relayed"] >= NODES * DIMENSION * 4
     assert len(result["cpu_seconds"]) == NODES
     assert all(cpu > 0 for cpu in result["cpu_seconds"])
-    assert _processes_with_home(root / "flwr") == []
+    assert processes_with_home(root / "flwr") == []
 
 
 def test_more_dropouts_than_the_threshold_allows_are_refused(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from protocol.errors import SdlError
 from reference.cli.main import main
 from reference.deploy import local
 from reference.deploy.local import DeployError, local_deployment
+from tests.deploy_support import alive, processes_with_home
 
 pytest.importorskip("flwr")
 
@@ -36,28 +37,6 @@ FAULTS = [
     "--nodes", "4", "--rounds", "3", "--threshold", "1", "--seed", "f0", "--max-dropouts", "1",
     "--restart", "2@1", "--crash", "3@2",
 ]  # fmt: skip
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
-
-
-def _processes_under(root: Path) -> list[int]:
-    """PIDs of live processes whose environment points FLWR_HOME into ``root``."""
-    needle = f"FLWR_HOME={root}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes() and _alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 class Deployment:
@@ -99,7 +78,7 @@ def _assert_every_process_gone(obj: dict[str, Any]) -> None:
     started, stopped = obj["processes"]["started"], obj["processes"]["stopped"]
     assert set(started) <= set(stopped)
     assert len(stopped) > len(started)  # the engine's own children were found and stopped too
-    assert [p for p in stopped if _alive(p)] == []
+    assert [p for p in stopped if alive(p)] == []
 
 
 def test_deployment_releases_what_sdl_run_releases(
@@ -200,7 +179,7 @@ def test_a_taken_port_is_one_clear_error_and_nothing_is_left_running(
     assert isinstance(caught.value, SdlError)
     assert "address already in use" in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert _processes_under(tmp_path / "k") == []
+    assert processes_with_home(tmp_path / "k" / "flwr") == []
 
 
 def test_ctrl_c_stops_every_process_the_deployment_started(tmp_path: Path) -> None:
@@ -213,14 +192,14 @@ def test_ctrl_c_stops_every_process_the_deployment_started(tmp_path: Path) -> No
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (keep / "logs" / "supernode-2.log").exists():
         time.sleep(0.2)
-    running = _processes_under(keep)
+    running = processes_with_home(keep / "flwr")
     assert running, "the deployment started no process"
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr.decode()
     assert "interrupted" in stderr.decode().strip().splitlines()[-1]
-    assert [p for p in running if _alive(p)] == []
-    assert _processes_under(keep) == []
+    assert [p for p in running if alive(p)] == []
+    assert processes_with_home(keep / "flwr") == []
     assert not (tmp_path / "o" / "run.json").exists()
     assert os.path.isdir(keep)  # --keep keeps the logs

@@ -104,14 +104,18 @@ from reference.bench.flower import (
     _default_vector,
 )
 from reference.common.atomic import write_text_atomically
-from reference.deploy.local import DeployError, LocalRun, Proc, free_port, process_tree
+from reference.deploy.local import (
+    CONNECTION,
+    DeployError,
+    LocalRun,
+    Proc,
+    flower_home,
+    free_port,
+    process_tree,
+)
 
 #: Where the Flower app (``pyproject.toml``) lives.
 APP_DIR = Path(__file__).parent / "secagg_app"
-#: The connection name written into the temporary ``FLWR_HOME``.
-CONNECTION = "sdl-bench-secagg"
-#: How often each SuperExec looks for a new task to launch, in seconds (Flower's default: 1).
-SUPEREXEC_POLL_SECONDS = 0.2
 #: How often the ServerApp asks the SuperLink for replies, and for connected nodes, in seconds.
 POLL_SECONDS = 0.05
 #: How long the ServerApp waits for the driver's kill of the dropouts, in seconds.
@@ -464,22 +468,8 @@ def run_secagg_round(
         raise ParameterError(f"timeouts must be > 0; got {timeout} and {stage_timeout}")
 
     root = Path(tempfile.mkdtemp(prefix="sdl-bench-secagg-")) if keep is None else keep
-    root.mkdir(parents=True, exist_ok=True)
-    home = root / "flwr"
-    home.mkdir(exist_ok=True)
     port = free_port()
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-        f'address = "127.0.0.1:{port}"\ninsecure = true\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLWR_")}
-    env |= {
-        "FLWR_HOME": str(home),
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": str(SUPEREXEC_POLL_SECONDS),
-        "PYTHONUNBUFFERED": "1",
-    }
-    run = LocalRun(root, port, env)
+    run = LocalRun(root, port, flower_home(root, port), nodes)
     cpu: dict[int, float] = {}
     try:
         link = run.start(
@@ -512,7 +502,7 @@ def run_secagg_round(
         submitted = subprocess.run(
             [_tool("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", str(toml),
              "--format", "json"],
-            capture_output=True, env=env, cwd=root, timeout=120, check=False,
+            capture_output=True, env=run.env, cwd=root, timeout=120, check=False,
         )  # fmt: skip
         if submitted.returncode != 0:
             why = (submitted.stdout + submitted.stderr).decode(errors="replace").strip()

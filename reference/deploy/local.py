@@ -275,20 +275,18 @@ def _last_error(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-@contextmanager
-def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalRun]:
-    """A SuperLink and ``nodes`` SuperNodes on loopback; every process stopped on exit."""
-    root = Path(tempfile.mkdtemp(prefix="sdl-deploy-")) if keep is None else keep
-    root.mkdir(parents=True, exist_ok=True)
+def flower_home(root: Path, port: int) -> dict[str, str]:
+    """A Flower home in ``root/flwr`` whose one connection is the SuperLink on ``port``,
+    and the environment every process of the deployment runs with (never the user's own
+    ``FLWR_HOME`` or other ``FLWR_`` settings)."""
     home = root / "flwr"
-    home.mkdir(exist_ok=True)
-    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
         f'address = "127.0.0.1:{port}"\ninsecure = true\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLWR_")}
-    env |= {
+    return env | {
         "FLWR_HOME": str(home),
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
         # Flower's SuperExec looks for new tasks every second by default; every request
@@ -296,7 +294,14 @@ def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalR
         "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": str(SUPEREXEC_POLL_SECONDS),
         "PYTHONUNBUFFERED": "1",
     }
-    run = LocalRun(root, port, env, nodes)
+
+
+@contextmanager
+def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalRun]:
+    """A SuperLink and ``nodes`` SuperNodes on loopback; every process stopped on exit."""
+    root = Path(tempfile.mkdtemp(prefix="sdl-deploy-")) if keep is None else keep
+    port = free_port()
+    run = LocalRun(root, port, flower_home(root, port), nodes)
     try:
         keys = {i: keygen(root / "nodes" / str(i), i) for i in range(1, nodes + 1)}
         write_roster(root / "roster.json", keys)
@@ -435,6 +440,7 @@ __all__ = [
     "APP_DIR",
     "DeployError",
     "LocalRun",
+    "flower_home",
     "free_port",
     "kill_tree",
     "local_deployment",

@@ -57,7 +57,7 @@ from reference.learning.job import (
     ReleaseDigest,
     RoundLog,
     apply_release,
-    model_digest,
+    job_result,
     spent_epsilon,
 )
 from reference.learning.models import accuracy
@@ -281,26 +281,10 @@ class Relay:
                  "reason": log.reason, "accuracy": log.accuracy, "epsilon": log.epsilon,
                  "contributors": log.contributors, "seconds": t1 - t0}
             )  # fmt: skip
-        final = history[-1]
-        return JobResult(
-            config=cfg,
-            accuracy=final.accuracy,
-            epsilon=final.epsilon,
-            delta=cfg.delta,
-            noise_variance=plan.variance,
-            l2_sensitivity=plan.l2,
-            planned_dropouts=plan.dropouts_planned,
-            packing=plan.packing,
-            field=plan.encoding.field.__name__,
-            dataset=plan.train.name,
-            train_records=len(plan.train),
-            test_records=len(plan.test),
-            seconds=time.perf_counter() - started,
-            history=tuple(history),
-            released_sha256=digest.hexdigest(),
-            model_sha256=model_digest(params),
+        return job_result(
+            plan, history, params, digest, seconds=time.perf_counter() - started,
             deployment=self.summary(),
-        )
+        )  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """What the relay saw, for the run's result: nothing secret."""

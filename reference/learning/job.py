@@ -758,12 +758,29 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
         history.append(log)
         if on_round is not None:
             on_round(log)
+    return job_result(plan, history, params, digest, seconds=time.perf_counter() - started)
+
+
+def job_result(
+    plan: JobPlan,
+    history: list[RoundLog],
+    params: F64,
+    digest: ReleaseDigest,
+    *,
+    seconds: float,
+    deployment: Mapping[str, Any] | None = None,
+) -> JobResult:
+    """The run's result from its plan, its rounds, its final model and its release digest.
+
+    Spec: spec/13-learning.md#outputs. The simulated job and a deployment's relay both
+    end with it.
+    """
     final = history[-1]
     return JobResult(
-        config=cfg,
+        config=plan.cfg,
         accuracy=final.accuracy,
         epsilon=final.epsilon,
-        delta=cfg.delta,
+        delta=plan.cfg.delta,
         noise_variance=plan.variance,
         l2_sensitivity=plan.l2,
         planned_dropouts=plan.dropouts_planned,
@@ -772,10 +789,11 @@ def run_job(cfg: JobConfig, *, on_round: Callable[[RoundLog], None] | None = Non
         dataset=plan.train.name,
         train_records=len(plan.train),
         test_records=len(plan.test),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         history=tuple(history),
         released_sha256=digest.hexdigest(),
         model_sha256=model_digest(params),
+        deployment=deployment,
     )
 
 
