@@ -39,13 +39,27 @@ FAULTS = [
 ]  # fmt: skip
 
 
+
+#: ``sdl`` as a user at a terminal starts it: with Ctrl-C (SIGINT) at its default action.
+#: A test run started in the background by a non-interactive shell (``cmd &``, ``nohup``)
+#: inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt. The
+#: first interpreter restores the default and execs ``sdl`` in its place (same PID), so
+#: the signal these tests send reaches ``sdl`` as it would from a terminal.
+INTERRUPTIBLE_SDL = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+    *SDL,
+]  # fmt: skip
+
+
 class Deployment:
     """One ``sdl deploy local`` started in the background, and what it printed."""
 
     def __init__(self, args: list[str], out: Path) -> None:
         self.out = out
         self.proc = subprocess.Popen(
-            [*SDL, "deploy", "local", *args, "--json", "--quiet", "--out", str(out)],
+            [*INTERRUPTIBLE_SDL, "deploy", "local", *args, "--json", "--quiet", "--out", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
@@ -185,7 +199,7 @@ def test_a_taken_port_is_one_clear_error_and_nothing_is_left_running(
 def test_ctrl_c_stops_every_process_the_deployment_started(tmp_path: Path) -> None:
     keep = tmp_path / "keep"
     proc = subprocess.Popen(
-        [*SDL, "deploy", "local", "--nodes", "2", "--rounds", "1", "--threshold", "1",
+        [*INTERRUPTIBLE_SDL, "deploy", "local", "--nodes", "2", "--rounds", "1", "--threshold", "1",
          "--max-dropouts", "0", "--keep", str(keep), "--out", str(tmp_path / "o")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
