@@ -39,7 +39,6 @@ FAULTS = [
 ]  # fmt: skip
 
 
-
 #: ``sdl`` as a user at a terminal starts it: with Ctrl-C (SIGINT) at its default action.
 #: A test run started in the background by a non-interactive shell (``cmd &``, ``nohup``)
 #: inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt. The
