@@ -56,7 +56,9 @@ from protocol.field import Field
 from protocol.messages import (
     Abort,
     Decision,
+    Echo,
     Message,
+    PartialSum,
     Role,
     decode_wire,
     encode_wire,
@@ -77,6 +79,10 @@ TAG_SIZE = 16
 NONCE_SIZE = 12
 #: The message kinds whose plaintext ends with the sender's statement signature.
 SIGNED_KINDS: frozenset[str] = frozenset({"decision", "abort"})
+#: The message kinds that, in a round with Byzantine nodes (an endpoint with a
+#: ``coordinator``), end with the coordinator's statement signature of the final
+#: decision they answer: forwarded evidence (spec/14-channels.md#forwarded-signatures).
+FORWARDING_KINDS: frozenset[str] = frozenset({"echo", "partial_sum"})
 
 _MAGIC = b"SDLF"
 _KEY_MAGIC = b"SDLK"
@@ -86,7 +92,9 @@ _LABEL_FRAME = b"sdl.channel.frame\x00"
 _LABEL_SESSION_KEY = b"sdl.channel.session-key\x00"
 _LABEL_STATEMENT = b"sdl.channel.statement\x00"
 
-KINDS: dict[str, int] = {"share": 1, "report": 2, "decision": 3, "partial_sum": 4, "abort": 5}
+KINDS: dict[str, int] = {
+    "share": 1, "report": 2, "decision": 3, "partial_sum": 4, "abort": 5, "echo": 6,
+}  # fmt: skip
 ROLES: dict[str, int] = {"contributor": 1, "aggregator": 2, "coordinator": 3, "receiver": 4}
 _KIND_OF = {v: k for k, v in KINDS.items()}
 _ROLE_OF = {v: k for k, v in ROLES.items()}
@@ -515,12 +523,53 @@ def statement(message: Message) -> bytes:
     return _LABEL_STATEMENT + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def plaintext(message: Message, field: type[Field], identity: ed25519.Ed25519PrivateKey) -> bytes:
+def answered_decision(message: Echo | PartialSum, coordinator: int) -> Decision:
+    """The final decision an echo or a partial sum answers, as the coordinator signed it.
+
+    Spec: spec/14-channels.md#forwarded-signatures
+
+    Its :func:`statement` is what the forwarded signature covers; the
+    recipient and role, which the statement leaves out, are placeholders.
+    """
+    return Decision(
+        session=message.session,
+        round=message.round,
+        sender=coordinator,
+        recipient=message.sender,
+        role="aggregator",
+        stage=message.stage,
+        contributors=message.contributors,
+        aggregators=message.aggregators,
+        final=True,
+    )
+
+
+def plaintext(
+    message: Message,
+    field: type[Field],
+    identity: ed25519.Ed25519PrivateKey,
+    *,
+    forwarded: bytes | None = None,
+) -> bytes:
     """What a frame seals: the message's binary form (spec 09), then, for a
-    decision or an abort, the sender's statement signature."""
+    decision or an abort, the sender's statement signature, or, for an echo
+    or a partial sum of a round with Byzantine nodes, the ``forwarded``
+    statement signature of the decision it answers.
+
+    Raises:
+        ParameterError: ``forwarded`` is given for a kind that does not carry
+            it, or is not 64 bytes.
+    """
     wire = encode_wire(message, field)
     if message.kind in SIGNED_KINDS:
         return wire + identity.sign(statement(message))
+    if forwarded is not None:
+        if message.kind not in FORWARDING_KINDS or len(forwarded) != SIGNATURE_SIZE:
+            raise ParameterError(
+                f"only an echo or a partial sum forwards a {SIGNATURE_SIZE}-byte statement "
+                f"signature; got a {message.kind} with {len(forwarded)} bytes"
+            )
+        return wire + forwarded
     return wire
 
 
@@ -573,6 +622,10 @@ class Endpoint:
     keys: Mapping[int, bytes] = dataclass_field(repr=False)
     roster: Roster = dataclass_field(repr=False)
     field: type[Field] = dataclass_field(repr=False)
+    #: The round's coordinator when the round has Byzantine nodes
+    #: (``max_byzantine >= 1``): echoes and partial sums then carry its
+    #: forwarded signature (spec/14-channels.md#forwarded-signatures).
+    coordinator: int | None = None
     _aeads: dict[int, AESGCM | ChaCha20Poly1305] = dataclass_field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -594,7 +647,8 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A frame that opened: header, message, and the statement signature of a broadcast."""
+    """A frame that opened: header, message, and the statement signature of a broadcast
+    (or, for an echo or a partial sum, the forwarded signature of its decision)."""
 
     header: FrameHeader
     message: Message
@@ -667,11 +721,11 @@ def read_plaintext(data: bytes, header: FrameHeader, at: Endpoint) -> Opened:
             message whose fields are the header's.
     """
     signature: bytes | None = None
-    if header.kind in SIGNED_KINDS:
+    forwards = at.coordinator is not None and header.kind in FORWARDING_KINDS
+    if header.kind in SIGNED_KINDS or forwards:
         if len(data) < SIGNATURE_SIZE:
-            raise ChannelError(
-                "plaintext", "a signed broadcast ends with a 64-byte statement signature"
-            )
+            what = "a signed broadcast" if not forwards else f"a {header.kind} of this round"
+            raise ChannelError("plaintext", f"{what} ends with a 64-byte statement signature")
         data, signature = data[:-SIGNATURE_SIZE], data[-SIGNATURE_SIZE:]
     try:
         message = decode_wire(data, at.field)
@@ -693,8 +747,22 @@ def verify_opened(opened: Opened, at: Endpoint) -> None:
     Raises:
         ChannelError: (``roster``, ``statement``) as :func:`verify_statement`.
     """
-    if opened.statement_signature is not None:
-        verify_statement(opened.message, opened.statement_signature, at.roster)
+    m, signature = opened.message, opened.statement_signature
+    if signature is None:
+        return
+    if isinstance(m, Echo | PartialSum):
+        assert at.coordinator is not None  # read_plaintext splits one off only then
+        decision = answered_decision(m, at.coordinator)
+        try:
+            at.roster.identity(at.coordinator).verify(signature, statement(decision))
+        except InvalidSignature:
+            raise ChannelError(
+                "statement",
+                f"node {m.sender}'s {m.kind} answers a final decision for stage {m.stage} "
+                f"that the coordinator, node {at.coordinator}, did not sign",
+            ) from None
+        return
+    verify_statement(m, signature, at.roster)
 
 
 def _expect(ok: bool, fault: str, detail: str) -> None:
@@ -883,9 +951,13 @@ def conflicting(a: tuple[Message, bytes], b: tuple[Message, bytes], roster: Rost
     return len(decisions) == 1 and decisions[0].final
 
 
-def frame_size(message: Message, field: type[Field], suite: ChannelSuite) -> int:
-    """``len`` of the frame that carries ``message``, without sealing it."""
-    extra = SIGNATURE_SIZE if message.kind in SIGNED_KINDS else 0
+def frame_size(
+    message: Message, field: type[Field], suite: ChannelSuite, *, forwarded: bool = False
+) -> int:
+    """``len`` of the frame that carries ``message``, without sealing it (``forwarded``:
+    an echo or a partial sum that carries its decision's signature)."""
+    signed = message.kind in SIGNED_KINDS or (forwarded and message.kind in FORWARDING_KINDS)
+    extra = SIGNATURE_SIZE if signed else 0
     return suite.overhead + wire_size(message, field) + extra
 
 
@@ -899,6 +971,7 @@ def endpoints_roles(pairs: Iterable[tuple[int, str]]) -> dict[int, frozenset[str
 
 __all__ = [
     "DEFAULT_SUITE",
+    "FORWARDING_KINDS",
     "HEADER_SIZE",
     "KEY_HEADER_SIZE",
     "KINDS",
@@ -918,6 +991,7 @@ __all__ = [
     "Roster",
     "SessionKey",
     "aad",
+    "answered_decision",
     "assemble_key_frame",
     "conflicting",
     "endpoints_roles",

@@ -42,6 +42,7 @@ from protocol.messages import (
     REASONS,
     Abort,
     Decision,
+    Echo,
     Elements,
     Message,
     PartialSum,
@@ -59,7 +60,6 @@ from protocol.params import (
     TOP_UP_REPORT_WINDOWS,
     TOP_UP_WINDOWS,
     RoundParams,
-    round_windows,
 )
 from protocol.shamir import Share as ShamirShare
 from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed, derive_seed
@@ -72,6 +72,9 @@ class Phase(enum.Enum):
     SHARED = "shared"
     COLLECTING = "collecting"
     REPORTED = "reported"
+    #: An aggregator that answered a final decision and waits for the echo quorum
+    #: (rounds with ``max_byzantine >= 1``: spec/09-protocol.md#echo).
+    ECHOED = "echoed"
     DONE = "done"
     RELEASED = "released"
     ABORTED = "aborted"
@@ -145,6 +148,9 @@ def event_kind(event: Event) -> str:
 
 # ---------------------------------------------------------------------- states
 
+#: A decision as (stage, contributors, aggregators).
+Decided: TypeAlias = tuple[int, tuple[int, ...], tuple[int, ...]]
+
 
 @dataclass(frozen=True, slots=True)
 class _State:
@@ -197,6 +203,11 @@ class AggregatorState(_State):
     #: Per contributor, the sum of the shares held from it, over all stages
     #: (compact: what the share messages carried, already checked against the field).
     held: Mapping[int, Elements] = field(default_factory=dict)
+    #: The final decision this aggregator answered and echoed: (stage, contributors,
+    #: aggregators). Rounds with ``max_byzantine >= 1`` only, as is ``echoes``.
+    answer: Decided | None = None
+    #: Per aggregator, the final decision it echoed (this one's own answer included).
+    echoes: Mapping[int, Decided] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,12 +283,22 @@ TRANSITIONS: Mapping[Role, Mapping[tuple[Phase, str], frozenset[Phase]]] = {
         (P.IDLE, "start"): frozenset({P.COLLECTING}),
         (P.COLLECTING, "share"): frozenset({P.COLLECTING, P.REPORTED}),
         (P.COLLECTING, "timeout"): frozenset({P.COLLECTING, P.REPORTED, P.ABORTED}),
-        (P.COLLECTING, "decision"): frozenset({P.COLLECTING, P.REPORTED, P.DONE, P.ABORTED}),
+        (P.COLLECTING, "decision"): frozenset(
+            {P.COLLECTING, P.REPORTED, P.ECHOED, P.DONE, P.ABORTED}
+        ),
+        (P.COLLECTING, "echo"): frozenset({P.COLLECTING, P.ABORTED}),
         (P.COLLECTING, "abort"): frozenset({P.ABORTED}),
         (P.REPORTED, "share"): frozenset({P.REPORTED}),
         (P.REPORTED, "timeout"): frozenset({P.REPORTED, P.ABORTED}),
-        (P.REPORTED, "decision"): frozenset({P.COLLECTING, P.REPORTED, P.DONE, P.ABORTED}),
+        (P.REPORTED, "decision"): frozenset(
+            {P.COLLECTING, P.REPORTED, P.ECHOED, P.DONE, P.ABORTED}
+        ),
+        (P.REPORTED, "echo"): frozenset({P.REPORTED, P.ABORTED}),
         (P.REPORTED, "abort"): frozenset({P.ABORTED}),
+        (P.ECHOED, "echo"): frozenset({P.ECHOED, P.DONE, P.ABORTED}),
+        (P.ECHOED, "decision"): frozenset({P.ABORTED}),
+        (P.ECHOED, "timeout"): frozenset({P.ECHOED, P.ABORTED}),
+        (P.ECHOED, "abort"): frozenset({P.ABORTED}),
     },
     "coordinator": {
         (P.IDLE, "start"): frozenset({P.COLLECTING}),
@@ -297,6 +318,7 @@ _SENDERS: Mapping[str, Callable[[RoundParams], tuple[int, ...]]] = {
     "share": lambda p: p.contributors,
     "report": lambda p: p.aggregators,
     "decision": lambda p: (p.coordinator,),
+    "echo": lambda p: p.aggregators,
     "partial_sum": lambda p: p.aggregators,
     "abort": lambda p: (p.coordinator,),
 }
@@ -433,7 +455,7 @@ def _contributor_start(s: ContributorState, e: Event) -> tuple[State, list[Outpu
         v0, noisy = Fraction(0), e.update
     new = replace(s, phase=Phase.SHARED, seed=e.seed, contribution=Elements.of(noisy),
                   noise_variance=v0, dropouts=p.noise.precovered)  # fmt: skip
-    round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
+    round_timer = Timer(stage=None, windows=p.round_windows)
     return new, [*_share_out(new, noisy, 0), round_timer]
 
 
@@ -493,7 +515,7 @@ def _aggregator_start(s: AggregatorState, e: Event) -> tuple[State, list[Output]
     p = s.params
     new = replace(s, phase=Phase.COLLECTING, expected=p.contributors,
                   prior=frozenset(p.contributors))  # fmt: skip
-    round_timer = Timer(stage=None, windows=round_windows(p.noise.max_dropouts))
+    round_timer = Timer(stage=None, windows=p.round_windows)
     return new, [Timer(stage=0, windows=REPORT_WINDOWS), round_timer]
 
 
@@ -543,8 +565,10 @@ def _add(p: RoundParams, held: Elements | None, values: Elements) -> Elements:
 def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
     assert isinstance(e, Timeout)
     if e.stage is None:
-        # The round timer: the decision that would end this machine never came.
-        return replace(s, phase=Phase.ABORTED, reason="no-decision"), []
+        # The round timer: the decision (or the echo quorum) that would end this
+        # machine never came.
+        reason: Reason = "too-few-echoes" if s.phase is Phase.ECHOED else "no-decision"
+        return replace(s, phase=Phase.ABORTED, reason=reason), []
     if s.phase is Phase.COLLECTING and e.stage == s.stage:
         return _report(s)
     return s, []  # the timer of a stage already reported
@@ -553,6 +577,8 @@ def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Outpu
 def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
     # Spec: spec/09-protocol.md#aggregator
     assert isinstance(e, Receive) and isinstance(e.message, Decision)
+    if s.phase is Phase.ECHOED:
+        return _aggregator_second_decision(s, e)
     m, p = e.message, s.params
     if m.stage != s.stage:
         raise InvalidMessage(f"decision for stage {m.stage}; this aggregator is at {s.stage}")
@@ -577,20 +603,17 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
             f"{s.stage} (the dropouts the noise covers); it leaves {dropped} out"
         )
     if m.final:
-        if s.node not in m.aggregators:
-            return replace(s, phase=Phase.DONE), []
-        missing = sorted(set(u) - (s.prior & s.delivered))
+        member = s.node in m.aggregators
+        missing = sorted(set(u) - (s.prior & s.delivered)) if member else []
         if missing:
             raise InvalidMessage(
                 f"final decision lists {missing}, whose shares this aggregator did not report"
             )
-        total = p.field.total([s.held[i].array for i in u], p.share_length)
-        out: list[Output] = [
-            PartialSum(**_header(s, recipient=r, role="receiver"), stage=s.stage,  # type: ignore[arg-type]
-                       contributors=u, aggregators=m.aggregators, values=Elements.of(total))
-            for r in p.receiving
-        ]  # fmt: skip
-        return replace(s, phase=Phase.DONE), out
+        if p.max_byzantine:
+            return _echo(s, (s.stage, u, m.aggregators))
+        if not member:
+            return replace(s, phase=Phase.DONE), []
+        return replace(s, phase=Phase.DONE), _partial_sums(s, (s.stage, u, m.aggregators))
     # A top-up stage: members of u owe stage s + 1.
     prior = (s.prior & s.delivered) & frozenset(u)
     early = {i: y for i, y in s.early.items() if i in u}
@@ -612,6 +635,99 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
         reported, more = _report(new)
         return reported, out + more
     return new, list(out)
+
+
+def _partial_sums(s: AggregatorState, decided: Decided) -> list[Output]:
+    """The partial sum over the decided contributors, to every receiver.
+
+    Spec: spec/09-protocol.md#partial-sum
+    """
+    p = s.params
+    stage, u, aggregators = decided
+    total = p.field.total([s.held[i].array for i in u], p.share_length)
+    return [
+        PartialSum(**_header(s, recipient=r, role="receiver"), stage=stage,  # type: ignore[arg-type]
+                   contributors=u, aggregators=aggregators, values=Elements.of(total))
+        for r in p.receiving
+    ]  # fmt: skip
+
+
+def _equivocated(s: AggregatorState) -> tuple[State, list[Output]]:
+    """Two final decisions the coordinator signed, or a final and a top-up one for a
+    stage: the coordinator equivocated, and this aggregator answers neither.
+
+    Spec: spec/09-protocol.md#echo
+    """
+    return replace(s, phase=Phase.ABORTED, reason="coordinator-equivocation"), []
+
+
+def _conflicts(s: AggregatorState, decided: Decided) -> bool:
+    """Whether ``decided`` (a final decision the coordinator signed) contradicts a
+    decision this aggregator holds: its answer, an echo, or a top-up decision
+    for an earlier stage (which moved it past that stage)."""
+    if s.answer is not None and decided != s.answer:
+        return True
+    return decided[0] < s.stage or any(d != decided for d in s.echoes.values())
+
+
+def _echo(s: AggregatorState, decided: Decided) -> tuple[State, list[Output]]:
+    """Answer a final decision: echo it to its aggregators, then wait for the quorum.
+
+    Spec: spec/09-protocol.md#echo
+    """
+    if _conflicts(s, decided):
+        return _equivocated(s)
+    stage, u, aggregators = decided
+    out: list[Output] = [
+        Echo(**_header(s, recipient=j, role="aggregator"), stage=stage,  # type: ignore[arg-type]
+             contributors=u, aggregators=aggregators)
+        for j in aggregators if j != s.node
+    ]  # fmt: skip
+    if s.node not in aggregators:
+        return replace(s, phase=Phase.DONE), out
+    new = replace(s, phase=Phase.ECHOED, answer=decided, echoes={**s.echoes, s.node: decided})
+    return _release_on_quorum(new, out)
+
+
+def _release_on_quorum(s: AggregatorState, out: list[Output]) -> tuple[State, list[Output]]:
+    """Send the partial sum once ``Q`` aggregators, this one included, echoed its answer."""
+    assert s.answer is not None
+    matching = sum(1 for d in s.echoes.values() if d == s.answer)
+    if matching < s.params.echo_quorum:
+        return s, out
+    return replace(s, phase=Phase.DONE), out + _partial_sums(s, s.answer)
+
+
+def _aggregator_echo(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#echo
+    assert isinstance(e, Receive) and isinstance(e.message, Echo)
+    m, p = e.message, s.params
+    if not p.max_byzantine:
+        raise InvalidMessage(
+            f"node {m.sender} sent an echo; this round has no echo exchange (max_byzantine = 0)"
+        )
+    if m.sender in s.echoes:
+        raise InvalidMessage(f"duplicate echo from node {m.sender}")
+    stray = sorted(set(m.contributors) - set(p.contributors))
+    if stray or not set(m.aggregators) <= set(p.aggregators):
+        raise InvalidMessage("an echo names nodes that do not hold that role")
+    decided = (m.stage, m.contributors, m.aggregators)
+    if _conflicts(s, decided):
+        return _equivocated(s)
+    new = replace(s, echoes={**s.echoes, m.sender: decided})
+    if new.phase is Phase.ECHOED:
+        return _release_on_quorum(new, [])
+    return new, []
+
+
+def _aggregator_second_decision(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
+    # Spec: spec/09-protocol.md#echo (a second decision for a stage already answered)
+    assert isinstance(e, Receive) and isinstance(e.message, Decision)
+    m = e.message
+    assert s.answer is not None
+    if m.final and (m.stage, m.contributors, m.aggregators) == s.answer:
+        raise InvalidMessage(f"duplicate decision for stage {m.stage}")
+    return _equivocated(s)
 
 
 # ---------------------------------------------------------------------- coordinator
@@ -690,7 +806,7 @@ def _coordinator_abort(s: CoordinatorState, reason: Reason) -> tuple[State, list
 def _receiver_start(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
     if not (isinstance(e, Start) and e.update is None and e.seed is None):
         raise LocalProtocolError("a receiver's start carries no update and no seed")
-    windows = round_windows(s.params.noise.max_dropouts)
+    windows = s.params.round_windows
     return replace(s, phase=Phase.COLLECTING), [Timer(stage=None, windows=windows)]
 
 
@@ -699,6 +815,10 @@ def _receiver_partial(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
     assert isinstance(e, Receive) and isinstance(e.message, PartialSum)
     m, p = e.message, s.params
     covers = (m.stage, m.contributors, m.aggregators)
+    if s.covers is not None and covers != s.covers and p.max_byzantine:
+        # On the round's channels every partial sum forwards the coordinator's
+        # signature of the decision it answers: two decisions prove equivocation.
+        return replace(s, phase=Phase.ABORTED, reason="coordinator-equivocation"), []
     if s.covers is not None and covers != s.covers:
         raise InvalidMessage(
             f"partial sum from node {m.sender} covers stage {m.stage}, contributors "
@@ -729,7 +849,8 @@ def _receiver_partial(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
 
 def _receiver_timeout(s: ReceiverState, e: Event) -> tuple[State, list[Output]]:
     assert isinstance(e, Timeout)
-    if len(s.partials) < s.params.quorum:
+    p = s.params
+    if len(s.partials) < p.quorum + p.max_byzantine:
         return replace(s, phase=Phase.ABORTED, reason="too-few-partial-sums"), []
     return _reconstruct(s)
 
@@ -746,6 +867,10 @@ def _reconstruct(s: ReceiverState) -> tuple[State, list[Output]]:
         r = p.sharing().robust_reconstruct(shares, length=p.dimension, max_errors=max_errors)
     except (InconsistentShares, ThresholdNotMet):
         return replace(s, phase=Phase.ABORTED, reason="inconsistent-partial-sums"), []
+    if len(shares) - len(r.bad_points) < p.quorum + p.max_byzantine:
+        # With f Byzantine aggregators, t + k + f agreeing points hold t + k
+        # honest ones, which fix the polynomial (spec 09, receiver).
+        return replace(s, phase=Phase.ABORTED, reason="inconsistent-partial-sums"), []
     return replace(s, phase=Phase.RELEASED, result=r.secret, faulty=r.bad_points), []
 
 
@@ -760,6 +885,7 @@ _HANDLERS: Mapping[tuple[Role, str], _Handler] = {
     ("aggregator", "share"): _aggregator_share,  # type: ignore[dict-item]
     ("aggregator", "timeout"): _aggregator_timeout,  # type: ignore[dict-item]
     ("aggregator", "decision"): _aggregator_decision,  # type: ignore[dict-item]
+    ("aggregator", "echo"): _aggregator_echo,  # type: ignore[dict-item]
     ("aggregator", "abort"): _to_aborted,
     ("coordinator", "start"): _coordinator_start,  # type: ignore[dict-item]
     ("coordinator", "report"): _coordinator_report,  # type: ignore[dict-item]
@@ -934,6 +1060,30 @@ def _reports_from(v: object) -> dict[int, frozenset[int]]:
     return out
 
 
+def _echoes_from(v: object) -> dict[int, Decided]:
+    """``[{"node", "decision"}]``, strictly ascending by node."""
+    if not isinstance(v, list):
+        raise LocalProtocolError(
+            f"state.echoes must be a list of {{node, decision}}; got {_shown(v)}"
+        )
+    out: dict[int, Decided] = {}
+    last = 0
+    for k, item in enumerate(v):
+        if not isinstance(item, dict) or set(item) != {"node", "decision"}:
+            raise LocalProtocolError(
+                f"state.echoes entries must be {{node, decision}}; got {_shown(item)}"
+            )
+        node = _node_from(item["node"], f"state.echoes[{k}].node")
+        if node <= last:
+            raise LocalProtocolError(f"state.echoes must be strictly ascending by node; got {node}")
+        last = node
+        decided = _triple_from(item["decision"], f"state.echoes[{k}].decision")
+        if decided is None:
+            raise LocalProtocolError(f"state.echoes[{k}].decision must not be null")
+        out[node] = decided
+    return out
+
+
 def _choice_from(v: object, name: str, choices: Iterable[str]) -> str:
     options = sorted(choices)
     if not isinstance(v, str) or v not in options:
@@ -986,6 +1136,14 @@ def state_to_json(state: State) -> dict[str, object]:
             "early": _vectors_json(state.early),
             "held": _vectors_json(state.held),
         }
+        if state.params.max_byzantine:  # the echo exchange's keys (spec 09, echo)
+            out |= {
+                "answer": _triple_json(state.answer),
+                "echoes": [
+                    {"node": j, "decision": _triple_json(state.echoes[j])}
+                    for j in sorted(state.echoes)
+                ],
+            }
     elif isinstance(state, CoordinatorState):
         out |= {
             "expected": list(state.expected),
@@ -1051,6 +1209,12 @@ def state_from_json(params: RoundParams, obj: object) -> State:
             noise_variance=_rational_from(params, obj["noise_variance"], "state.noise_variance"),
         )
     if isinstance(base, AggregatorState):
+        echo: dict[str, object] = {}
+        if params.max_byzantine:
+            echo = {
+                "answer": _triple_from(obj["answer"], "state.answer"),
+                "echoes": _echoes_from(obj["echoes"]),
+            }
         return replace(
             base,
             **common,
@@ -1059,6 +1223,7 @@ def state_from_json(params: RoundParams, obj: object) -> State:
             delivered=frozenset(_ids_from(obj["delivered"], "state.delivered")),
             early=_vectors_from(params, obj["early"], "state.early"),
             held=_vectors_from(params, obj["held"], "state.held"),
+            **echo,  # type: ignore[arg-type]
         )
     if isinstance(base, CoordinatorState):
         return replace(

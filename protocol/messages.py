@@ -250,6 +250,8 @@ Reason = Literal[
     "too-few-partial-sums",
     "inconsistent-partial-sums",
     "no-decision",
+    "coordinator-equivocation",
+    "too-few-echoes",
 ]
 REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
 
@@ -349,6 +351,29 @@ class Decision(_Message):
         return _increasing(v, "contributors and aggregators")
 
 
+class Echo(_Message):
+    """An aggregator's echo of the final decision it answers, to the decision's aggregators.
+
+    Spec: spec/09-protocol.md#echo
+
+    Sent only in rounds with ``max_byzantine >= 1``. On a sealed channel it
+    carries the coordinator's statement signature of that decision
+    (spec/14-channels.md#forwarded-signatures), so two echoes of different
+    decisions prove that the coordinator equivocated.
+    """
+
+    ROLES: ClassVar[tuple[str, ...]] = ("aggregator",)
+    kind: Literal["echo"] = "echo"
+    stage: Stage
+    contributors: tuple[NodeId, ...] = Field(min_length=1)
+    aggregators: tuple[NodeId, ...] = Field(min_length=1)
+
+    @field_validator("contributors", "aggregators")
+    @classmethod
+    def _sorted(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        return _increasing(v, "contributors and aggregators")
+
+
 class PartialSum(_Message):
     """An aggregator's share of the released sum over ``contributors``.
 
@@ -376,8 +401,8 @@ class Abort(_Message):
     reason: Reason
 
 
-Message: TypeAlias = Share | Report | Decision | PartialSum | Abort
-MESSAGE_TYPES: tuple[type[_Message], ...] = (Share, Report, Decision, PartialSum, Abort)
+Message: TypeAlias = Share | Report | Decision | Echo | PartialSum | Abort
+MESSAGE_TYPES: tuple[type[_Message], ...] = (Share, Report, Decision, Echo, PartialSum, Abort)
 
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Field(discriminator="kind")])
 

@@ -42,18 +42,24 @@ TOP_UP_REPORT_WINDOWS = 2
 DECISION_WINDOWS = 2
 #: ... and a top-up stage 4 windows after it decided the previous one.
 TOP_UP_WINDOWS = 4
+#: The aggregators' echoes of the final decision take one window more
+#: (rounds with ``max_byzantine >= 1`` only).
+ECHO_WINDOWS = 1
 
 
-def round_windows(max_dropouts: int) -> int:
-    """``4·D + 5``: the windows after which a round that has not released never will.
+def round_windows(max_dropouts: int, *, echo: bool = False) -> int:
+    """``4·D + 5`` (``4·D + 6`` with the echo exchange): the windows after which a
+    round that has not released never will.
 
     Spec: spec/09-protocol.md#timers
 
     The coordinator decides stage 0 within 2 windows, and each of at most
     ``D`` top-up stages adds 4; the final decision and the partial sums
-    then take one window each to arrive, and one window is slack.
+    then take one window each to arrive, and one window is slack. A round
+    that tolerates Byzantine nodes (``max_byzantine >= 1``) adds one window
+    for the aggregators' echoes (spec/09-protocol.md#echo).
     """
-    return DECISION_WINDOWS + TOP_UP_WINDOWS * max_dropouts + 3
+    return DECISION_WINDOWS + TOP_UP_WINDOWS * max_dropouts + 3 + (ECHO_WINDOWS if echo else 0)
 
 
 #: Node ids are in [1, 2^32); rounds below 2^53 (a JSON number every reader
@@ -105,6 +111,10 @@ class RoundParams:
         - ``receivers`` (default: every node) are nodes
         - ``1 <= min_contributors <= len(contributors)``
         - ``dimension >= 1``; ``window >= 1``
+        - ``0 <= max_byzantine <= threshold``; when ``max_byzantine = f >= 1``,
+          the ``m`` aggregators number at least ``3f + 1`` and at least
+          ``t + k + 2f``, so that the echo quorum and the receivers' rule can
+          be met without the Byzantine nodes (spec/09-protocol.md#byzantine-nodes)
     """
 
     session: Seed
@@ -125,6 +135,9 @@ class RoundParams:
     noise_sources: tuple[int, ...] | None = None
     #: The nodes that reconstruct the release (``None``: all of them).
     receivers: tuple[int, ...] | None = None
+    #: ``f``: the Byzantine nodes, in any role, the round withstands.
+    #: Spec: spec/09-protocol.md#byzantine-nodes
+    max_byzantine: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.session, bytes) or len(self.session) != SEED_SIZE:
@@ -191,6 +204,15 @@ class RoundParams:
                 f"min_contributors must be <= the {len(contributors)} expected contributors; "
                 f"got {self.min_contributors}"
             )
+        f = _int(self.max_byzantine, "max_byzantine", minimum=0, maximum=self.threshold)
+        m = len(aggregators)
+        if f and m < max(3 * f + 1, self.quorum + 2 * f):
+            raise ParameterError(
+                f"with max_byzantine f = {f} the aggregators must number at least "
+                f"max(3f + 1, t + k + 2f) = {max(3 * f + 1, self.quorum + 2 * f)} (the echo "
+                f"quorum and the receivers' t + k + f agreeing partial sums must be reachable "
+                f"without the Byzantine nodes); got {m}"
+            )
 
     # ------------------------------------------------------------------ derived
 
@@ -218,6 +240,22 @@ class RoundParams:
     def quorum(self) -> int:
         """``t + k``: the fewest partial sums that reconstruct the release."""
         return self.threshold + self.packing
+
+    @property
+    def echo_quorum(self) -> int:
+        """``Q = ⌊(m + f)/2⌋ + 1``: the matching echoes an aggregator waits for.
+
+        Spec: spec/09-protocol.md#echo
+
+        Two sets of ``Q`` of the ``m`` aggregators share ``2Q − m >= f + 1``,
+        so at least one honest aggregator, which echoes one decision only.
+        """
+        return (len(self.aggregators) + self.max_byzantine) // 2 + 1
+
+    @property
+    def round_windows(self) -> int:
+        """The round timer, in windows (:func:`round_windows` for this round)."""
+        return round_windows(self.noise.max_dropouts, echo=self.max_byzantine >= 1)
 
     @property
     def share_length(self) -> int:
@@ -264,6 +302,8 @@ class RoundParams:
             out["noise_sources"] = list(self.sources)
         if self.receiving != self.nodes:
             out["receivers"] = list(self.receiving)
+        if self.max_byzantine:
+            out["max_byzantine"] = self.max_byzantine
         return out
 
     @classmethod
@@ -286,7 +326,7 @@ class RoundParams:
             "window",
             "noise",
         }
-        optional = {"noise_sources", "receivers"}
+        optional = {"noise_sources", "receivers", "max_byzantine"}
         if not expected <= set(obj) <= expected | optional:
             raise ParameterError(
                 f"round parameters must have the keys {sorted(expected)} (and may have "
@@ -353,6 +393,7 @@ class RoundParams:
             ),
             noise_sources=sources,
             receivers=None if receivers is None else _ids(receivers, "receivers"),
+            max_byzantine=obj.get("max_byzantine", 0),
         )
 
 

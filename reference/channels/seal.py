@@ -233,14 +233,18 @@ class NodeChannel:
         self._receive[sender] = key
         return sender
 
-    def seal(self, message: Message, field: type[Field]) -> bytes:
-        """The frame that carries ``message`` to its recipient, under a fresh nonce.
+    def seal(
+        self, message: Message, field: type[Field], *, forwarded: bytes | None = None
+    ) -> bytes:
+        """The frame that carries ``message`` to its recipient, under a fresh nonce
+        (``forwarded``: the decision signature an echo or a partial sum carries).
 
         Raises:
             ParameterError: this node has sent the recipient no channel key.
             LocalProtocolError: the channel key to the recipient is used up.
         """
-        return self.seal_plaintext(message, plaintext(message, field, self.keys.identity))
+        data = plaintext(message, field, self.keys.identity, forwarded=forwarded)
+        return self.seal_plaintext(message, data)
 
     def seal_plaintext(self, message: Message, data: bytes) -> bytes:
         """:meth:`seal` once the message's :func:`~protocol.channels.plaintext` is built.
@@ -314,12 +318,21 @@ class NodeChannel:
             raise LocalProtocolError(f"not a saved channel state: {exc}") from None
         return channel
 
-    def endpoint(self, *, roles: Iterable[str], round: int, field: type[Field]) -> Endpoint:
-        """What this node needs to open the frames of ``round``."""
+    def endpoint(
+        self,
+        *,
+        roles: Iterable[str],
+        round: int,
+        field: type[Field],
+        coordinator: int | None = None,
+    ) -> Endpoint:
+        """What this node needs to open the frames of ``round`` (``coordinator``: the
+        round's, when it has Byzantine nodes and echoes and partial sums forward
+        its signature)."""
         s = self.session
         return Endpoint(
             self.node, frozenset(roles), s.session, round, s.suite, dict(self._receive),
-            s.roster, field,
+            s.roster, field, coordinator,
         )  # fmt: skip
 
 

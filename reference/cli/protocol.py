@@ -37,6 +37,7 @@ from reference.common.paths import STDOUT, check_output_dir, check_output_file
 from reference.common.seeds import fresh_seed, seed_from_hex
 from reference.sim.scenarios import build
 from reference.sim.simulate import (
+    BYZANTINE_KINDS,
     Channels,
     Network,
     Outcome,
@@ -67,6 +68,22 @@ def _crash(text: str) -> tuple[int, int]:
     return pair
 
 
+def _byzantine(text: str) -> dict[int, str]:
+    """``KIND:NODE[,KIND:NODE…]`` as node -> kind."""
+    out: dict[int, str] = {}
+    for item in text.split(","):
+        kind, sep, node = item.partition(":")
+        if not sep or kind not in BYZANTINE_KINDS or not node.isdigit() or int(node) < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected KIND:NODE[,KIND:NODE...] with KIND one of "
+                f"{', '.join(BYZANTINE_KINDS)} and NODE >= 1, e.g. equivocate:2; got {item!r}"
+            )
+        if int(node) in out:
+            raise argparse.ArgumentTypeError(f"node {node} is named twice in {text!r}")
+        out[int(node)] = kind
+    return out
+
+
 # ---------------------------------------------------------------------- simulate
 
 #: Who sends each kind of message to whom (spec/09-protocol.md#messages).
@@ -74,6 +91,7 @@ _ROUTES = {
     "share": "contributor -> aggregator",
     "report": "aggregator -> coordinator",
     "decision": "coordinator -> contributors and aggregators",
+    "echo": "aggregator -> aggregators",
     "partial_sum": "aggregator -> receiver",
     "abort": "coordinator -> every role",
 }
@@ -103,10 +121,23 @@ def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
         channels=(
             Channels(SUITES[args.suite], args.tamper_frames) if args.channels == "sealed" else None
         ),
+        max_byzantine=args.max_byzantine,
+        byzantine=_merged(args.byzantine),
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
     return scenario
+
+
+def _merged(groups: list[dict[int, str]]) -> dict[int, str]:
+    """The --byzantine options as one node -> kind map (a node named once)."""
+    out: dict[int, str] = {}
+    for group in groups:
+        twice = sorted(set(out) & set(group))
+        if twice:
+            raise ParameterError(f"--byzantine names nodes {twice} more than once")
+        out |= group
+    return out
 
 
 def _check_transcript(text: str | None) -> None:
@@ -164,6 +195,14 @@ def _abort_cause(scenario: Scenario, result: Outcome) -> dict[str, Any] | None:
         "missing_contributors": {},
         "silent_aggregators": [],
     }
+    if result.reason == "coordinator-equivocation":
+        cause["equivocation"] = {
+            "coordinator": p.coordinator,
+            "detected_by": sorted(
+                {node for (node, _), s in result.states.items()
+                 if s.reason == "coordinator-equivocation"}
+            ),
+        }  # fmt: skip
     if isinstance(coordinator, CoordinatorState) and coordinator.reports:
         reports = coordinator.reports
         missing = {
@@ -195,8 +234,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     scenario = _scenario(args, seed_from_hex(seed_text))
     result = _run(scenario, args.transcript)
     p = scenario.params
+    within = len(scenario.byzantine) <= p.max_byzantine
     obj = {
         **result.to_json(),
+        "honest_agree": result.honest_agree,
+        "releases": result.releases,
+        "max_byzantine": p.max_byzantine,
+        "byzantine": {str(k): v for k, v in sorted(scenario.byzantine.items())},
+        "within_bounds": within,
         "released_signed": (
             None if result.released is None else [int(v) for v in result.released.signed_decode()]
         ),
@@ -224,7 +269,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             emit(obj)
         else:
             _print_summary(obj, p.threshold)
-    return EXIT_OK if result.aggregate_correct else EXIT_FAILED
+    broken = within and (not result.honest_agree or result.releases > 1)
+    return EXIT_OK if result.aggregate_correct and not broken else EXIT_FAILED
 
 
 def _losses(lost: dict[str, dict[str, int]]) -> list[str]:
@@ -239,6 +285,13 @@ def _losses(lost: dict[str, dict[str, int]]) -> list[str]:
 def _print_abort(obj: dict[str, Any]) -> None:
     cause = obj["abort_cause"]
     print(f"  aborted:        {obj['reason']}")
+    if "equivocation" in cause:
+        e = cause["equivocation"]
+        print(f"  evidence:       nodes {e['detected_by']} hold two final decisions signed by")
+        print(f"                  the coordinator, node {e['coordinator']}: it equivocated. "
+              "No honest aggregator")  # fmt: skip
+        print("                  answered both, so at most one set could ever be released")
+        return
     if cause["stage"] is not None:
         print(f"  the coordinator, at stage {cause['stage']}, counted as dropouts "
               f"{cause['dropouts']} (the noise plan withstands "
@@ -267,6 +320,10 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
         f"  crashed nodes:  {obj['crashed'] or 'none'}   (scheduled: {obj['dropouts'] or 'none'})"
     )
     print(f"  colluders:      {obj['colluders'] or 'none'}")
+    if obj["byzantine"] or obj["max_byzantine"]:
+        named = ", ".join(f"node {n} {k}" for n, k in obj["byzantine"].items()) or "none"
+        bound = "within" if obj["within_bounds"] else "BEYOND"
+        print(f"  Byzantine:      {named} ({bound} the round's f = {obj['max_byzantine']})")
     print(f"  messages sent:  {obj['messages']}")
     if obj["channels"]["mode"] == "sealed":
         faults = obj["frames_rejected_by_fault"]
@@ -279,6 +336,10 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
         for phrase in losses[1:]:
             print(f"                  {phrase}")
         print(f"  released:       the sum over contributors {obj['contributors']}")
+        if obj["releases"] > 1:
+            print(f"  RELEASES:       {obj['releases']} different values were released in "
+                  "this round; their difference")  # fmt: skip
+            print("                  exposes contributions under less than the target noise")
         print(f"  released sum:   {obj['released_signed']}  (signed; JSON: released_signed)")
         print(f"  exact:          {'yes' if obj['aggregate_correct'] else 'NO: WRONG RELEASE'}")
         if obj["corrected"]:
@@ -466,6 +527,25 @@ _SIMULATE_OPTIONS = (
         absent="no aggregator tampers",
     ),
     Option(
+        ("--max-byzantine",),
+        "f: the Byzantine nodes, in any role, the round withstands; f >= 1 adds the "
+        "aggregators' echo of the final decision (spec/09-protocol.md#byzantine-nodes) and "
+        "needs --channels sealed",
+        type=non_negative_int,
+        default=0,
+        metavar="F",
+    ),
+    Option(
+        ("--byzantine",),
+        "nodes that deviate, KIND:NODE[,KIND:NODE...] (repeatable), KIND one of "
+        + ", ".join(BYZANTINE_KINDS)
+        + " (spec/12-transcripts.md#byzantine-nodes)",
+        type=_byzantine,
+        repeat=True,
+        metavar="KIND:NODE",
+        absent="every node follows the protocol",
+    ),
+    Option(
         ("--channels",),
         "seal every message between two nodes for its recipient, under a channel key "
         "its sender delivered signed (spec/14-channels.md), or hand messages over in the clear",
@@ -560,10 +640,22 @@ COMMANDS = (
                 "sdl simulate --nodes 7 --threshold 2 --seed 1 --tamper-frames 1/2",
                 "half the frames get an attacked copy; each is rejected; the same sum is released",
             ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --max-dropouts 1 --precover --seed 2 "
+                "--byzantine equivocate:1",
+                "f = 0: the coordinator (node 1) sends two final decisions; two sums are released",
+            ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --max-dropouts 1 --precover --seed 2 "
+                "--max-byzantine 1 --byzantine equivocate:1",
+                "f = 1: the aggregators' echoes expose it; aborted (coordinator-equivocation)",
+            ),
         ),
         notes="""
             Exit status: 0 if the round released correctly or aborted cleanly; 1 on a wrong
-            release (a bug); 2 on bad input.
+            release, or on two releases or disagreeing receivers while the Byzantine nodes
+            are within --max-byzantine (a bug); 2 on bad input. Beyond the bound, two
+            releases are the attack succeeding, shown with exit 0.
         """,
         run=_cmd_simulate,
     ),

@@ -50,6 +50,8 @@ def build(
     precover: bool = False,
     updates: Mapping[int, Field] | None = None,
     channels: Channels | None = None,
+    max_byzantine: int = 0,
+    byzantine: Mapping[int, str] | None = None,
 ) -> Scenario:
     """A scenario: ``nodes`` nodes, all contributors and receivers; who drops and colludes.
 
@@ -74,6 +76,9 @@ def build(
       up front (required when the noise sources are not all the nodes).
     - ``channels`` seals every message between two nodes (spec/14-channels.md);
       ``None`` (the default) hands them over in the clear.
+    - ``max_byzantine`` is the round's ``f`` (spec/09-protocol.md#byzantine-nodes);
+      ``byzantine`` names the nodes that deviate, and how
+      (spec/12-transcripts.md#byzantine-nodes).
 
     Raises:
         ParameterError: a count is out of range (the message names it).
@@ -127,6 +132,7 @@ def build(
         window=window,
         noise_sources=sources,
         receivers=chosen["receivers"],
+        max_byzantine=max_byzantine,
     )
     xof = Xof(master, Tag("sim.dropouts"))
     dropped = _pick(xof, [i for i in ids if i != coordinator], dropouts)
@@ -142,4 +148,5 @@ def build(
         tamper=tamper,
         updates=updates,
         channels=channels,
+        byzantine=dict(byzantine or {}),
     )

@@ -43,6 +43,7 @@ from protocol.channels import (
     ChannelSuite,
     Endpoint,
     FrameHeader,
+    answered_decision,
     endpoints_roles,
     frame_size,
     identity_key,
@@ -57,6 +58,7 @@ from protocol.errors import ChannelError, ParameterError, ProtocolError
 from protocol.field import Field
 from protocol.machine import (
     ContributorState,
+    CoordinatorState,
     Event,
     Phase,
     Receive,
@@ -68,7 +70,7 @@ from protocol.machine import (
     initial,
     step,
 )
-from protocol.messages import Elements, Message, PartialSum, Role
+from protocol.messages import Decision, Echo, Elements, Message, PartialSum, Role
 from protocol.params import RoundParams
 from protocol.xof import SEED_SIZE, Seed, Tag, Xof, as_seed, derive_seed
 from reference.channels.seal import NodeChannel, NodeKeys, Session, deterministic_session
@@ -146,6 +148,10 @@ class Channels:
         object.__setattr__(self, "tamper", Fraction(v))
 
 
+#: How a Byzantine node deviates (spec/12-transcripts.md#byzantine-nodes).
+BYZANTINE_KINDS: tuple[str, ...] = ("equivocate", "wrong-partial-sum", "replay", "withhold")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One simulated round: parameters, seed, network, crashes, colluders, tampering.
@@ -168,6 +174,11 @@ class Scenario:
       per contributor (spec/13-learning.md#seeds-and-node-secrets); by default
       ``derive_seed(master, Tag("sim.node", (i,)))``, which anyone holding the
       master seed can recompute.
+    - ``byzantine``: node -> how it deviates, one of :data:`BYZANTINE_KINDS`
+      (spec/12-transcripts.md#byzantine-nodes). Its machines run as an honest
+      node's would; what it sends is changed on the way out. The round's
+      guarantees hold while ``len(byzantine) <= params.max_byzantine``; a run
+      with more shows what breaks.
     """
 
     params: RoundParams
@@ -179,9 +190,33 @@ class Scenario:
     updates: Mapping[int, Field] | None = None
     channels: Channels | None = None
     seeds: Mapping[int, Seed] | None = None
+    byzantine: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         p = self.params
+        for node, kind in self.byzantine.items():
+            if node not in p.nodes or kind not in BYZANTINE_KINDS:
+                raise ParameterError(
+                    f"a Byzantine node is a node of the round and one of "
+                    f"{', '.join(BYZANTINE_KINDS)}; got {node!r} -> {kind!r}"
+                )
+            if kind == "equivocate" and node != p.coordinator:
+                raise ParameterError(
+                    f"only the coordinator (node {p.coordinator}) can equivocate: it alone "
+                    f"signs decisions; got node {node}"
+                )
+            if kind == "wrong-partial-sum" and node not in p.aggregators:
+                raise ParameterError(
+                    f"wrong-partial-sum needs an aggregator; node {node} is not one"
+                )
+            if node in self.crashes:
+                raise ParameterError(f"node {node} is Byzantine and cannot also crash")
+        if p.max_byzantine and self.channels is None:
+            raise ParameterError(
+                f"a round with max_byzantine = {p.max_byzantine} needs sealed channels: its "
+                "echoes and partial sums carry the coordinator's signature of the decision "
+                "they answer (spec/14-channels.md#forwarded-signatures)"
+            )
         if self.seeds is not None:
             if not isinstance(self.seeds, Mapping) or set(self.seeds) != set(p.contributors):
                 got = sorted(self.seeds) if isinstance(self.seeds, Mapping) else self.seeds
@@ -257,9 +292,20 @@ class Outcome:
     lost: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     #: Frames the channel rejected, by fault (spec/14-channels.md#opening); sealed rounds only.
     frames_rejected: Mapping[str, int] = field(default_factory=dict)
+    #: Every honest receiver that released holds the same value.
+    honest_agree: bool = True
+    #: The distinct values honest receivers released (0, 1, or more when the
+    #: Byzantine nodes exceed the round's ``max_byzantine``).
+    releases: int = 0
+    #: Whether the result line carries ``honest_agree`` and ``releases`` (rounds with
+    #: ``max_byzantine >= 1`` or Byzantine nodes; other result lines stay as they were).
+    adversarial: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        if self.adversarial:
+            extra = {"honest_agree": self.honest_agree, "releases": self.releases}
+        return extra | {
             "status": self.status,
             "reason": self.reason,
             "contributors": list(self.contributors),
@@ -293,20 +339,26 @@ def outcome(
     *,
     colluders: Sequence[int],
     crashed: frozenset[int],
+    byzantine: Sequence[int] = (),
 ) -> Outcome:
     """The result of a round from its machines' final states.
 
     Spec: spec/12-transcripts.md#result
 
-    The round *released* if a receiver that did not crash is ``RELEASED``.
-    ``aggregate_correct`` says whether every released value equals, in the
-    field, the sum over the released contributor set of what those
-    contributors shared (update, noise and top-ups). The honest noise is
-    the noise variance added by members of that set that are not colluders.
+    The round *released* if an honest receiver (one that did not crash and is
+    not Byzantine) is ``RELEASED``. ``aggregate_correct`` says whether every
+    such released value equals, in the field, the sum over its contributor
+    set of what those contributors shared (update, noise and top-ups);
+    ``honest_agree`` whether they are all the same value over the same set;
+    ``releases`` counts the distinct values. The honest noise is the noise
+    variance added by members of the set that are neither colluders nor
+    Byzantine.
     """
+    adversarial = params.max_byzantine >= 1 or bool(byzantine)
     released = [
         s for (node, _), s in sorted(states.items(), key=lambda kv: (kv[0][0], kv[0][1]))
         if isinstance(s, ReceiverState) and s.phase is Phase.RELEASED and node not in crashed
+        and node not in byzantine
     ]  # fmt: skip
     target = params.noise.target_variance
     if not released:
@@ -321,23 +373,37 @@ def outcome(
                     break
         if reason is None:
             reason = "no-decision"
-        return Outcome("aborted", reason, (), True, Fraction(0), target, None, states, crashed)
+        return Outcome(
+            "aborted", reason, (), True, Fraction(0), target, None, states, crashed,
+            adversarial=adversarial,
+        )  # fmt: skip
+
+    def truth(u: tuple[int, ...]) -> tuple[Field, Fraction]:
+        total = params.field.zeros(params.dimension)
+        honest = Fraction(0)
+        for i in u:
+            c = states[(i, "contributor")]
+            assert isinstance(c, ContributorState) and c.contribution is not None
+            total = total + c.contribution.to_field(params.field)
+            if i not in colluders and i not in byzantine:
+                honest += c.noise_variance
+        return total, honest
+
     covers = released[0].covers
     assert covers is not None
     u = covers[1]
-    truth = params.field.zeros(params.dimension)
-    honest = Fraction(0)
-    for i in u:
-        c = states[(i, "contributor")]
-        assert isinstance(c, ContributorState) and c.contribution is not None
-        truth = truth + c.contribution.to_field(params.field)
-        if i not in colluders:
-            honest += c.noise_variance
-    correct = all(r.result == truth and r.covers == covers for r in released)
+    correct = True
+    for r in released:
+        assert r.covers is not None
+        correct = correct and r.result == truth(r.covers[1])[0]
+    values = {(r.covers, json.dumps(r.result.to_json() if r.result is not None else None))
+              for r in released}  # fmt: skip
+    values_only = {v for _, v in values}
     corrected = tuple(sorted({j for r in released for j in r.faulty}))
     return Outcome(
-        "released", None, u, correct, honest, target, released[0].result, states, crashed,
-        corrected,
+        "released", None, u, correct, truth(u)[1], target, released[0].result, states, crashed,
+        corrected, honest_agree=len(values) == 1, releases=len(values_only),
+        adversarial=adversarial,
     )  # fmt: skip
 
 
@@ -397,6 +463,8 @@ def simulate(
         "colluders": sorted(scenario.colluders),
         "tamper": sorted(scenario.tamper),
     }  # fmt: skip
+    if scenario.byzantine:
+        header["byzantine"] = {str(k): v for k, v in sorted(scenario.byzantine.items())}
     if wire is not None:
         header["channels"] = wire.to_json()
     emit(header)
@@ -416,6 +484,8 @@ def simulate(
         seq += 1
 
     def route(time: int, m: Message) -> None:
+        if wire is not None:
+            wire.note(m)
         if m.sender == m.recipient:
             push(time + 1, 0, ("deliver", m))
             return
@@ -506,29 +576,76 @@ def simulate(
                 crashed.add(node)
                 emit({"type": "crash", "time": time, "node": node, "sent": sent[node]})
                 break
-            sent[node] += 1
             message = out
             if node in scenario.tamper and isinstance(out, PartialSum):
-                tampered = out.values.array.astype(np.uint64)  # a copy
-                tampered[0] = (int(tampered[0]) + 1) % p.field.MODULUS
-                message = out.model_copy(update={"values": Elements(tampered)})
-            if sink is not None:
-                send = {"type": "send", "time": time, "message": _message_json(message)}
-                if wire is not None and message.sender != message.recipient:
-                    send |= wire.evidence(message)
-                emit(send)
-            if on_send is not None:
-                on_send(message)
-            route(time, message)
+                message = _tampered(out, p.field)
+            deviation = scenario.byzantine.get(node)
+            for copy, later in (
+                _deviate(deviation, message, p, new) if deviation else [(message, 0)]
+            ):
+                sent[node] += 1
+                if sink is not None:
+                    send = {"type": "send", "time": time, "message": _message_json(copy)}
+                    if wire is not None and copy.sender != copy.recipient:
+                        send |= wire.evidence(copy)
+                    emit(send)
+                if on_send is not None:
+                    on_send(copy)
+                route(time + later * window, copy)
 
     result = replace(
-        outcome(p, states, colluders=scenario.colluders, crashed=frozenset(crashed)),
+        outcome(
+            p,
+            states,
+            colluders=scenario.colluders,
+            crashed=frozenset(crashed),
+            byzantine=tuple(scenario.byzantine),
+        ),
         messages=sum(sent.values()),
         lost=lost,
         frames_rejected=dict(sorted(wire.rejected.items())) if wire is not None else {},
     )
     emit({"type": "result", **result.to_json()})
     return result
+
+
+def _tampered(m: PartialSum, field_type: type[Field]) -> PartialSum:
+    """``m`` with 1 added to its first value."""
+    values = m.values.array.astype(np.uint64)  # a copy
+    values[0] = (int(values[0]) + 1) % field_type.MODULUS
+    return m.model_copy(update={"values": Elements(values)})
+
+
+def _deviate(kind: str, m: Message, p: RoundParams, state: State) -> list[tuple[Message, int]]:
+    """What a Byzantine node sends instead of ``m``: (message, windows later) pairs.
+
+    Spec: spec/12-transcripts.md#byzantine-nodes
+
+    - ``equivocate`` (the coordinator): a final decision to an aggregator in the
+      upper half of the round's aggregators names another set: the contributors
+      without the last one, if that is still a final decision the noise covers,
+      else the aggregators without the last one, if a quorum remains.
+    - ``wrong-partial-sum``: 1 is added to the first value of each partial sum.
+    - ``replay``: each message is sent a second time, one window later.
+    - ``withhold``: nothing is sent to another node with an odd id.
+    """
+    if kind == "withhold":
+        return [] if m.recipient != m.sender and m.recipient % 2 else [(m, 0)]
+    if kind == "replay":
+        return [(m, 0), (m, 1)]
+    if kind == "wrong-partial-sum":
+        return [(_tampered(m, p.field) if isinstance(m, PartialSum) else m, 0)]
+    assert kind == "equivocate"
+    upper = p.aggregators[len(p.aggregators) // 2 :]
+    if not (isinstance(m, Decision) and m.final and m.role == "aggregator"
+            and m.recipient in upper and isinstance(state, CoordinatorState)):  # fmt: skip
+        return [(m, 0)]
+    fewer = m.contributors[:-1]
+    if len(fewer) >= p.smallest_set and p.source_dropouts(fewer) <= state.dropouts:
+        return [(m.model_copy(update={"contributors": fewer}), 0)]
+    if len(m.aggregators) - 1 >= p.quorum:
+        return [(m.model_copy(update={"aggregators": m.aggregators[:-1]}), 0)]
+    return [(m, 0)]
 
 
 class _Wire:
@@ -557,10 +674,20 @@ class _Wire:
                 self.nodes[peer].accept(frame)
                 setup_bytes += len(frame)
         roles = endpoints_roles(holders(p))
+        #: The coordinator, when echoes and partial sums forward its signature.
+        self.coordinator = p.coordinator if p.max_byzantine else None
         self.endpoints: dict[int, Endpoint] = {
-            node: channel.endpoint(roles=roles.get(node, ()), round=p.round, field=p.field)
+            node: channel.endpoint(
+                roles=roles.get(node, ()),
+                round=p.round,
+                field=p.field,
+                coordinator=self.coordinator,
+            )
             for node, channel in self.nodes.items()
         }
+        #: The statement signature of every final decision sent, by its statement:
+        #: what an echo or a partial sum answering it forwards.
+        self.signatures: dict[bytes, bytes] = {}
         if on_channel is not None:
             on_channel("setup", setup_bytes, (time_ns() - started) / 1e9)
         self.rng = Xof(scenario.master, Tag("sim.frames"))
@@ -574,10 +701,30 @@ class _Wire:
     def to_json(self) -> dict[str, Any]:
         return {**self.session.to_json(), "tamper_frames": str(self.channels.tamper)}
 
+    def note(self, m: Message) -> None:
+        """Keep the signature of a final decision, for the echoes and sums that answer it."""
+        if self.coordinator is not None and isinstance(m, Decision) and m.final:
+            key = statement(m)
+            if key not in self.signatures:
+                self.signatures[key] = self.keys[m.sender].identity.sign(key)
+
+    def forwarded(self, m: Message) -> bytes | None:
+        """The decision signature an echo or a partial sum carries in this round, if any.
+
+        A sender that answers a decision the coordinator never signed has no
+        signature to forward: it sends 64 zero bytes, which its recipients reject.
+        """
+        if self.coordinator is None or not isinstance(m, Echo | PartialSum):
+            return None
+        decision = answered_decision(m, self.coordinator)
+        return self.signatures.get(statement(decision), bytes(64))
+
     def seal(self, m: Message) -> bytes:
         """The sender seals ``m``: its binary form (``"encode"``), then the AEAD (``"seal"``)."""
         started = time_ns()
-        data = plaintext(m, self.params.field, self.keys[m.sender].identity)
+        data = plaintext(
+            m, self.params.field, self.keys[m.sender].identity, forwarded=self.forwarded(m)
+        )
         encoded = time_ns()
         frame = self.nodes[m.sender].seal_plaintext(m, data)
         if self.on_channel is not None:
@@ -605,9 +752,13 @@ class _Wire:
 
     def evidence(self, m: Message) -> dict[str, Any]:
         """What a send line records of the frame: its size, and a broadcast's statement."""
-        out: dict[str, Any] = {"frame_bytes": frame_size(m, self.params.field, self.suite)}
+        forwarded = self.forwarded(m)
+        size = frame_size(m, self.params.field, self.suite, forwarded=forwarded is not None)
+        out: dict[str, Any] = {"frame_bytes": size}
         if m.kind in SIGNED_KINDS:
             out["statement_signature"] = self.keys[m.sender].identity.sign(statement(m)).hex()
+        if forwarded is not None:
+            out["decision_signature"] = forwarded.hex()
         return out
 
     def delay(self, window: int) -> int:
@@ -677,6 +828,7 @@ def canonical_line(line: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "BYZANTINE_KINDS",
     "FRAME_ATTACKS",
     "TRANSCRIPT_FORMAT",
     "ChannelObserver",
