@@ -14,6 +14,7 @@ error is below one ulp of the result.
 
 Proofs: proofs_notes/rdp-mechanisms.md,
 proofs_notes/rdp-subsampling-and-conversion.md,
+proofs_notes/rdp-subsampled-gaussian-fractional.md,
 proofs_notes/realized-accounting.md.
 """
 
@@ -50,20 +51,26 @@ __all__ = [
 ]
 
 #: Rényi orders searched by default. Spec: spec/08-accounting.md#conversion
-#: Fractional orders below 2 help the unsampled mechanisms at large ε; the
-#: Poisson-subsampled bounds are evaluated at integer orders only, and a
-#: fractional order there is charged at ``⌈α⌉`` (Rényi divergence is
-#: non-decreasing in α), so it never beats the next integer.
-DEFAULT_ORDERS: tuple[float, ...] = (
-    1.25,
-    1.5,
-    1.75,
-    *(float(a) for a in range(2, 257)),
-    320.0,
-    384.0,
-    512.0,
-    768.0,
-    1024.0,
+#: Fractional orders help at large ε. They include every order of
+#: dp-accounting's default list below 11 (``1 + x/10``), plus 1.01, 1.05, 1.25 and
+#: 1.75. A Poisson-subsampled Gaussian is exact at every order; other
+#: subsampled mechanisms charge a fractional order at ``⌈α⌉``.
+DEFAULT_ORDERS: tuple[float, ...] = tuple(
+    sorted(
+        {
+            1.01,
+            1.05,
+            1.25,
+            1.75,
+            *(1 + x / 10 for x in range(1, 100)),
+            *(float(a) for a in range(2, 257)),
+            320.0,
+            384.0,
+            512.0,
+            768.0,
+            1024.0,
+        }
+    )
 )
 
 
@@ -265,8 +272,9 @@ class PoissonSampledEvent:
 
     Neighbouring datasets differ by adding or removing one unit (record or
     node, as the caller's sensitivities say). For a :class:`GaussianEvent`
-    the RDP is exact at integer orders (Mironov, Talwar, Zhang 2019);
-    otherwise the Zhu–Wang 2019 general upper bound is used.
+    the RDP is exact at every order (Mironov, Talwar, Zhang 2019; fractional
+    orders: proofs_notes/rdp-subsampled-gaussian-fractional.md). Otherwise the
+    Zhu–Wang 2019 general upper bound is used, and a fractional order is charged at ``⌈α⌉``.
 
     Pre-conditions:
         - ``sampling_rate`` is in ``[0, 1]``
@@ -454,6 +462,111 @@ def _(event: GaussianEvent, q: float, order: int) -> float:
     return max(0.0, acc / (order - 1))
 
 
+#: Terms of the asymptotic series of ``erfc`` used above :data:`_ERFC_ASYMPTOTIC_FROM`:
+#: ``(2k−1)!!/(2x²)^k`` for k = 0 … 6. Ending on a positive term makes it an upper bound.
+_ERFC_ASYMPTOTIC_TERMS = 7
+#: Below this, ``math.erfc`` is a normal float (``erfc(26) ≈ 5.7e−296``).
+_ERFC_ASYMPTOTIC_FROM = 26.0
+
+
+def _log_erfc_upper(x: float) -> float:
+    """``log erfc(x)``, rounded up to within float rounding.
+
+    Above :data:`_ERFC_ASYMPTOTIC_FROM`, ``erfc(x) = e^{−x²}/(x√π) ·
+    Σ_k (−1)^k (2k−1)!!/(2x²)^k + R``, and for real x the remainder has the
+    sign of the first omitted term and is smaller in magnitude (DLMF 7.12.1
+    and §7.12(i)). The sum stops after the positive k = 6 term, so it is an
+    upper bound; the first omitted term is below ``2·10⁻¹⁷`` relative.
+    Proof: proofs_notes/rdp-subsampled-gaussian-fractional.md
+    """
+    if x < _ERFC_ASYMPTOTIC_FROM:
+        return math.log(math.erfc(x))
+    inv = 1 / (2 * x * x)
+    term, series = 1.0, 1.0
+    for k in range(1, _ERFC_ASYMPTOTIC_TERMS):
+        term *= -(2 * k - 1) * inv
+        series += term
+    return -x * x - math.log(x) - 0.5 * math.log(math.pi) + math.log(series)
+
+
+def _log_phi_upper(x: float) -> float:
+    """``log Φ(x)``, Φ the standard normal distribution function: ``Φ(x) = erfc(−x/√2)/2``."""
+    return _log_erfc_upper(-x / math.sqrt(2)) - math.log(2)
+
+
+def _log_abs_comb(alpha: float, i: int) -> float:
+    """``log |C(α, i)|`` for real ``α > 0`` that is not an integer, and integer ``i >= 0``."""
+    # |C(α,i)| = |Γ(α+1) / (Γ(i+1) Γ(α−i+1))|; math.lgamma is log|Γ|.
+    return math.lgamma(alpha + 1) - math.lgamma(i + 1) - math.lgamma(alpha - i + 1)
+
+
+#: Terms of the alternating tail given to the Cohen–Villegas–Zagier sum; its
+#: error is at most ``2·(3+√8)^−n`` of the tail's first term, ``< 10⁻¹⁷`` for n = 24.
+_CVZ_TERMS = 24
+
+
+def _alternating_sum_upper(magnitudes: Sequence[float]) -> float:
+    """An upper bound on ``Σ_{k>=0} (−1)^k a_k`` from ``a_0 … a_{n−1}``, ``a`` a moment sequence.
+
+    Cohen, Rodriguez Villegas, Zagier 2000 ("Convergence acceleration of
+    alternating series", Experimental Mathematics 9(1)), Algorithm 1 and
+    Proposition 1: if ``a_k = ∫_0^1 x^k dμ(x)`` for a positive measure μ,
+    the algorithm's ``S_n`` satisfies ``|S − S_n| <= 2S/(3+√8)^n <= 2a_0/(3+√8)^n``.
+    That bound is added, so the result is ``>= S`` up to float rounding.
+    Proof: proofs_notes/rdp-subsampled-gaussian-fractional.md
+    """
+    n = len(magnitudes)
+    d = (3 + math.sqrt(8)) ** n
+    d = (d + 1 / d) / 2
+    b, c, s = -1.0, -d, 0.0
+    for k, a_k in enumerate(magnitudes):
+        c = b - c
+        s += c * a_k
+        b = (k + n) * (k - n) * b / ((k + 0.5) * (k + 1))
+    return s / d + 2 * magnitudes[0] / (3 + math.sqrt(8)) ** n
+
+
+def _sampled_gaussian_fractional(z: float, q: float, alpha: float) -> float:
+    """Exact RDP of the Poisson-subsampled Gaussian at a non-integer order ``α > 1``, ``0 < q < 1``.
+
+    Spec: spec/08-accounting.md#poisson-subsampling
+
+    Mironov, Talwar, Zhang 2019 (arXiv 1908.10530), Section 3.3. With
+    ``μ0 = N(0, z²)``, ``L(x) = exp((2x−1)/(2z²))`` and ``A_α = E_{μ0}[(1 − q + qL)^α]``,
+    ``ε(α) = log(A_α)/(α−1)``. Split at ``x0 = z² log(1/q − 1) + 1/2``, where
+    ``qL(x0) = 1 − q``, and expand ``(1 − q + qL)^α`` by the binomial series in
+    the smaller over the larger part on each side:
+
+    ``A_α = Σ_{i>=0} C(α,i) [ q^i (1−q)^{α−i} e^{(i²−i)/(2z²)} Φ((x0−i)/z)
+    + q^{α−i} (1−q)^i e^{(j²−j)/(2z²)} Φ((j−x0)/z) ]``, ``j = α − i``.
+
+    The terms with ``i < ⌈α⌉`` are positive and summed directly; from
+    ``m = ⌈α⌉`` on the term is ``(−1)^{i−m} a_{i−m}`` with ``a`` a moment
+    sequence, whose sum is bounded above by :func:`_alternating_sum_upper`.
+    Everything is scaled by the largest term's logarithm before leaving log space.
+    Proof: proofs_notes/rdp-subsampled-gaussian-fractional.md
+    """
+    z2 = z * z
+    log_q, log_1mq = math.log(q), math.log1p(-q)
+    x0 = z2 * (math.log(1 / q) + math.log1p(-q)) + 0.5  # log(1/q − 1) without cancellation
+
+    def log_term(i: int) -> float:
+        j = alpha - i
+        lower = i * log_q + j * log_1mq + (i * i - i) / (2 * z2) + _log_phi_upper((x0 - i) / z)
+        upper = j * log_q + i * log_1mq + (j * j - j) / (2 * z2) + _log_phi_upper((j - x0) / z)
+        return _log_abs_comb(alpha, i) + _log_add(lower, upper)
+
+    m = math.ceil(alpha)
+    head = [log_term(i) for i in range(m)]
+    tail = [log_term(m + k) for k in range(_CVZ_TERMS)]
+    shift = max(*head, tail[0])
+    head_sum = math.fsum(math.exp(t - shift) for t in head)
+    tail_sum = _alternating_sum_upper([math.exp(t - shift) for t in tail])
+    log_a = shift + math.log(head_sum + tail_sum)
+    # The true value is >= 0; rounding can leave a tiny negative for tiny q.
+    return max(0.0, log_a / (alpha - 1))
+
+
 @rdp.register
 def _(event: PoissonSampledEvent, orders: Sequence[float]) -> list[float]:
     q = event.sampling_rate
@@ -462,18 +575,24 @@ def _(event: PoissonSampledEvent, orders: Sequence[float]) -> list[float]:
         return [0.0 for _ in checked]
     if q == 1:
         return rdp(event.event, checked)
-    # The subsampled bounds hold at integer orders only; a fractional α is
+    # A subsampled Gaussian is exact at every order (MTZ 2019). The other
+    # subsampled bounds hold at integer orders only, so a fractional α is
     # charged at ⌈α⌉ (D_α is non-decreasing in α). Subsampling never costs
     # more than the unsampled mechanism (joint quasi-convexity of D_α), so
     # each order is also capped by the base curve.
-    base = rdp(event.event, checked)
+    inner = event.event
+    base = rdp(inner, checked)
     cache: dict[int, float] = {}
     out = []
     for a, cap in zip(checked, base, strict=True):
-        k = max(2, math.ceil(a))
-        if k not in cache:
-            cache[k] = _subsampled_rdp(event.event, q, k)
-        out.append(min(cache[k], cap))
+        if isinstance(inner, GaussianEvent) and a != math.floor(a):
+            value = _sampled_gaussian_fractional(inner.noise_multiplier, q, a)
+        else:
+            k = max(2, math.ceil(a))
+            if k not in cache:
+                cache[k] = _subsampled_rdp(inner, q, k)
+            value = cache[k]
+        out.append(min(value, cap))
     return out
 
 

@@ -292,8 +292,20 @@ def test_zhu_wang_bound_is_above_the_exact_sampled_gaussian(z: float, q: float) 
 
 
 def test_subsampled_fractional_orders_are_charged_at_the_next_integer() -> None:
+    """Every subsampled mechanism but the Gaussian charges a fractional α at ⌈α⌉ (>= 2)."""
+    for inner in (
+        SkellamEvent(variance=100.0, l2_sensitivity=1.0, l1_sensitivity=2.0),
+        DiscreteGaussianEvent(sigma2=4.0, l2_sensitivity=1.0),
+    ):
+        event = PoissonSampledEvent(event=inner, sampling_rate=0.1)
+        assert rdp(event, [1.25, 2.5]) == rdp(event, [2.0, 3.0])
+
+
+def test_subsampled_gaussian_fractional_orders_lie_between_the_integer_neighbours() -> None:
+    """The exact fractional value (MTZ 2019) is non-decreasing in α, and below ⌈α⌉'s."""
     event = PoissonSampledEvent(event=GaussianEvent(noise_multiplier=1.0), sampling_rate=0.1)
-    assert rdp(event, [1.25, 2.5]) == rdp(event, [2.0, 3.0])
+    low, mid, high, frac, top = rdp(event, [1.25, 1.5, 2.0, 2.5, 3.0])
+    assert 0 < low < mid < high < frac < top
 
 
 # ------------------------------------------------------------- properties
