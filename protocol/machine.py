@@ -73,7 +73,7 @@ class Phase(enum.Enum):
     COLLECTING = "collecting"
     REPORTED = "reported"
     #: An aggregator that answered a final decision and waits for the echo quorum
-    #: (rounds with ``max_byzantine >= 1``: spec/09-protocol.md#echo).
+    #: (rounds with ``max_byzantine >= 1``: spec/09-protocol.md#the-echo-exchange).
     ECHOED = "echoed"
     DONE = "done"
     RELEASED = "released"
@@ -656,7 +656,8 @@ def _equivocated(s: AggregatorState) -> tuple[State, list[Output]]:
     """Two final decisions the coordinator signed, or a final and a top-up one for a
     stage: the coordinator equivocated, and this aggregator answers neither.
 
-    Spec: spec/09-protocol.md#echo
+    Spec: spec/09-protocol.md#evidence
+    Proof: proofs_notes/protocol-byzantine-single-release.md
     """
     return replace(s, phase=Phase.ABORTED, reason="coordinator-equivocation"), []
 
@@ -673,7 +674,8 @@ def _conflicts(s: AggregatorState, decided: Decided) -> bool:
 def _echo(s: AggregatorState, decided: Decided) -> tuple[State, list[Output]]:
     """Answer a final decision: echo it to its aggregators, then wait for the quorum.
 
-    Spec: spec/09-protocol.md#echo
+    Spec: spec/09-protocol.md#the-echo-exchange
+    Proof: proofs_notes/protocol-byzantine-single-release.md
     """
     if _conflicts(s, decided):
         return _equivocated(s)
@@ -699,7 +701,7 @@ def _release_on_quorum(s: AggregatorState, out: list[Output]) -> tuple[State, li
 
 
 def _aggregator_echo(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
-    # Spec: spec/09-protocol.md#echo
+    # Spec: spec/09-protocol.md#the-echo-exchange
     assert isinstance(e, Receive) and isinstance(e.message, Echo)
     m, p = e.message, s.params
     if not p.max_byzantine:
@@ -721,7 +723,7 @@ def _aggregator_echo(s: AggregatorState, e: Event) -> tuple[State, list[Output]]
 
 
 def _aggregator_second_decision(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
-    # Spec: spec/09-protocol.md#echo (a second decision for a stage already answered)
+    # Spec: spec/09-protocol.md#the-echo-exchange (a second decision for a stage already answered)
     assert isinstance(e, Receive) and isinstance(e.message, Decision)
     m = e.message
     assert s.answer is not None

@@ -57,7 +57,7 @@ def round_windows(max_dropouts: int, *, echo: bool = False) -> int:
     ``D`` top-up stages adds 4; the final decision and the partial sums
     then take one window each to arrive, and one window is slack. A round
     that tolerates Byzantine nodes (``max_byzantine >= 1``) adds one window
-    for the aggregators' echoes (spec/09-protocol.md#echo).
+    for the aggregators' echoes (spec/09-protocol.md#the-echo-exchange).
     """
     return DECISION_WINDOWS + TOP_UP_WINDOWS * max_dropouts + 3 + (ECHO_WINDOWS if echo else 0)
 
@@ -111,7 +111,8 @@ class RoundParams:
         - ``receivers`` (default: every node) are nodes
         - ``1 <= min_contributors <= len(contributors)``
         - ``dimension >= 1``; ``window >= 1``
-        - ``0 <= max_byzantine <= threshold``; when ``max_byzantine = f >= 1``,
+        - ``0 <= max_byzantine <= min(threshold, noise.max_colluders)``; when
+          ``max_byzantine = f >= 1``,
           the ``m`` aggregators number at least ``3f + 1`` and at least
           ``t + k + 2f``, so that the echo quorum and the receivers' rule can
           be met without the Byzantine nodes (spec/09-protocol.md#byzantine-nodes)
@@ -205,6 +206,12 @@ class RoundParams:
                 f"got {self.min_contributors}"
             )
         f = _int(self.max_byzantine, "max_byzantine", minimum=0, maximum=self.threshold)
+        if f > self.noise.max_colluders:
+            raise ParameterError(
+                f"max_byzantine f = {f} must be <= the noise plan's T = "
+                f"{self.noise.max_colluders}: a Byzantine contributor knows its own noise, so "
+                "the plan must count it among the colluders"
+            )
         m = len(aggregators)
         if f and m < max(3 * f + 1, self.quorum + 2 * f):
             raise ParameterError(
@@ -245,7 +252,7 @@ class RoundParams:
     def echo_quorum(self) -> int:
         """``Q = ⌊(m + f)/2⌋ + 1``: the matching echoes an aggregator waits for.
 
-        Spec: spec/09-protocol.md#echo
+        Spec: spec/09-protocol.md#the-echo-exchange
 
         Two sets of ``Q`` of the ``m`` aggregators share ``2Q − m >= f + 1``,
         so at least one honest aggregator, which echoes one decision only.

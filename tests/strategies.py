@@ -231,6 +231,8 @@ def round_params(
     mechanism: str = "skellam",
     target: Fraction = Fraction(100),
     round: int = 0,
+    max_byzantine: int = 0,
+    precovered: int = 0,
 ) -> RoundParams:
     """A round of nodes ``1..n``; by default every node contributes and aggregates."""
     nodes = tuple(range(1, n + 1))
@@ -253,8 +255,10 @@ def round_params(
             contributors=len(contributors),
             max_dropouts=max_dropouts,
             max_colluders=max_colluders,
+            precovered=precovered,
         ),
         min_contributors=min_contributors,
+        max_byzantine=max_byzantine,
     )
 
 

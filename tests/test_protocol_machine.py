@@ -58,6 +58,7 @@ from protocol.messages import (
     MESSAGE_TYPES,
     Abort,
     Decision,
+    Echo,
     Message,
     PartialSum,
     Report,
@@ -65,7 +66,7 @@ from protocol.messages import (
 )
 from protocol.params import RoundParams
 from protocol.xof import Seed, as_seed
-from reference.sim.simulate import Network, Scenario, simulate
+from reference.sim.simulate import Channels, Network, Scenario, simulate
 from tests.oracles import lagrange_eval
 from tests.strategies import element_strings, id_lists, messages, round_params
 
@@ -123,6 +124,11 @@ P_MIXED = round_params(
     n=5, threshold=1, max_dropouts=1, contributors=(2, 3, 4, 5), aggregators=(1, 2, 3, 4)
 )
 
+#: f = 1 Byzantine node, 5 aggregators (>= 3f + 1 and >= t + k + 2f), echo quorum Q = 4.
+P_BYZ = round_params(
+    n=5, threshold=1, max_dropouts=1, max_colluders=1, max_byzantine=1, dimension=2
+)
+
 LOSSY = Network(drop=Fraction(1, 10), late=Fraction(1, 10), duplicate=Fraction(1, 5))
 
 CORPUS_SCENARIOS: tuple[Scenario, ...] = (
@@ -139,6 +145,14 @@ CORPUS_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(P_MIXED, master(11)),
     Scenario(P_MIXED, master(12), crashes={5: 1}),
     *(Scenario(P_TOPUP, master(20 + i), network=LOSSY) for i in range(6)),
+    # f = 1: the echo exchange, over sealed channels (echoes forward the decision's signature).
+    Scenario(P_BYZ, master(30), channels=Channels(), colluders=(2,)),
+    Scenario(P_BYZ, master(31), channels=Channels(), colluders=(1,), byzantine={1: "equivocate"}),
+    Scenario(P_BYZ, master(32), channels=Channels(), colluders=(5,), crashes={5: 0}),
+    # Nodes 4 and 5 crash after their shares and reports: 3 echoes < Q = 4.
+    Scenario(P_BYZ, master(33), channels=Channels(), colluders=(2,), crashes={4: 6, 5: 6}),
+    *(Scenario(P_BYZ, master(34 + i), channels=Channels(), colluders=(3,), network=LOSSY)
+      for i in range(3)),  # fmt: skip
 )
 
 
@@ -150,17 +164,36 @@ def corpus() -> tuple[Step, ...]:
     ``Start`` (its node was slow to boot): every message any machine
     accepted is also fed to a fresh ``IDLE`` machine at the same address.
     A *slow aggregator* gets its stage's decision (or an abort) before it
-    reported: every decision and abort an aggregator accepted is also fed to the same aggregator's
-    earlier ``COLLECTING`` states of that run.
+    reported: every decision, echo and abort an aggregator accepted is also fed to the same
+    aggregator's earlier ``COLLECTING`` states of that run. An *equivocating coordinator*
+    sends an aggregator that answered a final decision another one, or an abort: in a round
+    with f >= 1, every final decision any aggregator accepted, readdressed, and an abort are
+    fed to every ``ECHOED`` state.
     """
     steps: list[Step] = []
     for scenario in CORPUS_SCENARIOS:
         run = record(scenario)
         steps += run
+        p = scenario.params
+        if p.max_byzantine:
+            finals = [s.event.message for s in run if isinstance(s.event, Receive)
+                      and isinstance(s.event.message, Decision) and s.event.message.final]  # fmt: skip
+            for s in run:
+                if s.after.role != "aggregator" or s.after.phase is not Phase.ECHOED:
+                    continue
+                to = s.after.node
+                abort = Abort(**header(p, sender=p.coordinator, recipient=to, role="aggregator"),
+                              reason="no-decision")  # fmt: skip
+                for m in [*(d.model_copy(update={"recipient": to}) for d in finals), abort]:
+                    try:
+                        new, out = step(s.after, Receive(m))
+                    except SdlError:
+                        continue
+                    steps.append(Step(s.after, Receive(m), new, out))
         for s in run:
             if not (
                 isinstance(s.event, Receive)
-                and isinstance(s.event.message, Decision | Abort)
+                and isinstance(s.event.message, Decision | Abort | Echo)
                 and s.before.role == "aggregator"
             ):
                 continue
@@ -241,6 +274,7 @@ def message_for(state: State, kind: str) -> Message:
         "share": p.contributors,
         "report": p.aggregators,
         "decision": (p.coordinator,),
+        "echo": p.aggregators,
         "partial_sum": p.aggregators,
         "abort": (p.coordinator,),
     }[kind]
@@ -261,6 +295,7 @@ def message_for(state: State, kind: str) -> Message:
             "aggregators": p.aggregators,
             "values": zeros,
         },
+        "echo": {"stage": 0, "contributors": p.contributors, "aggregators": p.aggregators},
         "abort": {"reason": "no-decision"},
     }
     body = bodies[kind]

@@ -103,7 +103,7 @@ def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
         nodes=args.nodes,
         threshold=args.threshold,
         dropouts=args.dropouts,
-        colluders=args.colluders,
+        colluders=args.max_byzantine if args.colluders is None else args.colluders,
         max_dropouts=args.max_dropouts,
         committee=args.committee,
         min_contributors=args.min_contributors,
@@ -433,10 +433,10 @@ _SIMULATE_OPTIONS = (
     ),
     Option(
         ("--colluders",),
-        "T: contributors whose noise the adversary knows",
+        "T: contributors whose noise the adversary knows (Byzantine contributors first)",
         type=non_negative_int,
-        default=0,
         metavar="T",
+        absent="--max-byzantine, so 0",
     ),
     Option(
         ("--committee",),

@@ -25,11 +25,12 @@ from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
+from protocol.channels import suite_named
 from protocol.params import RoundParams
 from protocol.xof import as_seed
 from reference.oracle.format import Json, case_seed, make_case
 from reference.sim.scenarios import build
-from reference.sim.simulate import Network, Scenario, simulate
+from reference.sim.simulate import Channels, Network, Scenario, simulate
 from reference.sim.transcript import verify
 
 FAMILY = "protocol"
@@ -41,7 +42,7 @@ DIMENSION, TARGET = 2, Fraction(100)
 
 
 def _scenario_json(s: Scenario) -> Json:
-    return {
+    out: Json = {
         "master": s.master.hex(),
         "params": s.params.to_json(),
         "network": s.network.to_json(),
@@ -49,6 +50,12 @@ def _scenario_json(s: Scenario) -> Json:
         "colluders": list(s.colluders),
         "tamper": list(s.tamper),
     }
+    # Optional keys, written only when present: earlier vectors stay as they were.
+    if s.channels is not None:
+        out["channels"] = {"suite": s.channels.suite.name, "tamper_frames": str(s.channels.tamper)}
+    if s.byzantine:
+        out["byzantine"] = {str(k): v for k, v in sorted(s.byzantine.items())}
+    return out
 
 
 def _scenario_from(obj: Mapping[str, Any]) -> Scenario:
@@ -60,6 +67,12 @@ def _scenario_from(obj: Mapping[str, Any]) -> Scenario:
         crashes={int(k): v for k, v in obj["crashes"].items()},
         colluders=tuple(obj["colluders"]),
         tamper=tuple(obj["tamper"]),
+        channels=None
+        if "channels" not in obj
+        else Channels(
+            suite_named(obj["channels"]["suite"]), Fraction(obj["channels"]["tamper_frames"])
+        ),
+        byzantine={int(k): v for k, v in obj.get("byzantine", {}).items()},
     )
 
 
@@ -223,6 +236,103 @@ def cases() -> Iterator[tuple[str, Json]]:
             line=line + 1,
         ),
     )
+    yield from _byzantine_cases()
+
+
+def _byzantine_cases() -> Iterator[tuple[str, Json]]:
+    """Rounds with Byzantine nodes (spec/09-protocol.md#byzantine-nodes), sealed, and
+    transcripts in which an honest node breaks the echo rules."""
+
+    def byzantine(seed: int, f: int, deviants: Mapping[str, str], **kw: Any) -> Scenario:
+        probe = build(master=case_seed(seed), nodes=7, threshold=2)
+        who = {"coordinator": probe.params.coordinator}
+        others = [i for i in probe.params.nodes if i != probe.params.coordinator]
+        who |= {"aggregator": others[0], "other": others[1]}
+        return build(
+            master=case_seed(seed), nodes=7, threshold=2, dimension=DIMENSION,
+            target_variance=TARGET, colluders=max(f, 1), max_byzantine=f,
+            byzantine={who[role]: kind for role, kind in deviants.items()},
+            channels=Channels(), **kw,
+        )  # fmt: skip
+
+    fault_free = byzantine(920, 1, {})
+    yield _run_case(
+        "run_byzantine_echo_fault_free",
+        "7 nodes, t = 2, f = 1, sealed: no node deviates; every aggregator echoes the final "
+        "decision to the others, and answers it once Q = 5 echoes match",
+        fault_free,
+    )
+    equivocating = byzantine(921, 1, {"coordinator": "equivocate"}, max_dropouts=1, precover=True)
+    yield _run_case(
+        "run_byzantine_equivocation_aborts",
+        "7 nodes, t = 2, f = 1, D = 1 pre-covered: the coordinator sends a second final "
+        "decision to the upper half of the aggregators; the echoes carry its signature of "
+        "both, every aggregator aborts with coordinator-equivocation, nothing is released",
+        equivocating,
+    )
+    yield _run_case(
+        "run_byzantine_equivocation_without_echo",
+        "The same attack with f = 0 (no echo exchange), beyond the round's bound: two "
+        "different sums are released (result: releases = 2); the transcript verifies as a "
+        "record of the attack",
+        byzantine(922, 0, {"coordinator": "equivocate"}, max_dropouts=1, precover=True),
+    )
+    for seed, kind, text in (
+        (923, "wrong-partial-sum", "adds 1 to its partial sums: the receivers correct around it"),
+        (924, "replay", "sends every message twice: each copy is refused as a duplicate"),
+        (925, "withhold", "sends nothing to odd nodes: it is a dropout, the others top up"),
+    ):
+        role = "aggregator" if kind == "wrong-partial-sum" else "other"
+        yield _run_case(
+            f"run_byzantine_{kind.replace('-', '_')}",
+            f"7 nodes, t = 2, f = 1, D = 1: a Byzantine node {text}; one correct release",
+            byzantine(seed, 1, {role: kind}, max_dropouts=1),
+        )
+    # An honest aggregator that answers before the echo quorum: named at its partial sum.
+    lines, _ = _run(fault_free)
+    first = next(i for i, x in enumerate(lines) if x["type"] == "send"
+                 and x["message"]["kind"] == "echo")  # fmt: skip
+    sender = lines[first]["message"]["sender"]  # its first echo is at line `first`
+    forged = copy.deepcopy(lines)
+    echo = first  # the first echo of that sender
+    forged[echo]["message"]["contributors"] = forged[echo]["message"]["contributors"][:-1]
+    yield f"{FAMILY}/verify_bad_echo_of_another_decision.json", make_case(
+        FAMILY, "verify",
+        description=(
+            f"run_byzantine_echo_fault_free's transcript in which aggregator {sender}, not "
+            "declared Byzantine, echoes a decision without the last contributor: its machine "
+            "echoes the decision it received"
+        ),
+        transcript=forged, valid=False, line=echo + 1,
+    )  # fmt: skip
+    lines, _ = _run(equivocating)
+    undeclared = copy.deepcopy(lines)
+    del undeclared[0]["byzantine"]
+    decisions = [(i, x["message"]) for i, x in enumerate(undeclared)
+                 if x["type"] == "send" and x["message"]["kind"] == "decision"]  # fmt: skip
+    genuine = next(m for _, m in decisions if m["role"] == "contributor")
+    line = next(i for i, m in decisions if m["contributors"] != genuine["contributors"]
+                or m["aggregators"] != genuine["aggregators"])  # fmt: skip
+    yield f"{FAMILY}/verify_bad_undeclared_equivocation.json", make_case(
+        FAMILY, "verify",
+        description=(
+            "run_byzantine_equivocation_aborts's transcript with the header's byzantine key "
+            "removed: the coordinator's second decision is not what its machine sends"
+        ),
+        transcript=undeclared, valid=False, line=line + 1,
+    )  # fmt: skip
+    bad_signature = copy.deepcopy(lines)
+    line = next(i for i, x in enumerate(bad_signature) if "decision_signature" in x)
+    sig = bad_signature[line]["decision_signature"]
+    bad_signature[line]["decision_signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+    yield f"{FAMILY}/verify_bad_forwarded_signature.json", make_case(
+        FAMILY, "verify",
+        description=(
+            "run_byzantine_equivocation_aborts's transcript with one forwarded decision "
+            "signature altered: the echo answers a decision the coordinator did not sign"
+        ),
+        transcript=bad_signature, valid=False, line=line + 1,
+    )  # fmt: skip
 
 
 def _text(lines: list[Any]) -> str:

@@ -64,8 +64,9 @@ def build(
       ``Xof(master, Tag("sim.dropouts"))``, crash before they have sent all
       their initial shares: each after ``uniform_int(m)`` sends, with ``m``
       the number of aggregators. ``crashes`` adds explicit ones.
-    - ``colluders`` contributors, drawn from ``Xof(master, Tag("sim.colluders"))``,
-      collude; the noise plan's ``T`` is ``colluders``.
+    - ``colluders`` contributors collude: the Byzantine ones first (they know
+      their own noise), the rest drawn from ``Xof(master, Tag("sim.colluders"))``;
+      the noise plan's ``T`` is ``colluders``.
     - The plan's ``D`` is ``max_dropouts`` (default ``dropouts``); the minimum
       contributor set is ``min_contributors`` (default ``min(n, max(2, n − D))``).
     - ``noise_sources`` (default: all) and ``receivers`` (default: all) take
@@ -138,13 +139,16 @@ def build(
     dropped = _pick(xof, [i for i in ids if i != coordinator], dropouts)
     all_crashes = {i: xof.uniform_int(len(aggregators)) for i in dropped}
     all_crashes.update(crashes or {})
-    colluding = _pick(Xof(master, Tag("sim.colluders")), list(ids), colluders)
+    # Byzantine contributors know their own noise: they are colluders first.
+    deviant = sorted(i for i in (byzantine or {}) if i in ids)[:colluders]
+    rest = [i for i in ids if i not in deviant]
+    colluding = deviant + _pick(Xof(master, Tag("sim.colluders")), rest, colluders - len(deviant))
     return Scenario(
         params=params,
         master=master,
         network=network or Network(),
         crashes=all_crashes,
-        colluders=tuple(colluding),
+        colluders=tuple(sorted(colluding)),
         tamper=tamper,
         updates=updates,
         channels=channels,

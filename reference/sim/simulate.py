@@ -211,6 +211,13 @@ class Scenario:
                 )
             if node in self.crashes:
                 raise ParameterError(f"node {node} is Byzantine and cannot also crash")
+        within = len(self.byzantine) <= p.max_byzantine
+        outside = sorted(set(self.byzantine) & set(p.contributors) - set(self.colluders))
+        if within and outside:
+            raise ParameterError(
+                f"Byzantine contributors {outside} must be among the colluders (the noise plan's "
+                f"T = {p.noise.max_colluders} counts every contributor that knows its noise)"
+            )
         if p.max_byzantine and self.channels is None:
             raise ParameterError(
                 f"a round with max_byzantine = {p.max_byzantine} needs sealed channels: its "

@@ -33,22 +33,33 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+
 from protocol.channels import (
+    FORWARDING_KINDS,
     SIGNATURE_SIZE,
     SIGNED_KINDS,
     Roster,
     SessionKey,
+    answered_decision,
     frame_size,
+    statement,
     suite_named,
     verify_statement,
 )
 from protocol.errors import CHANNEL_FAULTS, ChannelError, ParameterError, ProtocolError, SdlError
 from protocol.machine import Event, Receive, Start, State, Timeout, Timer, initial, step
-from protocol.messages import Message, Role, dump, from_obj
+from protocol.messages import Echo, Message, PartialSum, Role, dump, from_obj
 from protocol.params import RoundParams
 from protocol.xof import SEED_SIZE, as_seed
 from reference.channels.seal import Session
-from reference.sim.simulate import FRAME_ATTACKS, TRANSCRIPT_FORMAT, holders, outcome
+from reference.sim.simulate import (
+    BYZANTINE_KINDS,
+    FRAME_ATTACKS,
+    TRANSCRIPT_FORMAT,
+    holders,
+    outcome,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,16 +238,23 @@ class _Channels:
         return cls(params, session)
 
     def check_send(self, line: Mapping[str, Any], m: Message, number: int) -> None:
-        """A send line records its frame's size and a broadcast's statement signature."""
+        """A send line records its frame's size and a broadcast's statement signature
+        (or, in a round with Byzantine nodes, the decision signature an echo or a
+        partial sum forwards)."""
         framed = self.session is not None and m.sender != m.recipient
         signed = framed and m.kind in SIGNED_KINDS
-        for key, wanted in (("frame_bytes", framed), ("statement_signature", signed)):
+        forwards = framed and bool(self.params.max_byzantine) and m.kind in FORWARDING_KINDS
+        for key, wanted in (
+            ("frame_bytes", framed),
+            ("statement_signature", signed),
+            ("decision_signature", forwards),
+        ):
             if key in line and not wanted:
                 raise _Invalid(number, f"a {m.kind} {self._unframed(m)} carries no {key}")
         if not framed:
             return
         assert self.session is not None
-        size = frame_size(m, self.params.field, self.session.suite)
+        size = frame_size(m, self.params.field, self.session.suite, forwarded=forwards)
         if line.get("frame_bytes") != size or type(line.get("frame_bytes")) is not int:
             raise _Invalid(
                 number,
@@ -245,12 +263,32 @@ class _Channels:
             )
         if signed:
             self._check_statement(line.get("statement_signature"), m, number)
+        if forwards:
+            self._check_forwarded(line.get("decision_signature"), m, number)
+
+    def _check_forwarded(self, signature: object, m: Message, number: int) -> None:
+        """An echo or a partial sum answers a final decision the coordinator signed."""
+        assert self.session is not None and isinstance(m, Echo | PartialSum)
+        coordinator = self.params.coordinator
+        why = (
+            f"node {m.sender}'s {m.kind} to node {m.recipient} answers a final decision for "
+            f"stage {m.stage} that the coordinator, node {coordinator}, did not sign"
+        )
+        if not isinstance(signature, str) or len(signature) != 2 * SIGNATURE_SIZE:
+            raise _Invalid(number, f"{why}: decision_signature must be {SIGNATURE_SIZE} bytes hex")
+        decision = statement(answered_decision(m, coordinator))
+        try:
+            self.session.roster.identity(coordinator).verify(bytes.fromhex(signature), decision)
+        except (InvalidSignature, ValueError):
+            raise _Invalid(number, why) from None
 
     def _unframed(self, m: Message) -> str:
         if self.session is None:
             return "in a transcript without channels"
         if m.sender == m.recipient:
             return "from a node to itself (no frame)"
+        if m.kind in FORWARDING_KINDS and not self.params.max_byzantine:
+            return "in a round with max_byzantine = 0"
         return "(only a decision or an abort has a statement)"
 
     def _check_statement(self, signature: object, m: Message, number: int) -> None:
@@ -298,8 +336,8 @@ class _Channels:
         return time
 
 
-def _header(number: int, header: Any) -> tuple[RoundParams, list[int], _Channels]:
-    """The round's parameters, colluders and channels from the header line."""
+def _header(number: int, header: Any) -> tuple[RoundParams, list[int], _Channels, dict[int, str]]:
+    """The round's parameters, colluders, channels and Byzantine nodes from the header line."""
     if not isinstance(header, dict) or header.get("type") != "header":
         raise _Invalid(number, "the first line must be the header")
     if header.get("format") != TRANSCRIPT_FORMAT:
@@ -313,13 +351,25 @@ def _header(number: int, header: Any) -> tuple[RoundParams, list[int], _Channels
     colluders = _get(header, "colluders", number)
     if not isinstance(colluders, list) or not all(type(c) is int for c in colluders):
         raise _Invalid(number, f"colluders must be a list of node ids; got {colluders!r}")
-    return params, colluders, _Channels.from_header(header, params, number)
+    byzantine: dict[int, str] = {}
+    declared = header.get("byzantine", {})
+    if not isinstance(declared, dict) or ("byzantine" in header and not declared):
+        raise _Invalid(number, f"byzantine must be a non-empty object; got {declared!r}")
+    for node, kind in declared.items():
+        if not node.isdigit() or int(node) not in params.nodes or kind not in BYZANTINE_KINDS:
+            raise _Invalid(
+                number,
+                f"byzantine maps a node of the round to one of {', '.join(BYZANTINE_KINDS)}; "
+                f"got {node!r}: {kind!r}",
+            )
+        byzantine[int(node)] = kind
+    return params, colluders, _Channels.from_header(header, params, number), byzantine
 
 
 def _verify(items: _Lines) -> Verdict:
     if not items:
         raise _Invalid(1, "empty transcript: expected a header line")
-    params, colluders, channels = _header(*items.popleft())
+    params, colluders, channels, byzantine = _header(*items.popleft())
     states: dict[tuple[int, Role], State] = {
         (node, role): initial(params, node=node, role=role) for node, role in holders(params)
     }
@@ -330,12 +380,21 @@ def _verify(items: _Lines) -> Verdict:
     crashed: set[int] = set()
     expect: deque[Message] = deque()
     last_time = 0
+    #: The Byzantine node whose step came last (its sends follow), or 0.
+    byzantine_turn = 0
 
     while items:
         number, line = items.popleft()
         kind = _get(line, "type", number)
         if kind == "send":
             m = _message(_get(line, "message", number), number)
+            if m.sender in byzantine and byzantine_turn == m.sender and not expect:
+                # A declared Byzantine node sends what it likes after its steps; the
+                # channel's rules (frame size, signatures) still hold for it.
+                channels.check_send(line, m, number)
+                sent.add(_digest(m))
+                sends_by[m.sender] += 1
+                continue
             if not expect:
                 raise _Invalid(
                     number,
@@ -387,6 +446,7 @@ def _verify(items: _Lines) -> Verdict:
                 params=params,
                 states=states,
                 colluders=colluders,
+                byzantine=byzantine,
                 crashed=crashed,
                 timers=timers,
                 rest=items,
@@ -434,10 +494,11 @@ def _verify(items: _Lines) -> Verdict:
         if items.next_type() == "reject":
             raise _Invalid(items.number, f"the {role} at node {node} accepts the event before it")
         states[(node, role)] = new
+        byzantine_turn = node if node in byzantine else 0
         for out in outputs:
             if isinstance(out, Timer):
                 timers[(node, role)].append((time + out.windows * params.window, out.stage))
-            else:
+            elif not byzantine_turn:
                 expect.append(out)
     raise _Invalid(items.number, "the transcript ends without a result line")
 
@@ -503,6 +564,7 @@ def _check_result(
     params: RoundParams,
     states: Mapping[tuple[int, Role], State],
     colluders: list[int],
+    byzantine: Mapping[int, str],
     crashed: set[int],
     timers: Mapping[tuple[int, Role], list[tuple[int, int | None]]],
     rest: _Lines,
@@ -518,7 +580,10 @@ def _check_result(
                 f"{state.phase.value} with a timer due at time {min(t for t, _ in pending)}",
             )
     try:
-        got = outcome(params, states, colluders=colluders, crashed=frozenset(crashed)).to_json()
+        got = outcome(
+            params, states, colluders=colluders, crashed=frozenset(crashed),
+            byzantine=tuple(byzantine),
+        ).to_json()  # fmt: skip
     except ParameterError as exc:
         raise _Invalid(number, f"cannot compute the result: {exc}") from None
     claimed = {k: v for k, v in line.items() if k != "type"}
@@ -526,7 +591,19 @@ def _check_result(
         raise _Invalid(number, f"result {_diff(claimed, got)}")
     if not got["aggregate_correct"]:
         raise _Invalid(number, "the released value is not the sum over its contributor set")
+    if len(byzantine) <= params.max_byzantine and not got.get("honest_agree", True):
+        raise _Invalid(number, "honest receivers released different values")
+    if len(byzantine) <= params.max_byzantine and got.get("releases", 0) > 1:
+        raise _Invalid(
+            number,
+            f"{got['releases']} different values were released with {len(byzantine)} "
+            f"Byzantine nodes, within the round's max_byzantine = {params.max_byzantine}",
+        )
     honest = Fraction(got["honest_noise_variance_exact"])
+    if len(byzantine) > params.max_byzantine:
+        # Beyond the round's bound the guarantees do not hold: the transcript is a
+        # faithful record of an attack, and what it released is reported as it is.
+        return Verdict(True, None, None, got)
     if got["status"] == "released" and honest < params.noise.target_variance:
         raise _Invalid(number, "the released sum carries less honest noise than the target")
     return Verdict(True, None, None, got)
