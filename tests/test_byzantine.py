@@ -34,6 +34,8 @@ from protocol.errors import ParameterError
 from protocol.messages import Decision, Echo, PartialSum, from_obj
 from protocol.xof import Seed, as_seed
 from reference.channels.seal import connect
+from reference.cli.main import main
+from reference.common.seeds import seed_from_hex
 from reference.sim.scenarios import build
 from reference.sim.simulate import BYZANTINE_KINDS, Channels, Network, Outcome, Scenario, simulate
 from reference.sim.transcript import verify
@@ -308,3 +310,52 @@ def test_f_zero_round_json_is_unchanged() -> None:
     q = round_params(n=5, threshold=1, max_byzantine=1, max_colluders=1)
     assert q.to_json()["max_byzantine"] == 1
     assert type(q).from_json(q.to_json()) == q
+
+
+# ---------------------------------------------------------------- sdl simulate --byzantine
+
+EQUIVOCATE = ["simulate", "--nodes", "7", "--threshold", "2", "--max-dropouts", "1"]
+EQUIVOCATE += ["--precover", "--seed", "2"]
+
+
+def _sdl(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_equivocation_beyond_and_within_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    coordinator = build(master=seed_from_hex("2"), nodes=7, threshold=2).params.coordinator
+    deviant = ["--byzantine", f"equivocate:{coordinator}", "--json"]
+    code, out, _ = _sdl(capsys, [*EQUIVOCATE, *deviant])
+    beyond = json.loads(out)
+    assert code == 0 and beyond["within_bounds"] is False and beyond["max_byzantine"] == 0
+    assert beyond["releases"] == 2 and beyond["honest_agree"] is False
+    code, out, _ = _sdl(capsys, [*EQUIVOCATE, *deviant, "--max-byzantine", "1"])
+    within = json.loads(out)
+    assert code == 0 and within["within_bounds"] is True and within["releases"] == 0
+    assert within["reason"] == "coordinator-equivocation"
+    assert within["abort_cause"]["equivocation"]["coordinator"] == coordinator
+    assert within["byzantine"] == {str(coordinator): "equivocate"}
+    assert within["colluders"] == [coordinator]  # T defaults to f; the deviant counts in it
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--byzantine", "bogus:1"], "KIND one of"),
+        (["--byzantine", "replay:0"], "NODE >= 1"),
+        (["--byzantine", "replay:3,withhold:3"], "named twice"),
+        (["--byzantine", "replay:3", "--byzantine", "withhold:3"], "more than once"),
+        (["--max-byzantine", "1", "--channels", "plain"], "sealed channels"),
+        (["--max-byzantine", "3"], "max_byzantine"),
+    ],
+)
+def test_cli_bad_byzantine_input_exits_2_naming_it(
+    capsys: pytest.CaptureFixture[str], extra: list[str], words: str
+) -> None:
+    code, _, err = _sdl(capsys, [*EQUIVOCATE, *extra])
+    assert code == 2 and words in err, err

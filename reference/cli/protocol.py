@@ -377,7 +377,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             if r.get("status") == "released"
             else f"aborted ({r.get('reason')})"
         )
-        print(f"{args.transcript}: valid: every node followed the protocol; the round {what}")
+        if verdict.byzantine:
+            named = ", ".join(f"node {n} {k}" for n, k in sorted(verdict.byzantine.items()))
+            who = f"every honest node followed the protocol (declared Byzantine: {named})"
+            if r.get("releases", 0) > 1:
+                what = f"released {r['releases']} different values: the attack succeeded"
+        else:
+            who = "every node followed the protocol"
+        print(f"{args.transcript}: valid: {who}; the round {what}")
     else:
         print(f"{args.transcript}:{verdict.line}: invalid: {verdict.why}")
     return EXIT_OK if verdict.valid else EXIT_FAILED

@@ -29,7 +29,7 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -73,9 +73,17 @@ class Verdict:
     line: int | None = None
     why: str | None = None
     result: Mapping[str, Any] | None = None
+    #: The nodes the header declares Byzantine (exempt from rule 6), and how they deviate.
+    byzantine: Mapping[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"valid": self.valid, "line": self.line, "why": self.why, "result": self.result}
+        return {
+            "valid": self.valid,
+            "line": self.line,
+            "why": self.why,
+            "result": self.result,
+            "byzantine": {str(k): v for k, v in sorted(self.byzantine.items())},
+        }
 
 
 class _Invalid(Exception):
@@ -603,7 +611,7 @@ def _check_result(
     if len(byzantine) > params.max_byzantine:
         # Beyond the round's bound the guarantees do not hold: the transcript is a
         # faithful record of an attack, and what it released is reported as it is.
-        return Verdict(True, None, None, got)
+        return Verdict(True, None, None, got, byzantine)
     if got["status"] == "released" and honest < params.noise.target_variance:
         raise _Invalid(number, "the released sum carries less honest noise than the target")
-    return Verdict(True, None, None, got)
+    return Verdict(True, None, None, got, byzantine)
