@@ -109,13 +109,16 @@ REFERENCE = ROOT / "reference"
 #: benchmarks run a deployment; everything may use ``common``.
 ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "common": frozenset(),
+    "accounting": frozenset(),
     "channels": frozenset({"common"}),
     "sim": frozenset({"common", "channels"}),
     "oracle": frozenset({"common", "channels", "sim"}),
     "bench": frozenset({"common", "channels", "sim", "deploy"}),
     "learning": frozenset({"common", "channels", "sim"}),
     "deploy": frozenset({"common", "channels", "sim", "learning"}),
-    "cli": frozenset({"common", "channels", "sim", "oracle", "bench", "learning", "deploy"}),
+    "cli": frozenset(
+        {"common", "accounting", "channels", "sim", "oracle", "bench", "learning", "deploy"}
+    ),
 }
 
 

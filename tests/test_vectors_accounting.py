@@ -68,7 +68,8 @@ def test_the_family_is_small_and_has_both_operations_and_negative_cases() -> Non
 
 
 def _dpa_curve(event: Mapping[str, Any], orders: Sequence[float]) -> list[float | None] | None:
-    """dp-accounting's RDP of a Gaussian-family event where it is exact (None elsewhere); else None."""
+    """dp-accounting's RDP of a Gaussian-family event where it is exact (None elsewhere);
+    else None."""
     dpa = pytest.importorskip("dp_accounting", reason="dp-accounting is the test oracle")
     rdp_module = pytest.importorskip("dp_accounting.rdp")
 

@@ -9,7 +9,9 @@ import argparse
 from fractions import Fraction
 
 from protocol import accounting
+from protocol.errors import ParameterError
 from protocol.xof import Tag, Xof
+from reference.accounting import pld as pld_accounting
 from reference.cli.declare import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,25 +167,46 @@ def _cmd_privacy_epsilon(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     parameter = _NOISE_PARAMETER[args.mechanism]
     noise = getattr(args, parameter)
-    result = accounting.epsilon(_privacy_event(args, noise), delta=args.delta)
+    event = _privacy_event(args, noise)
+    result = accounting.epsilon(event, delta=args.delta)
+    eps, answered = result.epsilon, "rdp"
+    if args.accountant != "rdp":
+        try:
+            eps, answered = pld_accounting.epsilon_with(
+                event, args.delta, accountant=args.accountant, discretization=args.discretization
+            )
+        except ParameterError as exc:
+            report_error(args.command_prog, str(exc))
+            return EXIT_USAGE
     body = {
-        "epsilon": result.epsilon,
+        "epsilon": eps,
         "order": result.order,
         "delta": args.delta,
         "mechanism": args.mechanism,
         parameter: noise,
         "rounds": args.rounds,
         "sampling_rate": args.sampling_rate,
+        "accountant": answered,
     }
     if args.json:
         _emit(body)
     else:
         print(
-            f"epsilon = {result.epsilon:.6g} at delta = {args.delta:g} "
-            f"(Renyi order {result.order:g}) after {args.rounds} round(s) of "
+            f"epsilon = {eps:.6g} at delta = {args.delta:g} "
+            f"({_answered_by(args, answered, result.order)}) after {args.rounds} round(s) of "
             f"{args.mechanism}, {parameter} = {noise:g}, sampling rate {args.sampling_rate:g}"
         )
     return EXIT_OK
+
+
+def _answered_by(args: argparse.Namespace, answered: str, order: float) -> str:
+    """How the text output names the bound: the Renyi order, or the PLD's discretization."""
+    said = (
+        f"Renyi order {order:g}"
+        if answered == "rdp"
+        else f"PLD accountant, discretization {args.discretization:g}"
+    )
+    return said if args.accountant == "rdp" else f"{said}; accountant {args.accountant}"
 
 
 def _search_floor(mechanism: str) -> float:
@@ -216,12 +239,72 @@ def _least_noise(args: argparse.Namespace) -> float | None:
     ).noise
 
 
+def _least_noise_with(args: argparse.Namespace, rdp_noise: float) -> tuple[float, float, str]:
+    """The least noise meeting the target under ``--accountant pld|best``, its ε, who answered.
+
+    The RDP answer bounds the search: under ``best`` it already meets the
+    target, and under ``pld`` the search doubles from it until the PLD does.
+    """
+    floor = _search_floor(args.mechanism)
+
+    def event(noise: float) -> object:
+        return _privacy_event(args, noise)
+
+    def meets(noise: float) -> bool:
+        try:
+            eps, _ = pld_accounting.epsilon_with(
+                event(noise),
+                args.delta,
+                accountant=args.accountant,
+                discretization=args.discretization,
+            )
+        except ParameterError:
+            if args.accountant != "pld":
+                raise
+            return False
+        return bool(eps <= args.epsilon)
+
+    high = rdp_noise
+    while not meets(high):
+        high *= 2
+        if high > _SEARCH_CEILING:
+            raise ParameterError(
+                f"no noise up to {_SEARCH_CEILING:g} reaches epsilon = {args.epsilon:g} "
+                f"with the PLD accountant"
+            )
+    low = high / 2
+    while low > floor and meets(low):
+        high, low = low, low / 2
+    low = max(low, floor)
+    if low >= high:
+        found = high
+        eps, who = pld_accounting.epsilon_with(
+            event(found), args.delta, accountant=args.accountant, discretization=args.discretization
+        )
+        return found, eps, who
+    result = pld_accounting.calibrate_with(
+        event,
+        target_epsilon=args.epsilon,
+        delta=args.delta,
+        low=low,
+        high=high,
+        accountant=args.accountant,
+        discretization=args.discretization,
+    )
+    return result.noise, result.epsilon, result.accountant
+
+
 def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
     problem = _check_privacy_args(args, need_noise=False)
     if problem is not None:
         report_error(args.command_prog, problem)
         return EXIT_USAGE
     parameter = _NOISE_PARAMETER[args.mechanism]
+    if args.accountant == "pld":
+        refusal = pld_accounting.domain_refusal(_privacy_event(args, _search_floor(args.mechanism)))
+        if refusal is not None:
+            report_error(args.command_prog, refusal)
+            return EXIT_USAGE
     noise = _least_noise(args)
     if noise is None:
         report_error(
@@ -231,23 +314,34 @@ def _cmd_privacy_calibrate(args: argparse.Namespace) -> int:
             kind="unreachable",
         )
         return EXIT_FAILED
+    eps, answered = 0.0, "rdp"
+    if args.accountant != "rdp":
+        try:
+            noise, eps, answered = _least_noise_with(args, noise)
+        except ParameterError as exc:
+            report_error(args.command_prog, str(exc), kind="unreachable")
+            return EXIT_FAILED
     achieved = accounting.epsilon(_privacy_event(args, noise), delta=args.delta)
+    if args.accountant == "rdp":
+        eps = achieved.epsilon
     body = {
         parameter: noise,
-        "epsilon": achieved.epsilon,
+        "epsilon": eps,
         "order": achieved.order,
         "target_epsilon": args.epsilon,
         "delta": args.delta,
         "mechanism": args.mechanism,
         "rounds": args.rounds,
         "sampling_rate": args.sampling_rate,
+        "accountant": answered,
     }
     if args.json:
         _emit(body)
     else:
+        said = "" if args.accountant == "rdp" else f" (accountant {args.accountant}: {answered})"
         print(
-            f"{parameter} = {noise:.6g} gives epsilon = {achieved.epsilon:.6g} "
-            f"<= {args.epsilon:g} at delta = {args.delta:g} over {args.rounds} round(s)"
+            f"{parameter} = {noise:.6g} gives epsilon = {eps:.6g} "
+            f"<= {args.epsilon:g} at delta = {args.delta:g} over {args.rounds} round(s){said}"
         )
     return EXIT_OK
 
@@ -423,6 +517,21 @@ _RELEASE_OPTIONS = (
         metavar="D",
         required=True,
     ),
+    Option(
+        ("--accountant",),
+        "rdp (Renyi DP), pld (privacy loss distribution) or best (the smaller epsilon of "
+        "the two; pld answers only where it applies); JSON's accountant key says which answered",
+        choices=pld_accounting.ACCOUNTANTS,
+        default="best",
+    ),
+    Option(
+        ("--discretization",),
+        "pld, best: the width of a privacy-loss bucket (smaller is tighter and slower)",
+        type=positive_float,
+        default=pld_accounting.DEFAULT_DISCRETIZATION,
+        metavar="W",
+        shown_default=f"{pld_accounting.DEFAULT_DISCRETIZATION:g}",
+    ),
     JSON,
 )
 
@@ -461,6 +570,12 @@ _PRIVACY = Command(
 
                 A missing flag the mechanism needs, or a flag of another mechanism, exits 2
                 naming it, as does --l1-sensitivity below --l2-sensitivity.
+
+                --accountant chooses the bound: rdp, pld (a pessimistic privacy loss
+                distribution; for skellam and dgauss only when one unit changes a single
+                coordinate by an integer, else exit 2 naming the domain), or best (default),
+                the smaller of the two. The JSON's "accountant" says which answered; its
+                "order" is always the RDP bound's Renyi order.
             """,
             options=(_MECHANISM_OPTION, *_NOISE_OPTIONS, *_RELEASE_OPTIONS),
             examples=(
@@ -473,6 +588,11 @@ _PRIVACY = Command(
                     "sdl privacy epsilon --mechanism skellam --variance 1e7 "
                     "--l2-sensitivity 256 --l1-sensitivity 8192 --rounds 100 --delta 1e-5",
                     "Skellam noise of total variance 10^7 over 100 rounds",
+                ),
+                Example(
+                    "sdl privacy epsilon --mechanism gaussian --noise-multiplier 1.1 "
+                    "--sampling-rate 0.01 --rounds 1000 --delta 1e-5 --accountant pld --json",
+                    "the same with the PLD accountant; the JSON's accountant key says pld",
                 ),
                 Example(
                     "sdl privacy epsilon --mechanism dgauss --sigma 100 --clients 10 "
@@ -502,7 +622,9 @@ _PRIVACY = Command(
                 sigma = {accounting.DDG_MIN_SIGMA:g}, the least sigma the dgauss bound holds
                 for; if that already meets the target it is the answer. Otherwise the noise
                 is doubled until it does, then bisected. Exits 1 if no noise up to
-                {_SEARCH_CEILING:.0e} meets the target.
+                {_SEARCH_CEILING:.0e} meets the target. With --accountant pld or best the
+                search starts from the RDP answer and bisects on the chosen accountant's
+                epsilon, to a relative tolerance of 1e-4.
             """,
             options=(_MECHANISM_OPTION, *_TARGET_OPTIONS, *_RELEASE_OPTIONS),
             examples=(
@@ -510,6 +632,11 @@ _PRIVACY = Command(
                     "sdl privacy calibrate --mechanism gaussian --epsilon 2 --rounds 100 "
                     "--delta 1e-5",
                     "the noise multiplier for epsilon 2",
+                ),
+                Example(
+                    "sdl privacy calibrate --mechanism gaussian --epsilon 2 --rounds 100 "
+                    "--delta 1e-5 --accountant best",
+                    "the least noise multiplier under the smaller of the RDP and PLD bounds",
                 ),
                 Example(
                     "sdl privacy calibrate --mechanism skellam --epsilon 2 --delta 1e-5 "
