@@ -59,6 +59,7 @@ from protocol.params import (
     REPORT_WINDOWS,
     TOP_UP_REPORT_WINDOWS,
     TOP_UP_WINDOWS,
+    VIEW_WINDOWS,
     RoundParams,
 )
 from protocol.shamir import Share as ShamirShare
@@ -75,6 +76,9 @@ class Phase(enum.Enum):
     #: An aggregator that answered a final decision and waits for the echo quorum
     #: (rounds with ``max_byzantine >= 1``: spec/09-protocol.md#the-echo-exchange).
     ECHOED = "echoed"
+    #: A backup coordinator whose view has not begun: it follows the decisions
+    #: of the views before it (spec/09-protocol.md#failover).
+    STANDBY = "standby"
     DONE = "done"
     RELEASED = "released"
     ABORTED = "aborted"
@@ -112,10 +116,13 @@ class Receive:
 class Timeout:
     """A timer this machine set has fired. Spec: spec/09-protocol.md#timers
 
-    ``stage`` is the stage the timer was set for, or ``None`` for the round timer.
+    ``stage`` is the stage the timer was set for, or ``None`` for the round timer;
+    ``view`` the view an aggregator's view timer moves it to (``None`` for every
+    other timer: spec/09-protocol.md#failover).
     """
 
     stage: int | None
+    view: int | None = None
 
 
 Event: TypeAlias = Start | Receive | Timeout
@@ -127,11 +134,13 @@ class Timer:
 
     Spec: spec/09-protocol.md#timers
 
-    ``stage=None`` is the round timer: the round is over when it fires.
+    ``stage=None`` is the round timer: the round is over when it fires. ``view``
+    marks an aggregator's view timer (spec/09-protocol.md#failover).
     """
 
     stage: int | None
     windows: int
+    view: int | None = None
 
 
 Output: TypeAlias = Message | Timer
@@ -208,6 +217,9 @@ class AggregatorState(_State):
     answer: Decided | None = None
     #: Per aggregator, the final decision it echoed (this one's own answer included).
     echoes: Mapping[int, Decided] = field(default_factory=dict)
+    #: The view: whose decisions it takes, ``params.coordinators[view]``
+    #: (rounds with backup coordinators: spec/09-protocol.md#failover).
+    view: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +233,9 @@ class CoordinatorState(_State):
     reports: Mapping[int, frozenset[int]] = field(default_factory=dict)
     #: The final decision, once made: (stage, contributors, aggregators).
     decision: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
+    #: A backup's last top-up decision followed from an earlier view, if any
+    #: (rounds with backup coordinators: spec/09-protocol.md#failover).
+    followed: Decided | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +270,7 @@ def initial(params: RoundParams, *, node: int, role: Role) -> State:
     holders: Mapping[Role, tuple[int, ...]] = {
         "contributor": params.contributors,
         "aggregator": params.aggregators,
-        "coordinator": (params.coordinator,),
+        "coordinator": params.coordinators,
         "receiver": params.receiving,
     }
     if role not in holders:
@@ -301,9 +316,12 @@ TRANSITIONS: Mapping[Role, Mapping[tuple[Phase, str], frozenset[Phase]]] = {
         (P.ECHOED, "abort"): frozenset({P.ABORTED}),
     },
     "coordinator": {
-        (P.IDLE, "start"): frozenset({P.COLLECTING}),
+        (P.IDLE, "start"): frozenset({P.COLLECTING, P.STANDBY}),
         (P.COLLECTING, "report"): frozenset({P.COLLECTING, P.DONE, P.ABORTED}),
         (P.COLLECTING, "timeout"): frozenset({P.COLLECTING, P.DONE, P.ABORTED}),
+        (P.STANDBY, "report"): frozenset({P.STANDBY, P.COLLECTING, P.DONE, P.ABORTED}),
+        (P.STANDBY, "decision"): frozenset({P.STANDBY}),
+        (P.STANDBY, "abort"): frozenset({P.ABORTED}),
     },
     "receiver": {
         (P.IDLE, "start"): frozenset({P.COLLECTING}),
@@ -317,10 +335,10 @@ TRANSITIONS: Mapping[Role, Mapping[tuple[Phase, str], frozenset[Phase]]] = {
 _SENDERS: Mapping[str, Callable[[RoundParams], tuple[int, ...]]] = {
     "share": lambda p: p.contributors,
     "report": lambda p: p.aggregators,
-    "decision": lambda p: (p.coordinator,),
+    "decision": lambda p: p.coordinators,
     "echo": lambda p: p.aggregators,
     "partial_sum": lambda p: p.aggregators,
-    "abort": lambda p: (p.coordinator,),
+    "abort": lambda p: p.coordinators,
 }
 
 
@@ -395,10 +413,17 @@ def _header(state: State, *, recipient: int, role: Role) -> dict[str, object]:
     }
 
 
+def _later_coordinators(state: State) -> tuple[int, ...]:
+    """The backup coordinators of the views after this coordinator's."""
+    p = state.params
+    return p.coordinators[p.coordinators.index(state.node) + 1 :]
+
+
 def _abort_all(state: State, reason: Reason) -> list[Output]:
     p = state.params
     out: list[Output] = []
-    for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators),
+    for role, ids in (("coordinator", _later_coordinators(state)),
+                      ("contributor", p.contributors), ("aggregator", p.aggregators),
                       ("receiver", p.receiving)):  # fmt: skip
         out += [Abort(**_header(state, recipient=i, role=role), reason=reason) for i in ids]  # type: ignore[arg-type]
     return out
@@ -520,10 +545,16 @@ def _aggregator_start(s: AggregatorState, e: Event) -> tuple[State, list[Output]
 
 
 def _report(s: AggregatorState) -> tuple[State, list[Output]]:
+    p = s.params
     holds = tuple(sorted(s.prior & s.delivered))
-    report = Report(**_header(s, recipient=s.params.coordinator, role="coordinator"),  # type: ignore[arg-type]
+    to = p.coordinators[s.view]
+    report = Report(**_header(s, recipient=to, role="coordinator"),  # type: ignore[arg-type]
                     stage=s.stage, holds=holds)  # fmt: skip
-    return replace(s, phase=Phase.REPORTED), [report]
+    out: list[Output] = [report]
+    if s.view + 1 < len(p.coordinators):
+        # Spec: spec/09-protocol.md#failover (no decision in time: the next view)
+        out.append(Timer(stage=s.stage, windows=VIEW_WINDOWS, view=s.view + 1))
+    return replace(s, phase=Phase.REPORTED), out
 
 
 def _aggregator_share(s: AggregatorState, e: Event) -> tuple[State, list[Output]]:
@@ -569,6 +600,11 @@ def _aggregator_timeout(s: AggregatorState, e: Event) -> tuple[State, list[Outpu
         # machine never came.
         reason: Reason = "too-few-echoes" if s.phase is Phase.ECHOED else "no-decision"
         return replace(s, phase=Phase.ABORTED, reason=reason), []
+    if e.view is not None:
+        # A view timer. Spec: spec/09-protocol.md#failover
+        if s.phase is Phase.REPORTED and e.stage == s.stage and e.view == s.view + 1:
+            return _report(replace(s, view=e.view))
+        return s, []  # a decision came, or a later view began, in time
     if s.phase is Phase.COLLECTING and e.stage == s.stage:
         return _report(s)
     return s, []  # the timer of a stage already reported
@@ -582,6 +618,13 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
     m, p = e.message, s.params
     if m.stage != s.stage:
         raise InvalidMessage(f"decision for stage {m.stage}; this aggregator is at {s.stage}")
+    view = p.coordinators.index(m.sender)
+    if view < s.view:
+        raise InvalidMessage(
+            f"decision from node {m.sender}, the coordinator of view {view}; this aggregator "
+            f"has moved to view {s.view} (spec 09, failover)"
+        )
+    s = replace(s, view=view)  # a decision of a later view: that view has begun
     u = m.contributors
     stray = sorted(set(u) - set(s.expected))
     if stray:
@@ -609,7 +652,7 @@ def _aggregator_decision(s: AggregatorState, e: Event) -> tuple[State, list[Outp
             raise InvalidMessage(
                 f"final decision lists {missing}, whose shares this aggregator did not report"
             )
-        if p.max_byzantine:
+        if p.echoes:
             return _echo(s, (s.stage, u, m.aggregators))
         if not member:
             return replace(s, phase=Phase.DONE), []
@@ -677,7 +720,7 @@ def _echo(s: AggregatorState, decided: Decided) -> tuple[State, list[Output]]:
     Spec: spec/09-protocol.md#the-echo-exchange
     Proof: proofs_notes/protocol-byzantine-single-release.md
     """
-    if _conflicts(s, decided):
+    if _conflicts(s, decided) and s.params.max_byzantine:
         return _equivocated(s)
     stage, u, aggregators = decided
     out: list[Output] = [
@@ -704,9 +747,10 @@ def _aggregator_echo(s: AggregatorState, e: Event) -> tuple[State, list[Output]]
     # Spec: spec/09-protocol.md#the-echo-exchange
     assert isinstance(e, Receive) and isinstance(e.message, Echo)
     m, p = e.message, s.params
-    if not p.max_byzantine:
+    if not p.echoes:
         raise InvalidMessage(
-            f"node {m.sender} sent an echo; this round has no echo exchange (max_byzantine = 0)"
+            f"node {m.sender} sent an echo; this round has no echo exchange "
+            "(max_byzantine = 0 and no backup coordinators)"
         )
     if m.sender in s.echoes:
         raise InvalidMessage(f"duplicate echo from node {m.sender}")
@@ -714,8 +758,10 @@ def _aggregator_echo(s: AggregatorState, e: Event) -> tuple[State, list[Output]]
     if stray or not set(m.aggregators) <= set(p.aggregators):
         raise InvalidMessage("an echo names nodes that do not hold that role")
     decided = (m.stage, m.contributors, m.aggregators)
-    if _conflicts(s, decided):
+    if _conflicts(s, decided) and p.max_byzantine:
         return _equivocated(s)
+    # With backup coordinators (f = 0), two views may decide differently: an echo
+    # of another decision is kept, and simply never matches the answer.
     new = replace(s, echoes={**s.echoes, m.sender: decided})
     if new.phase is Phase.ECHOED:
         return _release_on_quorum(new, [])
@@ -729,6 +775,11 @@ def _aggregator_second_decision(s: AggregatorState, e: Event) -> tuple[State, li
     assert s.answer is not None
     if m.final and (m.stage, m.contributors, m.aggregators) == s.answer:
         raise InvalidMessage(f"duplicate decision for stage {m.stage}")
+    if not s.params.max_byzantine:
+        # Failover (f = 0): another view's coordinator decided too; the answer stands.
+        raise InvalidMessage(
+            f"a decision from node {m.sender} for an aggregator that answered one already"
+        )
     return _equivocated(s)
 
 
@@ -739,9 +790,87 @@ def _coordinator_start(s: CoordinatorState, e: Event) -> tuple[State, list[Outpu
     if not (isinstance(e, Start) and e.update is None and e.seed is None):
         raise LocalProtocolError("a coordinator's start carries no update and no seed")
     p = s.params
+    if s.node != p.coordinator:
+        # A backup: it follows the decisions until its view begins (spec 09, failover).
+        return replace(s, phase=Phase.STANDBY, expected=p.contributors,
+                       dropouts=p.noise.precovered), []  # fmt: skip
     new = replace(s, phase=Phase.COLLECTING, expected=p.contributors,
                   dropouts=p.noise.precovered)  # fmt: skip
     return new, [Timer(stage=0, windows=DECISION_WINDOWS)]
+
+
+def _coordinator_follow(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    """A backup in standby takes an earlier view's decision as that coordinator did.
+
+    Spec: spec/09-protocol.md#failover
+    """
+    assert isinstance(e, Receive) and isinstance(e.message, Decision)
+    m, p = e.message, s.params
+    if p.coordinators.index(m.sender) >= p.coordinators.index(s.node):
+        raise InvalidMessage(f"node {m.sender} coordinates a view after this backup's")
+    if m.stage != s.stage or s.decision is not None:
+        raise InvalidMessage(
+            f"decision for stage {m.stage}; this backup follows stage {s.stage}"
+            + (" and holds the round's final decision" if s.decision is not None else "")
+        )
+    if m.final:
+        # Kept, not acted on: an aggregator that moves to this view is sent it again.
+        return replace(s, decision=(m.stage, m.contributors, m.aggregators)), []
+    dropped = p.source_dropouts(m.contributors)
+    followed = (m.stage, m.contributors, m.aggregators)
+    new = replace(s, stage=s.stage + 1, expected=m.contributors, dropouts=dropped,
+                  followed=followed)  # fmt: skip
+    return new, []
+
+
+def _coordinator_takeover(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    """A report reaches a backup in standby: its view has begun; it collects and decides.
+
+    If an earlier view already made the final decision, the backup does not
+    decide again: it sends that decision to the reporting aggregator. If the
+    reporter is a stage behind the last top-up decision the backup followed,
+    that decision is sent again to every contributor and aggregator first.
+
+    Spec: spec/09-protocol.md#failover
+    """
+    p = s.params
+    assert isinstance(e, Receive) and isinstance(e.message, Report)
+    if s.followed is not None and e.message.stage == s.followed[0] and s.decision is None:
+        # The reporter never got the last top-up decision: the earlier view's
+        # coordinator crashed while sending it. The backup sends it again to
+        # every contributor and aggregator, then coordinates the next stage.
+        stage, u, aggregators = s.followed
+        again: list[Output] = []
+        later = _later_coordinators(s)
+        for role, ids in (("coordinator", later), ("contributor", p.contributors),
+                          ("aggregator", p.aggregators)):  # fmt: skip
+            again += [
+                Decision(**_header(s, recipient=i, role=role), stage=stage,  # type: ignore[arg-type]
+                         contributors=u, aggregators=aggregators, final=False)
+                for i in ids
+            ]  # fmt: skip
+        return replace(s, phase=Phase.COLLECTING), [
+            *again,
+            Timer(stage=s.stage, windows=TOP_UP_WINDOWS),
+        ]
+    if s.decision is not None:
+        stage, u, aggregators = s.decision
+        if e.message.stage != stage:
+            raise InvalidMessage(
+                f"report for stage {e.message.stage}; the round's final decision was for {stage}"
+            )
+        to = e.message.sender
+        if to in s.reports:
+            raise InvalidMessage(f"duplicate report from node {to} for stage {stage}")
+        s = replace(s, reports={**s.reports, to: frozenset(e.message.holds)})
+        final = Decision(**_header(s, recipient=to, role="aggregator"), stage=stage,  # type: ignore[arg-type]
+                         contributors=u, aggregators=aggregators, final=True)  # fmt: skip
+        return s, [final]
+    active = replace(s, phase=Phase.COLLECTING)
+    new, out = _coordinator_report(active, e)
+    if new.phase is Phase.COLLECTING:
+        return new, [Timer(stage=s.stage, windows=DECISION_WINDOWS), *out]
+    return new, out
 
 
 def _coordinator_report(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
@@ -759,6 +888,12 @@ def _coordinator_report(s: CoordinatorState, e: Event) -> tuple[State, list[Outp
     if len(new.reports) == len(s.params.aggregators):
         return _decide(new)
     return new, []
+
+
+def _coordinator_report_or_takeover(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
+    if s.phase is Phase.STANDBY:
+        return _coordinator_takeover(s, e)
+    return _coordinator_report(s, e)
 
 
 def _coordinator_timeout(s: CoordinatorState, e: Event) -> tuple[State, list[Output]]:
@@ -786,7 +921,8 @@ def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
     dropped = p.source_dropouts(u)
     final = dropped <= s.dropouts
     out: list[Output] = []
-    for role, ids in (("contributor", p.contributors), ("aggregator", p.aggregators)):
+    for role, ids in (("coordinator", _later_coordinators(s)), ("contributor", p.contributors),
+                      ("aggregator", p.aggregators)):  # fmt: skip
         out += [
             Decision(**_header(s, recipient=i, role=role), stage=s.stage,  # type: ignore[arg-type]
                      contributors=u, aggregators=aggregators, final=final)
@@ -890,8 +1026,10 @@ _HANDLERS: Mapping[tuple[Role, str], _Handler] = {
     ("aggregator", "echo"): _aggregator_echo,  # type: ignore[dict-item]
     ("aggregator", "abort"): _to_aborted,
     ("coordinator", "start"): _coordinator_start,  # type: ignore[dict-item]
-    ("coordinator", "report"): _coordinator_report,  # type: ignore[dict-item]
+    ("coordinator", "report"): _coordinator_report_or_takeover,  # type: ignore[dict-item]
     ("coordinator", "timeout"): _coordinator_timeout,  # type: ignore[dict-item]
+    ("coordinator", "decision"): _coordinator_follow,  # type: ignore[dict-item]
+    ("coordinator", "abort"): _to_aborted,
     ("receiver", "start"): _receiver_start,  # type: ignore[dict-item]
     ("receiver", "partial_sum"): _receiver_partial,  # type: ignore[dict-item]
     ("receiver", "timeout"): _receiver_timeout,  # type: ignore[dict-item]
@@ -1138,7 +1276,9 @@ def state_to_json(state: State) -> dict[str, object]:
             "early": _vectors_json(state.early),
             "held": _vectors_json(state.held),
         }
-        if state.params.max_byzantine:  # the echo exchange's keys (spec 09, echo)
+        if state.params.backups:  # spec 09, failover
+            out["view"] = state.view
+        if state.params.echoes:  # the echo exchange's keys (spec 09, the echo exchange)
             out |= {
                 "answer": _triple_json(state.answer),
                 "echoes": [
@@ -1155,6 +1295,8 @@ def state_to_json(state: State) -> dict[str, object]:
             ],
             "decision": _triple_json(state.decision),
         }
+        if state.params.backups:  # spec 09, failover
+            out["followed"] = _triple_json(state.followed)
     else:
         out |= {
             "covers": _triple_json(state.covers),
@@ -1212,8 +1354,12 @@ def state_from_json(params: RoundParams, obj: object) -> State:
         )
     if isinstance(base, AggregatorState):
         echo: dict[str, object] = {}
-        if params.max_byzantine:
-            echo = {
+        if params.backups:
+            echo["view"] = _int_from(
+                obj["view"], "state.view", lo=0, hi=len(params.coordinators) - 1
+            )
+        if params.echoes:
+            echo |= {
                 "answer": _triple_from(obj["answer"], "state.answer"),
                 "echoes": _echoes_from(obj["echoes"]),
             }
@@ -1235,6 +1381,7 @@ def state_from_json(params: RoundParams, obj: object) -> State:
             dropouts=_int_from(obj["dropouts"], "state.dropouts", lo=0, hi=D),
             reports=_reports_from(obj["reports"]),
             decision=_triple_from(obj["decision"], "state.decision"),
+            followed=_triple_from(obj["followed"], "state.followed") if params.backups else None,
         )
     result = obj["result"]
     return replace(
@@ -1261,6 +1408,8 @@ def event_to_json(event: Event) -> dict[str, object]:
             "seed": None if event.seed is None else event.seed.hex(),
         }
     if isinstance(event, Timeout):
+        if event.view is not None:
+            return {"type": "timeout", "stage": event.stage, "view": event.view}
         return {"type": "timeout", "stage": event.stage}
     return {"type": "receive", "message": event.message.model_dump(mode="json")}
 
@@ -1288,9 +1437,14 @@ def event_from_json(params: RoundParams, obj: object) -> Event:
             else _field_from(params, update, "start.update", length=len(update)),
             seed=_seed_from(obj["seed"], "start.seed"),
         )
-    if kind == "timeout" and set(obj) == {"type", "stage"}:
+    if kind == "timeout" and set(obj) in ({"type", "stage"}, {"type", "stage", "view"}):
         stage = obj["stage"]
-        return Timeout(stage=None if stage is None else _stage_from(stage, "timeout.stage"))
+        view = None
+        if "view" in obj:
+            view = _int_from(obj["view"], "timeout.view", lo=1, hi=len(params.coordinators) - 1)
+        return Timeout(
+            stage=None if stage is None else _stage_from(stage, "timeout.stage"), view=view
+        )
     if kind == "receive" and set(obj) == {"type", "message"}:
         return Receive(from_obj(obj["message"]))
     raise LocalProtocolError(
@@ -1301,5 +1455,8 @@ def event_from_json(params: RoundParams, obj: object) -> Event:
 def output_to_json(output: Output) -> dict[str, object]:
     """A message's JSON form, or ``{"timer": {stage, windows}}``."""
     if isinstance(output, Timer):
-        return {"timer": {"stage": output.stage, "windows": output.windows}}
+        timer: dict[str, object] = {"stage": output.stage, "windows": output.windows}
+        if output.view is not None:
+            timer["view"] = output.view
+        return {"timer": timer}
     return {"message": output.model_dump(mode="json")}

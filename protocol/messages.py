@@ -338,7 +338,7 @@ class Decision(_Message):
     member of ``contributors`` owes a top-up at stage ``stage + 1``.
     """
 
-    ROLES: ClassVar[tuple[str, ...]] = ("contributor", "aggregator")
+    ROLES: ClassVar[tuple[str, ...]] = ("coordinator", "contributor", "aggregator")
     kind: Literal["decision"] = "decision"
     stage: Stage
     contributors: tuple[NodeId, ...] = Field(min_length=1)
@@ -396,7 +396,7 @@ class PartialSum(_Message):
 class Abort(_Message):
     """The coordinator ends the round without a release. Spec: spec/09-protocol.md#abort"""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("contributor", "aggregator", "receiver")
+    ROLES: ClassVar[tuple[str, ...]] = ("coordinator", "contributor", "aggregator", "receiver")
     kind: Literal["abort"] = "abort"
     reason: Reason
 

@@ -43,23 +43,34 @@ DECISION_WINDOWS = 2
 #: ... and a top-up stage 4 windows after it decided the previous one.
 TOP_UP_WINDOWS = 4
 #: The aggregators' echoes of the final decision take one window more
-#: (rounds with ``max_byzantine >= 1`` only).
+#: (rounds with ``max_byzantine >= 1`` or backup coordinators only).
 ECHO_WINDOWS = 1
+#: An aggregator that has reported and holds no decision this many windows later
+#: moves to the next view: it reports again, to the next backup coordinator
+#: (rounds with backup coordinators only: spec/09-protocol.md#failover).
+VIEW_WINDOWS = 6
+#: What one view change can add to a round: the view timer, the report's way
+#: to the backup, and the backup's decision timer and decision.
+VIEW_CHANGE_WINDOWS = VIEW_WINDOWS + 1 + DECISION_WINDOWS + 1
 
 
-def round_windows(max_dropouts: int, *, echo: bool = False) -> int:
-    """``4·D + 5`` (``4·D + 6`` with the echo exchange): the windows after which a
-    round that has not released never will.
+def round_windows(max_dropouts: int, *, echo: bool = False, backups: int = 0) -> int:
+    """``4·D + 5`` (``4·D + 6`` with the echo exchange, and ``VIEW_CHANGE_WINDOWS``
+    more per backup coordinator): the windows after which a round that has not
+    released never will.
 
     Spec: spec/09-protocol.md#timers
 
     The coordinator decides stage 0 within 2 windows, and each of at most
     ``D`` top-up stages adds 4; the final decision and the partial sums
     then take one window each to arrive, and one window is slack. A round
-    that tolerates Byzantine nodes (``max_byzantine >= 1``) adds one window
-    for the aggregators' echoes (spec/09-protocol.md#the-echo-exchange).
+    that tolerates Byzantine nodes (``max_byzantine >= 1``) or has backup
+    coordinators adds one window for the aggregators' echoes
+    (spec/09-protocol.md#the-echo-exchange), and each view change at most
+    ``VIEW_CHANGE_WINDOWS`` (spec/09-protocol.md#failover).
     """
-    return DECISION_WINDOWS + TOP_UP_WINDOWS * max_dropouts + 3 + (ECHO_WINDOWS if echo else 0)
+    base = DECISION_WINDOWS + TOP_UP_WINDOWS * max_dropouts + 3
+    return base + (ECHO_WINDOWS if echo else 0) + VIEW_CHANGE_WINDOWS * backups
 
 
 #: Node ids are in [1, 2^32); rounds below 2^53 (a JSON number every reader
@@ -116,6 +127,8 @@ class RoundParams:
           the ``m`` aggregators number at least ``3f + 1`` and at least
           ``t + k + 2f``, so that the echo quorum and the receivers' rule can
           be met without the Byzantine nodes (spec/09-protocol.md#byzantine-nodes)
+        - ``backups`` are distinct aggregators other than the coordinator, and
+          only with ``max_byzantine = 0`` (spec/09-protocol.md#failover)
     """
 
     session: Seed
@@ -139,6 +152,9 @@ class RoundParams:
     #: ``f``: the Byzantine nodes, in any role, the round withstands.
     #: Spec: spec/09-protocol.md#byzantine-nodes
     max_byzantine: int = 0
+    #: Aggregators that take over, in this order, when the coordinator crashes
+    #: (``None``: none). Spec: spec/09-protocol.md#failover
+    backups: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.session, bytes) or len(self.session) != SEED_SIZE:
@@ -212,6 +228,20 @@ class RoundParams:
                 f"{self.noise.max_colluders}: a Byzantine contributor knows its own noise, so "
                 "the plan must count it among the colluders"
             )
+        backups = () if self.backups is None else self.backups
+        if not isinstance(backups, tuple) or any(
+            type(b) is not int or b not in aggregators or b == self.coordinator for b in backups
+        ) or len(set(backups)) != len(backups):  # fmt: skip
+            raise ParameterError(
+                f"backups must be distinct aggregators other than the coordinator, in takeover "
+                f"order; got {backups!r}"
+            )
+        if backups and f:
+            raise ParameterError(
+                "backup coordinators need max_byzantine = 0: a view change tolerates crashed "
+                "coordinators, not equivocating ones"
+            )
+        object.__setattr__(self, "backups", backups)
         m = len(aggregators)
         if f and m < max(3 * f + 1, self.quorum + 2 * f):
             raise ParameterError(
@@ -260,9 +290,22 @@ class RoundParams:
         return (len(self.aggregators) + self.max_byzantine) // 2 + 1
 
     @property
+    def coordinators(self) -> tuple[int, ...]:
+        """The coordinator of each view: the coordinator, then the backups in order."""
+        assert self.backups is not None  # set by __post_init__
+        return (self.coordinator, *self.backups)
+
+    @property
+    def echoes(self) -> bool:
+        """Whether aggregators echo the final decision before answering it
+        (``max_byzantine >= 1`` or backup coordinators)."""
+        return self.max_byzantine >= 1 or bool(self.backups)
+
+    @property
     def round_windows(self) -> int:
         """The round timer, in windows (:func:`round_windows` for this round)."""
-        return round_windows(self.noise.max_dropouts, echo=self.max_byzantine >= 1)
+        assert self.backups is not None
+        return round_windows(self.noise.max_dropouts, echo=self.echoes, backups=len(self.backups))
 
     @property
     def share_length(self) -> int:
@@ -311,6 +354,8 @@ class RoundParams:
             out["receivers"] = list(self.receiving)
         if self.max_byzantine:
             out["max_byzantine"] = self.max_byzantine
+        if self.backups:
+            out["backups"] = list(self.backups)
         return out
 
     @classmethod
@@ -333,7 +378,7 @@ class RoundParams:
             "window",
             "noise",
         }
-        optional = {"noise_sources", "receivers", "max_byzantine"}
+        optional = {"noise_sources", "receivers", "max_byzantine", "backups"}
         if not expected <= set(obj) <= expected | optional:
             raise ParameterError(
                 f"round parameters must have the keys {sorted(expected)} (and may have "
@@ -401,7 +446,15 @@ class RoundParams:
             noise_sources=sources,
             receivers=None if receivers is None else _ids(receivers, "receivers"),
             max_byzantine=obj.get("max_byzantine", 0),
+            backups=_backups_from(obj.get("backups", [])),
         )
+
+
+def _backups_from(v: object) -> tuple[int, ...]:
+    """The backups as written: a list of node ids in takeover order (not sorted)."""
+    if not isinstance(v, list) or any(type(b) is not int or b < 1 for b in v):
+        raise ParameterError(f"backups must be a list of node ids; got {v!r}")
+    return tuple(v)
 
 
 def select_committee(

@@ -233,6 +233,7 @@ def round_params(
     round: int = 0,
     max_byzantine: int = 0,
     precovered: int = 0,
+    backups: tuple[int, ...] = (),
 ) -> RoundParams:
     """A round of nodes ``1..n``; by default every node contributes and aggregates."""
     nodes = tuple(range(1, n + 1))
@@ -259,6 +260,7 @@ def round_params(
         ),
         min_contributors=min_contributors,
         max_byzantine=max_byzantine,
+        backups=backups,
     )
 
 

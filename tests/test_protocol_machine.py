@@ -129,6 +129,9 @@ P_BYZ = round_params(
     n=5, threshold=1, max_dropouts=1, max_colluders=1, max_byzantine=1, dimension=2
 )
 
+#: Backup coordinators 2 then 3 (draw order, not sorted), f = 0.
+P_FO = round_params(n=5, threshold=1, max_dropouts=1, dimension=2, backups=(2, 3))
+
 LOSSY = Network(drop=Fraction(1, 10), late=Fraction(1, 10), duplicate=Fraction(1, 5))
 
 CORPUS_SCENARIOS: tuple[Scenario, ...] = (
@@ -151,8 +154,21 @@ CORPUS_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(P_BYZ, master(32), channels=Channels(), colluders=(5,), crashes={5: 0}),
     # Nodes 4 and 5 crash after their shares and reports: 3 echoes < Q = 4.
     Scenario(P_BYZ, master(33), channels=Channels(), colluders=(2,), crashes={4: 6, 5: 6}),
-    *(Scenario(P_BYZ, master(34 + i), channels=Channels(), colluders=(3,), network=LOSSY)
-      for i in range(3)),  # fmt: skip
+    *(
+        Scenario(P_BYZ, master(34 + i), channels=Channels(), colluders=(3,), network=LOSSY)
+        for i in range(3)
+    ),
+    # Failover: nodes 2 and 3 back the coordinator, node 1, up (spec 09, failover).
+    Scenario(P_FO, master(40)),
+    Scenario(P_FO, master(41), crashes={1: 0}),
+    Scenario(P_FO, master(42), crashes={1: 0, 2: 0}),
+    # Node 5 never shares: a top-up decision, which reaches only backup 2 before node 1 dies.
+    Scenario(P_FO, master(43), crashes={5: 0, 1: 7}),
+    # Two dropouts > D = 1: the coordinator aborts, and the backups with it.
+    Scenario(P_FO, master(44), crashes={4: 0, 5: 0}),
+    # The final decision reaches the backups, the contributors and one aggregator.
+    Scenario(P_FO, master(45), crashes={1: 14}),
+    *(Scenario(P_FO, master(46 + i), network=LOSSY, crashes={1: 3 * i}) for i in range(4)),
 )
 
 
@@ -176,8 +192,11 @@ def corpus() -> tuple[Step, ...]:
         steps += run
         p = scenario.params
         if p.max_byzantine:
-            finals = [s.event.message for s in run if isinstance(s.event, Receive)
-                      and isinstance(s.event.message, Decision) and s.event.message.final]  # fmt: skip
+            finals = [
+                s.event.message for s in run
+                if isinstance(s.event, Receive) and isinstance(s.event.message, Decision)
+                and s.event.message.final
+            ]  # fmt: skip
             for s in run:
                 if s.after.role != "aggregator" or s.after.phase is not Phase.ECHOED:
                     continue

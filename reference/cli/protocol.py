@@ -123,6 +123,7 @@ def _scenario(args: argparse.Namespace, master: Seed) -> Scenario:
         ),
         max_byzantine=args.max_byzantine,
         byzantine=_merged(args.byzantine),
+        failover=args.failover,
     )
     if set(scenario.crashes) - set(scenario.params.nodes):
         raise ParameterError(f"--crash names a node outside 1..{args.nodes}")
@@ -251,6 +252,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "nodes": list(p.nodes),
         "aggregators": list(p.aggregators),
         "coordinator": p.coordinator,
+        "backups": list(p.coordinators[1:]),
+        "coordinated_by": _coordinated_by(result),
         "dropouts": sorted(scenario.crashes),
         "colluders": list(scenario.colluders),
         "messages": result.messages,
@@ -271,6 +274,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             _print_summary(obj, p.threshold)
     broken = within and (not result.honest_agree or result.releases > 1)
     return EXIT_OK if result.aggregate_correct and not broken else EXIT_FAILED
+
+
+def _coordinated_by(result: Outcome) -> int | None:
+    """The coordinator whose final decision was released: the view that decided."""
+    if result.status != "released":
+        return None
+    for (node, role), state in sorted(result.states.items()):
+        decided = isinstance(state, CoordinatorState) and state.decision is not None
+        if role == "coordinator" and decided and state.phase.value == "done":
+            return node
+    return None
 
 
 def _losses(lost: dict[str, dict[str, int]]) -> list[str]:
@@ -320,6 +334,10 @@ def _print_summary(obj: dict[str, Any], threshold: int) -> None:
         f"  crashed nodes:  {obj['crashed'] or 'none'}   (scheduled: {obj['dropouts'] or 'none'})"
     )
     print(f"  colluders:      {obj['colluders'] or 'none'}")
+    if obj["backups"]:
+        by = obj["coordinated_by"]
+        took = "" if by in (None, obj["coordinator"]) else f"; node {by} took over and decided"
+        print(f"  backups:        {obj['backups']} (in takeover order){took}")
     if obj["byzantine"] or obj["max_byzantine"]:
         named = ", ".join(f"node {n} {k}" for n, k in obj["byzantine"].items()) or "none"
         bound = "within" if obj["within_bounds"] else "BEYOND"
@@ -534,6 +552,15 @@ _SIMULATE_OPTIONS = (
         absent="no aggregator tampers",
     ),
     Option(
+        ("--failover",),
+        "N backup coordinators, the next aggregators in draw order, take over in turn when "
+        "the coordinator crashes (a view change, spec/09-protocol.md#failover); adds the "
+        "aggregators' echo of the final decision",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+    ),
+    Option(
         ("--max-byzantine",),
         "f: the Byzantine nodes, in any role, the round withstands; f >= 1 adds the "
         "aggregators' echo of the final decision (spec/09-protocol.md#byzantine-nodes) and "
@@ -646,6 +673,11 @@ COMMANDS = (
             Example(
                 "sdl simulate --nodes 7 --threshold 2 --seed 1 --tamper-frames 1/2",
                 "half the frames get an attacked copy; each is rejected; the same sum is released",
+            ),
+            Example(
+                "sdl simulate --nodes 7 --threshold 2 --max-dropouts 1 --seed 2 --failover 2 "
+                "--crash 1:0",
+                "the coordinator (node 1) crashes; a backup takes over after a view timer",
             ),
             Example(
                 "sdl simulate --nodes 7 --threshold 2 --max-dropouts 1 --precover --seed 2 "

@@ -52,6 +52,7 @@ def build(
     channels: Channels | None = None,
     max_byzantine: int = 0,
     byzantine: Mapping[int, str] | None = None,
+    failover: int = 0,
 ) -> Scenario:
     """A scenario: ``nodes`` nodes, all contributors and receivers; who drops and colludes.
 
@@ -77,6 +78,8 @@ def build(
       up front (required when the noise sources are not all the nodes).
     - ``channels`` seals every message between two nodes (spec/14-channels.md);
       ``None`` (the default) hands them over in the clear.
+    - ``failover`` backup coordinators take over in draw order when the
+      coordinator crashes: the next ones drawn after it (spec/09-protocol.md#failover).
     - ``max_byzantine`` is the round's ``f`` (spec/09-protocol.md#byzantine-nodes);
       ``byzantine`` names the nodes that deviate, and how
       (spec/12-transcripts.md#byzantine-nodes).
@@ -94,6 +97,11 @@ def build(
     if type(size) is not int or not 1 <= size <= nodes:
         raise ParameterError(f"committee must be an int in [1, {nodes}]; got {size!r}")
     coordinator, aggregators = order[0], tuple(sorted(order[:size]))
+    if type(failover) is not int or not 0 <= failover < size:
+        raise ParameterError(
+            f"failover must be an int in [0, {size - 1}] (backups are aggregators other than "
+            f"the coordinator); got {failover!r}"
+        )
     chosen: dict[str, tuple[int, ...] | None] = {}
     for name, count in (("noise_sources", noise_sources), ("receivers", receivers)):
         if count is not None and (type(count) is not int or not 1 <= count <= nodes):
@@ -134,6 +142,7 @@ def build(
         noise_sources=sources,
         receivers=chosen["receivers"],
         max_byzantine=max_byzantine,
+        backups=tuple(order[1 : 1 + failover]),
     )
     xof = Xof(master, Tag("sim.dropouts"))
     dropped = _pick(xof, [i for i in ids if i != coordinator], dropouts)

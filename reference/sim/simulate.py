@@ -333,7 +333,7 @@ def holders(params: RoundParams) -> list[tuple[int, Role]]:
     for node in params.nodes:
         for role in ROLES:
             if ((role == "receiver" and node in params.receiving)
-                    or (role == "coordinator" and node == params.coordinator)
+                    or (role == "coordinator" and node in params.coordinators)
                     or (role == "aggregator" and node in params.aggregators)
                     or (role == "contributor" and node in params.contributors)):  # fmt: skip
                 out.append((node, role))
@@ -556,8 +556,10 @@ def simulate(
         elif item[0] == "timeout":
             if state.terminal:
                 continue  # a terminal machine's timers are cancelled
-            event = Timeout(stage=item[3])
+            event = Timeout(stage=item[3], view=item[4])
             line |= {"type": "timeout", "stage": item[3]}
+            if item[4] is not None:
+                line["view"] = item[4]
         else:
             event = Receive(item[1])
             if sink is not None:
@@ -576,7 +578,7 @@ def simulate(
             on_step(node, role, what, (time_ns() - started) / 1e9)
         for out in outputs:
             if isinstance(out, Timer):
-                push(time + out.windows * window, 1, ("timeout", node, role, out.stage))
+                push(time + out.windows * window, 1, ("timeout", node, role, out.stage, out.view))
                 continue
             budget = scenario.crashes.get(node)
             if budget is not None and sent[node] >= budget:

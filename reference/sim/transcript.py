@@ -381,7 +381,9 @@ def _verify(items: _Lines) -> Verdict:
     states: dict[tuple[int, Role], State] = {
         (node, role): initial(params, node=node, role=role) for node, role in holders(params)
     }
-    timers: dict[tuple[int, Role], list[tuple[int, int | None]]] = {k: [] for k in states}
+    timers: dict[tuple[int, Role], list[tuple[int, int | None, int | None]]] = {
+        k: [] for k in states
+    }
     started: set[tuple[int, Role]] = set()
     sent: set[bytes] = set()
     sends_by: dict[int, int] = dict.fromkeys(params.nodes, 0)
@@ -505,7 +507,9 @@ def _verify(items: _Lines) -> Verdict:
         byzantine_turn = node if node in byzantine else 0
         for out in outputs:
             if isinstance(out, Timer):
-                timers[(node, role)].append((time + out.windows * params.window, out.stage))
+                timers[(node, role)].append(
+                    (time + out.windows * params.window, out.stage, out.view)
+                )
             elif not byzantine_turn:
                 expect.append(out)
     raise _Invalid(items.number, "the transcript ends without a result line")
@@ -518,7 +522,7 @@ def _event(
     kind: str,
     params: RoundParams,
     state: State,
-    timers: dict[tuple[int, Role], list[tuple[int, int | None]]],
+    timers: dict[tuple[int, Role], list[tuple[int, int | None, int | None]]],
     started: set[tuple[int, Role]],
     sent: set[bytes],
 ) -> Event:
@@ -538,15 +542,16 @@ def _event(
             raise _Invalid(number, f"seed must be {SEED_SIZE} bytes")
         return Start(update=update, seed=as_seed(seed))
     if kind == "timeout":
-        due = (line.get("time"), line.get("stage"))
+        due = (line.get("time"), line.get("stage"), line.get("view"))
         if due not in timers[key]:
+            view = "" if due[2] is None else f" (view {due[2]})"
             raise _Invalid(
                 number,
                 f"the {state.role} at node {state.node} set no timer for "
-                f"stage {due[1]} due at time {due[0]}",
+                f"stage {due[1]}{view} due at time {due[0]}",
             )
         timers[key].remove(due)
-        return Timeout(stage=due[1])
+        return Timeout(stage=due[1], view=due[2])
     if kind == "deliver":
         m = _message(_get(line, "message", number), number)
         if _digest(m) not in sent:
@@ -574,7 +579,7 @@ def _check_result(
     colluders: list[int],
     byzantine: Mapping[int, str],
     crashed: set[int],
-    timers: Mapping[tuple[int, Role], list[tuple[int, int | None]]],
+    timers: Mapping[tuple[int, Role], list[tuple[int, int | None, int | None]]],
     rest: _Lines,
 ) -> Verdict:
     if rest:
@@ -585,7 +590,7 @@ def _check_result(
             raise _Invalid(
                 number,
                 f"the round is not over: the {role} at node {node} is "
-                f"{state.phase.value} with a timer due at time {min(t for t, _ in pending)}",
+                f"{state.phase.value} with a timer due at time {min(t for t, _, _ in pending)}",
             )
     try:
         got = outcome(
