@@ -843,7 +843,12 @@ def _charge_skellam(r: RoundRecord) -> object:
 
 
 def _charge_ddg(r: RoundRecord) -> object:
-    # Every honest survivor carries the same per-client parameter s(d).
+    """Charge a DDG round as ``h`` honest draws of ``honest_variance / h``, the initial shares.
+
+    Spec: spec/07-noise-plan.md#top-ups-of-the-distributed-discrete-gaussian
+    """
+    # Every honest member's initial share has the same parameter v0; its
+    # top-ups, of other parameters, are not counted (protocol/release.py).
     return DistributedDiscreteGaussianEvent(
         sigma2=r.honest_variance / r.honest,
         clients=r.honest,

@@ -87,6 +87,54 @@ def test_accounting_options_keep_their_defaults() -> None:
     assert args.json is False
 
 
+PLD_KEYS = {
+    "rounds",
+    "delta",
+    "discretization",
+    "repeats",
+    "sdl_seconds",
+    "dp_accounting_seconds",
+    "ratio",
+    "epsilon_sdl",
+    "epsilon_dp_accounting",
+    "relative_difference",
+    "epsilons_agree",
+}
+
+
+def test_accounting_times_sdl_pld_beside_dp_accounting_pld_and_their_epsilons_agree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["bench", "accounting", "--rounds", "10", "--repeats", "1"]
+    assert main([*argv, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert {"sdl", "sdl_epsilon", "dp_accounting_rdp", "dp_accounting_epsilon"} <= body.keys()
+    assert {"ratio_sdl_over_dp_accounting", "target_seconds_at_most"} <= body.keys()
+    pld = body["pld"]
+    assert body["pld_refusal"] is None
+    assert set(pld) == PLD_KEYS
+    assert (pld["rounds"], pld["repeats"], pld["delta"]) == (10, 1, 1e-5)
+    assert pld["epsilon_sdl"] > 0
+    assert pld["epsilon_sdl"] == pytest.approx(pld["epsilon_dp_accounting"], rel=1e-9, abs=0)
+    assert pld["relative_difference"] <= 1e-9 and pld["epsilons_agree"] is True
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("epsilon of 10 Poisson-subsampled Gaussian rounds")
+    assert "\ntarget: <= 50 ms for 1000 subsampled rounds\n" in text
+    assert "  SDL PLD  " in text and "  dp-accounting PLD  " in text
+    assert "the two epsilons agree" in text
+
+
+def test_accounting_says_why_when_the_pld_accountant_refuses_the_rounds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["bench", "accounting", "--rounds", "100", "--sampling-rate", "1"]
+    assert main([*argv, "--noise-multiplier", "1e-6", "--repeats", "1", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["pld"] is None
+    assert "buckets" in body["pld_refusal"] and "use the RDP accountant" in body["pld_refusal"]
+
+
 def test_round_seals_by_default_and_names_every_suite() -> None:
     parser = build_parser()
     args = parser.parse_args(["bench", "round"])

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from protocol.errors import ParameterError
 from protocol.field import FIELDS, Field
 from protocol.shamir import Shamir, lagrange_matrix
 from protocol.xof import Seed, Tag, Xof
@@ -158,6 +159,52 @@ def bench_shamir(
     )
 
 
+#: Largest relative difference between SDL's PLD ε and dp-accounting's for the same rounds.
+PLD_AGREEMENT = 1e-9
+
+
+@dataclass(frozen=True)
+class PldBench:
+    """The PLD figures of ``sdl bench accounting``: SDL's PLD accountant beside dp-accounting's.
+
+    Spec: spec/08-accounting.md#pld-accountant
+    """
+
+    rounds: int
+    delta: float
+    discretization: float
+    sdl: Timing
+    dp_accounting: Timing
+    epsilon_sdl: float
+    epsilon_dp_accounting: float
+
+    def relative_difference(self) -> float:
+        """``|ε_SDL − ε_dp-accounting|`` over the larger of the two (0 when both are 0)."""
+        scale = max(abs(self.epsilon_sdl), abs(self.epsilon_dp_accounting))
+        if scale == 0:
+            return 0.0
+        return abs(self.epsilon_sdl - self.epsilon_dp_accounting) / scale
+
+    def agrees(self) -> bool:
+        """Whether the two ε agree within :data:`PLD_AGREEMENT`, relative."""
+        return self.relative_difference() <= PLD_AGREEMENT
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "rounds": self.rounds,
+            "delta": self.delta,
+            "discretization": self.discretization,
+            "repeats": self.sdl.repeats,
+            "sdl_seconds": self.sdl.median,
+            "dp_accounting_seconds": self.dp_accounting.median,
+            "ratio": self.sdl.median / self.dp_accounting.median,
+            "epsilon_sdl": self.epsilon_sdl,
+            "epsilon_dp_accounting": self.epsilon_dp_accounting,
+            "relative_difference": self.relative_difference(),
+            "epsilons_agree": self.agrees(),
+        }
+
+
 @dataclass(frozen=True)
 class AccountingBench:
     """Figures of ``sdl bench accounting``."""
@@ -169,12 +216,15 @@ class AccountingBench:
     sdl_epsilon: float
     dp_accounting_rdp: Timing | None
     dp_accounting_epsilon: float | None
+    pld: PldBench | None
+    pld_refusal: str | None
 
     def as_json(self) -> dict[str, object]:
         body = asdict(self)
         if self.dp_accounting_rdp is not None:
             body["ratio_sdl_over_dp_accounting"] = self.sdl.median / self.dp_accounting_rdp.median
         body["target_seconds_at_most"] = 0.05
+        body["pld"] = None if self.pld is None else self.pld.as_json()
         return body
 
 
@@ -186,7 +236,11 @@ def bench_accounting(
     delta: float = 1e-5,
     repeats: int = 5,
 ) -> AccountingBench:
-    """Time ε for ``rounds`` Poisson-subsampled Gaussian rounds, beside dp-accounting's RDP."""
+    """Time ε for ``rounds`` Poisson-subsampled Gaussian rounds, beside dp-accounting's RDP.
+
+    The PLD figures (:func:`bench_pld`) are None, and ``pld_refusal`` says why,
+    when SDL's PLD accountant refuses the rounds (too many, or too wide a PLD).
+    """
     from protocol import accounting  # noqa: PLC0415
 
     def ours() -> float:
@@ -200,6 +254,18 @@ def bench_accounting(
         return accounting.epsilon(event, delta=delta).epsilon
 
     sdl_t = time_it(ours, repeats)
+    pld: PldBench | None = None
+    pld_refusal: str | None = None
+    try:
+        pld = bench_pld(
+            rounds=rounds,
+            sampling_rate=sampling_rate,
+            noise_multiplier=noise_multiplier,
+            delta=delta,
+            repeats=repeats,
+        )
+    except ParameterError as refusal:
+        pld_refusal = str(refusal)
     theirs_t: Timing | None = None
     theirs_eps: float | None = None
     try:
@@ -231,4 +297,64 @@ def bench_accounting(
         sdl_epsilon=ours(),
         dp_accounting_rdp=theirs_t,
         dp_accounting_epsilon=theirs_eps,
+        pld=pld,
+        pld_refusal=pld_refusal,
+    )
+
+
+def bench_pld(
+    *,
+    rounds: int,
+    sampling_rate: float,
+    noise_multiplier: float,
+    delta: float,
+    repeats: int,
+) -> PldBench:
+    """Time SDL's PLD ε for ``rounds`` subsampled Gaussian rounds, beside dp-accounting's PLD.
+
+    Spec: spec/08-accounting.md#pld-accountant
+
+    Both sides build the same pessimistic PLD with buckets of width
+    ``DEFAULT_DISCRETIZATION``, compose it ``rounds`` times and read ε for
+    ``delta``; SDL's side also runs its pre-condition checks.
+
+    Raises:
+        ParameterError: if SDL's PLD accountant refuses the rounds (checked
+            before anything is timed).
+    """
+    from dp_accounting.pld import privacy_loss_distribution  # noqa: PLC0415
+
+    from protocol import accounting  # noqa: PLC0415
+    from reference.accounting.pld import DEFAULT_DISCRETIZATION, pld_epsilon  # noqa: PLC0415
+
+    def ours() -> float:
+        event = accounting.ComposedEvent(
+            event=accounting.PoissonSampledEvent(
+                event=accounting.GaussianEvent(noise_multiplier=noise_multiplier),
+                sampling_rate=sampling_rate,
+            ),
+            count=rounds,
+        )
+        return pld_epsilon(event, delta, discretization=DEFAULT_DISCRETIZATION).epsilon
+
+    def theirs() -> float:
+        pld = privacy_loss_distribution.from_gaussian_mechanism(
+            standard_deviation=noise_multiplier,
+            sensitivity=1.0,
+            pessimistic_estimate=True,
+            value_discretization_interval=DEFAULT_DISCRETIZATION,
+            sampling_prob=sampling_rate,
+        )
+        return float(pld.self_compose(rounds).get_epsilon_for_delta(delta))
+
+    sdl_t = time_it(ours, repeats)  # its warm-up call raises if the accountant refuses
+    theirs_t = time_it(theirs, repeats)
+    return PldBench(
+        rounds=rounds,
+        delta=delta,
+        discretization=DEFAULT_DISCRETIZATION,
+        sdl=sdl_t,
+        dp_accounting=theirs_t,
+        epsilon_sdl=ours(),
+        epsilon_dp_accounting=theirs(),
     )
