@@ -81,6 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         committee=args.committee,
         max_dropouts=args.max_dropouts,
         precover=args.precover,
+        failover=args.failover,
     )
     bar = _progress(cfg.rounds, quiet=args.quiet)
 
@@ -320,6 +321,15 @@ _MODEL_OPTIONS = (
         ("--precover",),
         "every node adds from the start the noise that covers D dropouts: no top-up stages",
         flag=True,
+    ),
+    Option(
+        ("--failover",),
+        "N backup coordinators per round, the next committee members drawn: when the "
+        "coordinator crashes, the first live backup takes over and the round still releases "
+        "(spec/09-protocol.md#failover)",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
     ),
 )
 

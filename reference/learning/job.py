@@ -155,6 +155,9 @@ class JobConfig:
     #: price of more noise when nobody drops. A deployment, whose crashes are real and
     #: whose every stage costs network round trips, turns it on.
     precover: bool = False
+    #: Backup coordinators per round: the next committee members in draw order take
+    #: over, in turn, when the coordinator crashes (spec/09-protocol.md#failover).
+    failover: int = 0
     #: Derive every node's root from ``seed`` (reproducible, **not private**: anyone with
     #: the seed can regenerate and subtract the noise); ``False`` draws the roots from the
     #: operating system (spec/13-learning.md#seeds-and-node-secrets).
@@ -192,6 +195,7 @@ class JobConfig:
                 )
         if not isinstance(self.precover, bool):
             raise ParameterError(f"precover must be a bool; got {self.precover!r}")
+        count("failover", 0)
         if not isinstance(self.rotate, bool):
             raise ParameterError(f"rotate must be a bool; got {self.rotate!r}")
         if not isinstance(self.deterministic, bool):
@@ -213,6 +217,11 @@ class JobConfig:
             raise ParameterError(
                 f"threshold must be below the {committee} aggregators (t + 1 partial sums "
                 f"rebuild the sum); got {self.threshold}"
+            )
+        if self.failover >= committee:
+            raise ParameterError(
+                f"failover must be below the {committee} aggregators (each backup is one of "
+                f"them, other than the coordinator); got {self.failover}"
             )
         if self.colluders >= self.nodes:
             raise ParameterError(f"colluders must be < nodes = {self.nodes}; got {self.colluders}")
@@ -292,6 +301,7 @@ class JobResult:
             "threshold": c.threshold,
             "colluders": c.colluders,
             "dropout_rate": c.dropout_rate,
+            **({"failover": c.failover} if c.failover else {}),
             "sampling_rate": c.sampling_rate,
             "clip": c.clip,
             "learning_rate": c.learning_rate,
@@ -991,6 +1001,7 @@ def round_params(s: JobPlan, r: int, *, window: int = 4) -> RoundParams:
         noise=noise,
         min_contributors=max(2, cfg.nodes - s.dropouts_planned),
         window=window,
+        backups=drawn[1 : 1 + cfg.failover],
     )
 
 
