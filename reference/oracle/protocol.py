@@ -237,6 +237,7 @@ def cases() -> Iterator[tuple[str, Json]]:
         ),
     )
     yield from _byzantine_cases()
+    yield from _failover_cases()
 
 
 def _byzantine_cases() -> Iterator[tuple[str, Json]]:
@@ -333,6 +334,34 @@ def _byzantine_cases() -> Iterator[tuple[str, Json]]:
         ),
         transcript=bad_signature, valid=False, line=line + 1,
     )  # fmt: skip
+
+
+def _failover_cases() -> Iterator[tuple[str, Json]]:
+    """Rounds with backup coordinators (spec/09-protocol.md#failover)."""
+
+    def failover(seed: int, crash: str, sends: int, **kw: Any) -> Scenario:
+        probe = build(master=case_seed(seed), nodes=6, threshold=1, failover=2)
+        who = dict(zip(("coordinator", "backup"), probe.params.coordinators, strict=False))
+        return build(
+            master=case_seed(seed), nodes=6, threshold=1, max_dropouts=1,
+            dimension=DIMENSION, target_variance=TARGET, failover=2,
+            crashes={who[crash]: sends}, **kw,
+        )  # fmt: skip
+
+    yield _run_case(
+        "run_failover_coordinator_crashes",
+        "6 nodes, t = 1, D = 1, backups 2: the coordinator crashes before sending anything; "
+        "it is a dropout, the aggregators' view timers fire, the first backup takes over, "
+        "makes the top-up decision and the final one, and the sum is released",
+        failover(930, "coordinator", 0),
+    )
+    yield _run_case(
+        "run_failover_decision_cut_short",
+        "6 nodes, t = 1, D = 1, backups 2: the coordinator crashes after its final decision "
+        "reached the two backups only; the aggregators move to view 1 and the first backup "
+        "sends them that decision again (it never decides anew); released",
+        failover(931, "coordinator", 9),
+    )
 
 
 def _text(lines: list[Any]) -> str:
