@@ -159,7 +159,7 @@ def test_report_has_dropout_cost_and_node_level_tables_and_plots(tmp_path: Path)
     report = evaluate.write_report(tmp_path).read_text(encoding="utf-8")
     m, s = _mean_std([0.91, 0.93])
     assert f"| 0 | {m:.3f} ± {s:.3f} (n=2) |" in report  # dropout rate 0
-    assert "| 0.3 | 0.870 ± 0.000 (n=1) |" in report
+    assert "| 0.3 | 0 | 0.870 ± 0.000 (n=1) |" in report  # rate, backups, accuracy
     assert "| 10 | digits | 2 | central | 0.500 ± 0.000 (n=1) |" in report
     # 20 000 bytes per round over 20 nodes: 1.0 kB per node.
     assert "| softmax | 20 | 650 | 0.500 | 1.500 | 0.0100 | 100 | 1.0 |" in report
