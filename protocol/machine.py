@@ -74,7 +74,8 @@ class Phase(enum.Enum):
     COLLECTING = "collecting"
     REPORTED = "reported"
     #: An aggregator that answered a final decision and waits for the echo quorum
-    #: (rounds with ``max_byzantine >= 1``: spec/09-protocol.md#the-echo-exchange).
+    #: (rounds with ``max_byzantine >= 1`` or backup coordinators:
+    #: spec/09-protocol.md#the-echo-exchange).
     ECHOED = "echoed"
     #: A backup coordinator whose view has not begun: it follows the decisions
     #: of the views before it (spec/09-protocol.md#failover).
@@ -213,7 +214,7 @@ class AggregatorState(_State):
     #: (compact: what the share messages carried, already checked against the field).
     held: Mapping[int, Elements] = field(default_factory=dict)
     #: The final decision this aggregator answered and echoed: (stage, contributors,
-    #: aggregators). Rounds with ``max_byzantine >= 1`` only, as is ``echoes``.
+    #: aggregators). Rounds with the echo exchange only (``params.echoes``), as is ``echoes``.
     answer: Decided | None = None
     #: Per aggregator, the final decision it echoed (this one's own answer included).
     echoes: Mapping[int, Decided] = field(default_factory=dict)

@@ -499,3 +499,14 @@ def test_bad_channels_value_is_refused_naming_it(capsys: pytest.CaptureFixture[s
         main([*SMALL_ARGS, "--channels", "open"])
     assert exc.value.code == 2
     assert "open" in capsys.readouterr().err
+
+
+def test_a_round_with_backups_times_its_echo_exchange(measured: RoundMeasure) -> None:
+    """--failover 1 adds the aggregators' echo exchange: it is timed (phase aggregate) and
+    counted, and the round still releases the exact sum."""
+    echoing = measure_round(replace(SMALL, failover=1))
+    assert echoing.status == "released" and echoing.aggregate_correct
+    count, _ = echoing.steps["aggregator/echo"]
+    assert count >= 1 and "aggregator/echo" not in measured.steps
+    assert echoing.messages > measured.messages
+    assert math.isclose(sum(echoing.phases.values()), echoing.machine_seconds, abs_tol=1e-9)

@@ -106,6 +106,7 @@ SENDER_ROLE: Mapping[str, str] = {
     "partial_sum": "aggregator",
     "decision": "coordinator",
     "abort": "coordinator",
+    "echo": "aggregator",
 }
 
 P = ParamSpec("P")
@@ -117,7 +118,7 @@ def phase_of(role: str, what: str) -> str:
 
     ``contribute``: a contributor's start (noise, sharing); ``collect``: an
     aggregator taking a share; ``decide``: any coordinator step;
-    ``aggregate``: an aggregator's decision (its partial sum); ``reconstruct``:
+    ``aggregate``: an aggregator's decision and echoes (its partial sum); ``reconstruct``:
     any receiver step; ``other``: the rest (starts and timers of the other
     roles, a contributor's decision and any top-up it shares).
     """
@@ -127,7 +128,7 @@ def phase_of(role: str, what: str) -> str:
         return "collect"
     if role == "coordinator":
         return "decide"
-    if role == "aggregator" and what == "decision":
+    if role == "aggregator" and what in ("decision", "echo"):
         return "aggregate"
     if role == "receiver":
         return "reconstruct"
@@ -149,7 +150,9 @@ class RoundConfig:
     dropouts up front, so no top-up stage. ``channels``: ``"sealed"`` seals
     every message between two nodes in ``suite`` (spec/14-channels.md) and
     opens it before its recipient's machine sees it; ``"plain"`` hands the
-    messages over as they are.
+    messages over as they are. ``max_byzantine`` is the round's ``f`` and
+    ``failover`` its backup coordinators (spec/09-protocol.md#byzantine-nodes,
+    spec/09-protocol.md#failover): either adds the aggregators' echo exchange.
     """
 
     nodes: int = 100
@@ -168,6 +171,8 @@ class RoundConfig:
     seed: str = "1"
     channels: str = "sealed"
     suite: str = DEFAULT_SUITE.name
+    max_byzantine: int = 0
+    failover: int = 0
 
     @property
     def sealed(self) -> bool:
@@ -208,6 +213,8 @@ def scenario(config: RoundConfig) -> Scenario:
         receivers=config.receivers,
         precover=config.precover,
         channels=Channels(suite) if config.sealed else None,
+        max_byzantine=config.max_byzantine,
+        failover=config.failover,
     )
 
 

@@ -224,6 +224,8 @@ def _round_config(args: argparse.Namespace) -> br.RoundConfig:
         seed=args.seed,
         channels=args.channels,
         suite=args.suite,
+        max_byzantine=args.max_byzantine,
+        failover=args.failover,
     )
     fitted, fits = br.fit(replace(config, **given), nodes=args.nodes, dimension=args.dimension)
     # What shrank among the parameters not given (br.fit names them so).
@@ -606,6 +608,21 @@ _ROUND = Command(
             ("--no-precover",),
             "the plan covers dropouts by a top-up stage instead of up front",
             flag=True,
+        ),
+        Option(
+            ("--max-byzantine",),
+            "f: the Byzantine nodes the round withstands; f >= 1 adds the aggregators' echo "
+            "exchange and the t + k + f rule (spec/09-protocol.md#byzantine-nodes)",
+            type=non_negative_int,
+            default=0,
+            metavar="F",
+        ),
+        Option(
+            ("--failover",),
+            "N backup coordinators (spec/09-protocol.md#failover); adds the echo exchange",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
         ),
         Option(
             ("--mechanism",),
