@@ -22,6 +22,7 @@ they cannot be left.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 import re
@@ -276,7 +277,10 @@ def initial(params: RoundParams, *, node: int, role: Role) -> State:
     }
     if role not in holders:
         raise LocalProtocolError(f"role must be one of {sorted(holders)}; got {role!r}")
-    if node not in holders[role]:
+    ids = holders[role]
+    # The id lists are strictly ascending (the coordinators are few): a binary search.
+    at = bisect.bisect_left(ids, node) if role != "coordinator" else 0
+    if (node not in ids) if role == "coordinator" else (at == len(ids) or ids[at] != node):
         raise LocalProtocolError(f"node {node} is not a {role} of this round")
     return STATE_TYPES[role](params=params, node=node)
 

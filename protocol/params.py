@@ -184,8 +184,7 @@ class RoundParams:
                 f"aggregators must number at least threshold + packing = {sharing.min_shares} "
                 f"so that a quorum can exist; got {len(aggregators)}"
             )
-        probe = self.field.zeros(1)
-        sharing.share(probe, points=list(aggregators), seed=as_seed(bytes(SEED_SIZE)))
+        sharing.check_points(list(aggregators))
         if not isinstance(self.noise, NoisePlan):
             raise ParameterError(f"noise must be a NoisePlan; got {self.noise!r}")
         if self.noise.max_dropouts > MAX_DROPOUTS:

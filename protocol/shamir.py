@@ -305,6 +305,19 @@ class Shamir:
         if len(secret.shape) != 1 or len(secret) == 0:
             raise ParameterError(f"secret must be a non-empty 1-D vector; got shape {secret.shape}")
 
+    def check_points(self, points: Sequence[int]) -> None:
+        """Raise unless ``points`` can hold shares: :meth:`share`'s checks of them alone.
+
+        Spec: spec/04-shamir.md#share. Linear in ``len(points)``: no matrix is built
+        (the share matrix of valid points always exists, the basis and the points
+        being distinct).
+
+        Raises:
+            ParameterError: a point is out of range, reserved or repeated, or there are
+                fewer than ``t + k``.
+        """
+        self._check_points(points, minimum=self.min_shares)
+
     def _check_points(self, points: Sequence[int], *, minimum: int) -> None:
         p = self.field.MODULUS
         reserved = set(self.secret_points()) | set(self.random_points())

@@ -162,3 +162,28 @@ def test_a_longer_committee_draw_extends_a_shorter_one(n: int, data: st.DataObje
     full = select_committee(session=session, round=7, nodes=nodes, size=n)
     assert full[:m] == select_committee(session=session, round=7, nodes=nodes, size=m)
     assert sorted(full) == list(nodes)
+
+
+def test_checking_the_aggregators_points_builds_no_share_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Validating a round's aggregators is linear in their number: no Lagrange matrix
+    (which made a header of 4000 aggregators take minutes to check), the same refusals."""
+    import protocol.shamir as shamir_module  # noqa: PLC0415
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("RoundParams built a share matrix")
+
+    monkeypatch.setattr(shamir_module, "lagrange_matrix", refuse)
+    from tests.strategies import round_params  # noqa: PLC0415
+
+    big = round_params(n=300, threshold=150)
+    assert len(big.aggregators) == 300
+    from protocol.field import Field31  # noqa: PLC0415
+    from protocol.shamir import Shamir  # noqa: PLC0415
+
+    sharing = Shamir(Field31, threshold=1, packing=1)
+    for points, words in (([1, Field31.MODULUS - 1], "secret or randomness point"),
+                          ([1, 1], "appears twice"), ([1], "at least t \\+ k")):  # fmt: skip
+        with pytest.raises(ParameterError, match=words):
+            sharing.check_points(points)

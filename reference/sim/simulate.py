@@ -330,13 +330,14 @@ class Outcome:
 def holders(params: RoundParams) -> list[tuple[int, Role]]:
     """Every (node, role) machine of the round, in start order."""
     out: list[tuple[int, Role]] = []
+    held: dict[Role, frozenset[int]] = {
+        "receiver": frozenset(params.receiving),
+        "coordinator": frozenset(params.coordinators),
+        "aggregator": frozenset(params.aggregators),
+        "contributor": frozenset(params.contributors),
+    }
     for node in params.nodes:
-        for role in ROLES:
-            if ((role == "receiver" and node in params.receiving)
-                    or (role == "coordinator" and node in params.coordinators)
-                    or (role == "aggregator" and node in params.aggregators)
-                    or (role == "contributor" and node in params.contributors)):  # fmt: skip
-                out.append((node, role))
+        out += [(node, role) for role in ROLES if node in held[role]]
     return out
 
 
