@@ -314,3 +314,29 @@ def test_cli_calibrate_with_pld_meets_the_target_with_less_noise(
     ).epsilon
     assert again <= 1.0 and again >= 0.99
     assert math.isclose(again, pld["epsilon"], rel_tol=1e-12)
+
+
+def test_the_informative_epsilon_table_is_current() -> None:
+    """spec/08-accounting.md's table "What the tighter bounds buy": every RDP and PLD
+    entry is what SDL computes now, to the 4 significant digits printed, and the RDP
+    entries are at most the dp-accounting RdpAccountant values printed beside them."""
+    import re  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from protocol import accounting as acc  # noqa: PLC0415
+
+    text = (Path(__file__).resolve().parent.parent / "spec" / "08-accounting.md").read_text()
+    section = text.split("### What the tighter bounds buy", 1)[1]
+    rows = re.findall(r"^\| ([0-9.]+) \| ([0-9.]+) \| (.+) \|$", section, flags=re.M)
+    assert len(rows) == 9, rows
+    for z_text, q_text, rest in rows:
+        z, q = float(z_text), float(q_text)
+        _, rdp_text, dpa_rdp_text, pld_text, _ = (c.strip() for c in rest.split("|"))
+        inner = acc.GaussianEvent(noise_multiplier=z)
+        event = acc.PoissonSampledEvent(event=inner, sampling_rate=q) if q < 1 else inner
+        composed = acc.ComposedEvent(event=event, count=1000)
+        rdp = acc.epsilon(composed, delta=1e-5).epsilon
+        assert f"{rdp:.4g}" == rdp_text, (z, q, rdp)
+        assert rdp <= float(dpa_rdp_text) * (1 + 5e-4), (z, q)
+        pld = pld_epsilon(composed, 1e-5).epsilon
+        assert math.isclose(pld, float(pld_text), rel_tol=5e-4), (z, q, pld)
