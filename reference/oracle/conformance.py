@@ -50,7 +50,7 @@ from protocol.params import RoundParams
 from protocol.shamir import Shamir, Share
 from protocol.xof import Tag, Xof, as_seed, derive_seed
 from reference.sim.scenarios import build
-from reference.sim.simulate import Network, Scenario, holders, simulate
+from reference.sim.simulate import Channels, Network, Scenario, holders, simulate
 
 OPS: tuple[str, ...] = (
     "field.add",
@@ -397,12 +397,35 @@ def _protocol_requests() -> list[Request]:
             dimension=2,
             network=Network(drop=Fraction(1, 40), late=Fraction(1, 10), duplicate=Fraction(1, 5)),
         ),
+        # The echo exchange under an equivocating coordinator (f = 1, sealed), and a
+        # coordinator that crashes before sending, replaced by a backup (failover).
+        _equivocating(702),
+        _failing_over(703),
     ]
     out: list[Request] = []
     for scenario in scenarios:
         out += _replayed_steps(scenario)
     _append_forged_steps(out)
     return out
+
+
+def _equivocating(seed: int) -> Scenario:
+    """7 nodes, t = 2, f = 1: the coordinator equivocates (spec/09-protocol.md#evidence)."""
+    probe = build(master=as_seed(_seed(seed)), nodes=7, threshold=2)
+    return build(
+        master=as_seed(_seed(seed)), nodes=7, threshold=2, max_dropouts=1, precover=True,
+        dimension=2, colluders=1, max_byzantine=1, channels=Channels(),
+        byzantine={probe.params.coordinator: "equivocate"},
+    )  # fmt: skip
+
+
+def _failing_over(seed: int) -> Scenario:
+    """5 nodes, t = 1, two backups; the coordinator never sends (spec/09-protocol.md#failover)."""
+    probe = build(master=as_seed(_seed(seed)), nodes=5, threshold=1)
+    return build(
+        master=as_seed(_seed(seed)), nodes=5, threshold=1, max_dropouts=1, dimension=2,
+        failover=2, crashes={probe.params.coordinator: 0},
+    )  # fmt: skip
 
 
 def _replayed_steps(scenario: Scenario) -> list[Request]:
@@ -428,7 +451,7 @@ def _replayed_steps(scenario: Scenario) -> list[Request]:
         elif kind == "start":
             event = Start()
         elif kind == "timeout":
-            event = Timeout(stage=line["stage"])
+            event = Timeout(stage=line["stage"], view=line.get("view"))
         else:
             event = Receive(from_obj(line["message"]))
         try:
