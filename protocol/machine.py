@@ -838,22 +838,12 @@ def _coordinator_takeover(s: CoordinatorState, e: Event) -> tuple[State, list[Ou
 
     Spec: spec/09-protocol.md#failover
     """
-    p = s.params
     assert isinstance(e, Receive) and isinstance(e.message, Report)
     if s.followed is not None and e.message.stage == s.followed[0] and s.decision is None:
         # The reporter never got the last top-up decision: the earlier view's
         # coordinator crashed while sending it. The backup sends it again to
         # every contributor and aggregator, then coordinates the next stage.
-        stage, u, aggregators = s.followed
-        again: list[Output] = []
-        later = _later_coordinators(s)
-        for role, ids in (("coordinator", later), ("contributor", p.contributors),
-                          ("aggregator", p.aggregators)):  # fmt: skip
-            again += [
-                Decision(**_header(s, recipient=i, role=role), stage=stage,  # type: ignore[arg-type]
-                         contributors=u, aggregators=aggregators, final=False)
-                for i in ids
-            ]  # fmt: skip
+        again = _decisions(s, s.followed, final=False)
         return replace(s, phase=Phase.COLLECTING), [
             *again,
             Timer(stage=s.stage, windows=TOP_UP_WINDOWS),
@@ -908,6 +898,24 @@ def _coordinator_timeout(s: CoordinatorState, e: Event) -> tuple[State, list[Out
     return _decide(s)
 
 
+def _decisions(s: CoordinatorState, decided: Decided, *, final: bool) -> list[Output]:
+    """A decision to every later backup, then every contributor and aggregator.
+
+    Spec: spec/09-protocol.md#coordinator (later backups first: spec/09-protocol.md#failover)
+    """
+    p = s.params
+    stage, u, aggregators = decided
+    out: list[Output] = []
+    for role, ids in (("coordinator", _later_coordinators(s)), ("contributor", p.contributors),
+                      ("aggregator", p.aggregators)):  # fmt: skip
+        out += [
+            Decision(**_header(s, recipient=i, role=role), stage=stage,  # type: ignore[arg-type]
+                     contributors=u, aggregators=aggregators, final=final)
+            for i in ids
+        ]  # fmt: skip
+    return out
+
+
 def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
     """Fix the contributor set of this stage. Spec: spec/09-protocol.md#the-contributor-set"""
     p = s.params
@@ -925,14 +933,7 @@ def _decide(s: CoordinatorState) -> tuple[State, list[Output]]:
         return _coordinator_abort(s, "too-few-contributors")
     dropped = p.source_dropouts(u)
     final = dropped <= s.dropouts
-    out: list[Output] = []
-    for role, ids in (("coordinator", _later_coordinators(s)), ("contributor", p.contributors),
-                      ("aggregator", p.aggregators)):  # fmt: skip
-        out += [
-            Decision(**_header(s, recipient=i, role=role), stage=s.stage,  # type: ignore[arg-type]
-                     contributors=u, aggregators=aggregators, final=final)
-            for i in ids
-        ]  # fmt: skip
+    out = _decisions(s, (s.stage, u, aggregators), final=final)
     if final:
         return replace(s, phase=Phase.DONE, decision=(s.stage, u, aggregators)), out
     new = replace(s, stage=s.stage + 1, expected=u, dropouts=dropped, reports={})
