@@ -400,19 +400,25 @@ def outcome(
     covers = released[0].covers
     assert covers is not None
     u = covers[1]
-    correct = True
-    for r in released:
-        assert r.covers is not None
-        correct = correct and r.result == truth(r.covers[1])[0]
-    values = {(r.covers, json.dumps(r.result.to_json() if r.result is not None else None))
-              for r in released}  # fmt: skip
-    values_only = {v for _, v in values}
+    # Each distinct set is summed once, and each distinct value compared once: a round
+    # with many receivers of a long vector costs no more than one with a single receiver.
+    distinct = {(r.covers, _value_key(r.result)): r for r in released}
+    truths = {c[1]: truth(c[1])[0] for c, _ in distinct if c is not None}
+    correct = all(
+        r.covers is not None and r.result == truths[r.covers[1]] for r in distinct.values()
+    )
+    values_only = {v for _, v in distinct}
     corrected = tuple(sorted({j for r in released for j in r.faulty}))
     return Outcome(
         "released", None, u, correct, truth(u)[1], target, released[0].result, states, crashed,
-        corrected, honest_agree=len(values) == 1, releases=len(values_only),
+        corrected, honest_agree=len(distinct) == 1, releases=len(values_only),
         adversarial=adversarial,
     )  # fmt: skip
+
+
+def _value_key(value: Field | None) -> bytes | None:
+    """A released value as bytes, to tell distinct releases apart."""
+    return None if value is None else value.values.tobytes()
 
 
 def _message_json(m: Message) -> Any:
