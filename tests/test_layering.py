@@ -113,7 +113,7 @@ ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "channels": frozenset({"common"}),
     "sim": frozenset({"common", "channels"}),
     "oracle": frozenset({"common", "channels", "sim"}),
-    "bench": frozenset({"common", "channels", "sim", "deploy"}),
+    "bench": frozenset({"common", "accounting", "channels", "sim", "deploy"}),
     "learning": frozenset({"common", "channels", "sim"}),
     "deploy": frozenset({"common", "channels", "sim", "learning"}),
     "cli": frozenset(
