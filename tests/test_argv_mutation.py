@@ -86,8 +86,13 @@ def mutated(draw: st.DrawFn) -> list[str]:
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=mutated())
 def test_a_mutated_command_line_exits_cleanly(
-    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A mutated output path (``sdl schema nan``) is relative: it lands in tmp_path.
+    monkeypatch.chdir(tmp_path)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
         code = main(argv)
