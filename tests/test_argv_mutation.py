@@ -101,3 +101,14 @@ def test_a_mutated_command_line_exits_cleanly(
     out = capsys.readouterr()
     assert code in (0, 1, 2), (argv, code)
     assert "Traceback" not in out.err and "Traceback" not in out.out, argv
+
+
+def test_an_output_path_with_a_nul_byte_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the mutation above: ``sdl schema`` given a path holding a NUL byte raised
+    ValueError. No path can hold one; it is refused, exit 2, one line."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["schema", "a\x00b"]) == 2
+    err = capsys.readouterr().err
+    assert "NUL byte" in err and len(err.strip().splitlines()) == 1

@@ -64,12 +64,20 @@ def _writable_dir(directory: Path, *, label: str) -> None:
         ) from None
 
 
+def _refuse_nul(path: Path, *, label: str) -> None:
+    """No operating-system path holds a NUL byte (Python refuses it with ValueError)."""
+    if "\x00" in str(path):
+        raise OutputPathError(f"{label} {str(path)!r}: a path cannot contain a NUL byte")
+
+
 def refuse_unless_replaceable(path: Path, *, label: str) -> None:
     """Raise unless ``path`` is absent or a regular file (not a link): a rename may replace it.
 
     Raises:
-        OutputPathError: ``path`` is a symlink, a directory, a FIFO, a socket or a device.
+        OutputPathError: ``path`` is a symlink, a directory, a FIFO, a socket or a device,
+            or holds a NUL byte.
     """
+    _refuse_nul(path, label=label)
     try:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):  # nothing there to replace
@@ -110,8 +118,10 @@ def check_output_dir(directory: Path, *, label: str, files: tuple[str, ...] = ()
 
     Raises:
         OutputPathError: ``directory`` is a file or other non-directory, lies below a file,
-            or is not writable; or one of ``files`` is not a regular file.
+            or is not writable; or one of ``files`` is not a regular file; or the path
+            holds a NUL byte.
     """
+    _refuse_nul(directory, label=label)
     if directory.exists():
         if not directory.is_dir():
             what = _kind(os.stat(directory).st_mode) or "a file"
