@@ -5,9 +5,15 @@ Spec: spec/13-learning.md#evaluation
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +90,7 @@ def _record(k: int, accuracy: float, **config: Any) -> dict[str, Any]:
         "seed_index": k,
         "result": {"accuracy": accuracy, "epsilon": config.get("epsilon", 2.0) * 0.99,
                    "released_rounds": 60, "dataset": "digits", "history": history},
+        "versions": evaluate.versions(),
         "wall_seconds": 1.0,
     }  # fmt: skip
 
@@ -274,3 +281,134 @@ def test_a_run_record_says_its_bytes_are_the_wire_form(tmp_path: Path) -> None:
     (record,) = _lines(tmp_path / evaluate.RESULTS_FILE)
     assert record["bytes_form"] == "wire"
     assert record["result"]["history"][0]["bytes_sent"] > 0
+
+
+def test_a_record_names_the_versions_it_was_computed_with(tmp_path: Path) -> None:
+    evaluate.run_grid([evaluate.spec(0, trust="none", **TINY)], out=tmp_path, workers=1)
+    (record,) = _lines(tmp_path / evaluate.RESULTS_FILE)
+    assert record["versions"] == evaluate.versions()
+    assert record["versions"]["evaluation"] == evaluate.EVALUATION_VERSION
+    assert record["versions"]["sdl"] == importlib.metadata.version("sdl")
+    assert record["versions"]["vectors"] == "sdl-vectors/1"
+
+
+def test_a_stale_row_is_run_again_and_never_reported(tmp_path: Path) -> None:
+    runs = [evaluate.spec(0, trust="none", **TINY), evaluate.spec(1, trust="none", **TINY)]
+    evaluate.run_grid(runs, out=tmp_path, workers=1)
+    path = tmp_path / evaluate.RESULTS_FILE
+    first, second = _lines(path)
+    old = {k: v for k, v in first.items() if k != "versions"}  # as rows before versions
+    old["result"] = {**old["result"], "accuracy": 0.123}
+    bumped = {**second, "versions": {**second["versions"], "evaluation": 1}}
+    bumped["result"] = {**bumped["result"], "accuracy": 0.456}
+    path.write_text("".join(json.dumps(r) + "\n" for r in (old, bumped)), encoding="utf-8")
+    report = evaluate.write_report(tmp_path, plots=False).read_text(encoding="utf-8")
+    assert "(0 runs;" in report and "2 lines of other versions left out" in report
+    outcome = evaluate.run_grid(runs, out=tmp_path, workers=1)
+    assert (outcome.ran, outcome.skipped) == (2, 0)
+    records = _lines(path)  # the stale rows are gone, not kept beside the new ones
+    assert [r["result"]["accuracy"] for r in records] == [
+        first["result"]["accuracy"],
+        second["result"]["accuracy"],
+    ]
+    assert all(r["versions"] == evaluate.versions() for r in records)
+    report = evaluate.write_report(tmp_path, plots=False).read_text(encoding="utf-8")
+    assert f"- Versions: {evaluate.versions_text(evaluate.versions())} (" in report
+    assert "other versions" not in report and "0.123" not in report
+
+
+#: A committed row cheap enough to run again in a test (3 rounds, 5 nodes: about a second).
+REPRODUCED = evaluate.spec(0, trust="distributed", model="softmax", nodes=5,
+                           rounds=evaluate.COST_ROUNDS, measure_bytes=True)  # fmt: skip
+#: A result's fields that depend on time, not on the config: everything else must repeat.
+TIMED = ("seconds", "seconds_local", "seconds_aggregate", "seconds_update")
+
+
+def _deterministic(result: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in result.items() if k not in TIMED and k != "history"}
+    kept["history"] = [{k: v for k, v in h.items() if k not in TIMED} for h in result["history"]]
+    return kept
+
+
+def test_a_committed_row_reproduces_exactly_with_the_current_code(tmp_path: Path) -> None:
+    rows = [
+        r for r in _lines(COMMITTED / evaluate.RESULTS_FILE)
+        if evaluate.config_key(r["config"]) == REPRODUCED.key
+    ]  # fmt: skip
+    assert len(rows) == 1, f"expected one committed row of {REPRODUCED.key}; got {len(rows)}"
+    (row,) = rows
+    evaluate.run_grid([REPRODUCED], out=tmp_path, workers=1)
+    (again,) = _lines(tmp_path / evaluate.RESULTS_FILE)
+    for key in ("accuracy", "epsilon", "released_rounds", "released_sha256", "model_sha256"):
+        assert row["result"].get(key) == again["result"][key], (
+            f"{key}: committed {row['result'].get(key)!r}, now {again['result'][key]!r}; "
+            "regenerate: sdl evaluate --out reference/evaluation"
+        )
+    assert _deterministic(row["result"]) == _deterministic(again["result"])
+    assert row.get("versions") == evaluate.versions(), "the committed row is stale"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+#: ``sdl`` as a user at a terminal starts it: with Ctrl-C (SIGINT) at its default action
+#: (a test run started in the background inherits SIGINT ignored); the first interpreter
+#: restores the default and execs ``sdl`` in its place (same PID). As in
+#: tests/test_deploy_flower.py.
+INTERRUPTIBLE_SDL = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+    sys.executable, "-m", "reference.cli.main",
+]  # fmt: skip
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_only_whole_lines(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    results = out / evaluate.RESULTS_FILE
+    # A session of its own: the signal goes to the whole process group, as a terminal's.
+    proc = subprocess.Popen(
+        [*INTERRUPTIBLE_SDL, "evaluate", "--quick", "--out", str(out), "--workers", "2",
+         "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, cwd=REPO,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_bytes().endswith(b"\n"):
+            break
+        time.sleep(0.1)
+    started = _children(proc.pid)
+    assert proc.poll() is None and len(started) >= 2, "sdl evaluate started no workers"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    text = stderr.decode()
+    assert proc.returncode == 130, text
+    assert text.splitlines() == ["sdl evaluate: error: interrupted"], text
+    assert "Traceback" not in text
+    deadline = time.monotonic() + 10  # the pool's resource tracker leaves once we are gone
+    while time.monotonic() < deadline and any(_alive(p) for p in started):
+        time.sleep(0.1)
+    assert [p for p in started if _alive(p)] == []
+    lines = results.read_text(encoding="utf-8").splitlines()
+    assert lines and all(json.loads(line)["versions"] == evaluate.versions() for line in lines)
+    assert not (out / evaluate.REPORT_FILE).exists()

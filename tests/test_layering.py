@@ -105,8 +105,9 @@ REFERENCE = ROOT / "reference"
 #: The rooms of ``reference/`` and the rooms each may import (besides itself and
 #: ``protocol``). Imports flow one way: the command line uses every room; the
 #: oracle kit, the benchmarks, the learning job and the deployment run rounds
-#: through the simulator; the deployment runs the learning job's rounds, and the
-#: benchmarks run a deployment; everything may use ``common``.
+#: through the simulator (the evaluation also stamps its rows with the vectors'
+#: format tag, from the oracle kit); the deployment runs the learning job's
+#: rounds, and the benchmarks run a deployment; everything may use ``common``.
 ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "common": frozenset(),
     "accounting": frozenset(),
@@ -114,7 +115,7 @@ ROOM_IMPORTS: dict[str, frozenset[str]] = {
     "sim": frozenset({"common", "channels"}),
     "oracle": frozenset({"common", "channels", "sim"}),
     "bench": frozenset({"common", "accounting", "channels", "sim", "deploy"}),
-    "learning": frozenset({"common", "channels", "sim"}),
+    "learning": frozenset({"common", "channels", "sim", "oracle"}),
     "deploy": frozenset({"common", "channels", "sim", "learning"}),
     "cli": frozenset(
         {"common", "accounting", "channels", "sim", "oracle", "bench", "learning", "deploy"}

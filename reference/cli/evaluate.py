@@ -114,14 +114,17 @@ DESCRIPTION = """
     (created if missing). The committed evaluation in reference/evaluation is rewritten only
     when you name it: --out reference/evaluation.
 
-    Every finished run is appended to OUT/results.jsonl, keyed by its config: run the same
-    command again after an interruption and it resumes, skipping the runs already there. The
-    report is rebuilt from that file alone, and describes the grid that was asked for (the
-    quick one with --quick). Seeds are derived from a fixed evaluation seed and every run
+    Every finished run is appended to OUT/results.jsonl, keyed by its config, with the
+    versions it was computed with (of SDL, of the evaluation, of the protocol): run the same
+    command again after an interruption (Ctrl-C stops the workers; the finished runs stay)
+    and it resumes, skipping the runs already there. A run recorded with other versions is
+    dropped and run again, never mixed with current ones. The report is rebuilt from that
+    file alone, names the versions, and describes the grid that was asked for (the quick
+    one with --quick). Seeds are derived from a fixed evaluation seed and every run
     is deterministic (its nodes' secrets derive from its seed, as with sdl run --seed), so
     the numbers repeat exactly (timings aside); these are deterministic seeds:
     reproducible, not private. The full grid (180 runs) takes about 35 minutes with 2
-    workers on a 2-core machine; --quick (30 runs) took about a minute (66 s) there.
+    workers on a 2-core machine; --quick (32 runs) took about a minute (66 s) there.
 """
 
 COMMANDS = (

@@ -7,9 +7,17 @@ each, written as a plain ``config`` mapping (the seed as hex, the data file by
 its name inside the output folder). :func:`run_grid` runs the specs that are not
 yet in ``DIR/results.jsonl`` in a process pool and appends each finished run to
 that file as one sorted-key JSON line ``{"config", "seed_index", "result",
-"wall_seconds", "bytes_form"}``; the ``config`` mapping is the run's key, so an interrupted
-evaluation resumes where it stopped. :func:`write_report` reads only that file
-and writes ``report.md`` plus PNG plots; it never runs anything.
+"wall_seconds", "bytes_form", "versions"}``; the ``config`` mapping is the run's key, so an
+interrupted evaluation resumes where it stopped. ``versions`` (:func:`versions`) names what
+the numbers depend on: a row whose versions are not the current ones (or that has none, as
+rows written before the key existed) is stale, and counts as absent: :func:`run_grid` drops
+it from the file and runs its config again, and :func:`write_report` leaves it out, so one
+report never mixes numbers of two versions. :func:`write_report` reads only that file and
+writes ``report.md`` plus PNG plots; it never runs anything.
+
+Ctrl-C: the worker processes start with SIGINT ignored, so that only this process answers
+it, by terminating the workers it started; every finished run is one whole line, written
+with one ``write``, and the report is written atomically or not at all.
 
 Seeds are never drawn: seed ``k`` is ``derive_seed(seed_from_hex("e"),
 Tag("eval.seed", (k,)))`` (spec/03-xof.md#derived-seeds), and every run is
@@ -22,11 +30,16 @@ written before the key existed, is deterministic.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import multiprocessing
+import multiprocessing.pool
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -34,12 +47,20 @@ from typing import Any
 import numpy as np
 
 from protocol.errors import ParameterError
+from protocol.params import VERSION as PROTOCOL_VERSION
 from protocol.xof import Seed, Tag, derive_seed
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import seed_from_hex
+from reference.oracle.format import FORMAT as VECTORS_FORMAT
 
 #: The evaluation's fixed seed; every run's seed is derived from it.
 EVAL_SEED_HEX = "e"
+#: The version of what an evaluation run computes. Bump it whenever a change alters what a
+#: run computes for the same config: the noise streams or any other derived randomness, the
+#: encoding, the accountant's defaults, the protocol, the training. Rows recorded under
+#: another value are stale and run again (:func:`versions`). Rows without a ``versions``
+#: object were recorded before it existed (version 1).
+EVALUATION_VERSION = 2
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.md"
 #: How a record's ``bytes_sent`` were counted: the binary wire form of every message sent
@@ -67,6 +88,41 @@ TARGET_GAP = 0.015
 TARGET_NONE = 0.96
 #: "Local DP clearly below both": its mean at least this far below the lower of the two.
 TARGET_LOCAL_MARGIN = 0.03
+
+
+def versions() -> dict[str, Any]:
+    """What a run's numbers depend on, recorded as every row's ``versions`` object.
+
+    ``evaluation``: :data:`EVALUATION_VERSION`; ``sdl``: the installed package's version;
+    ``protocol``: the protocol version messages carry (spec/09-protocol.md#messages);
+    ``vectors``: the test vectors' format tag (spec/10-test-vectors.md#format).
+
+    Raises:
+        ParameterError: if the ``sdl`` package is not installed (its version is unknown).
+    """
+    try:
+        sdl = importlib.metadata.version("sdl")
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ParameterError(
+            "the sdl package is not installed, so its version is unknown; "
+            "install it (pip install -e .) to run or report an evaluation"
+        ) from e
+    return {
+        "evaluation": EVALUATION_VERSION,
+        "protocol": PROTOCOL_VERSION,
+        "sdl": sdl,
+        "vectors": VECTORS_FORMAT,
+    }
+
+
+def versions_text(v: Mapping[str, Any]) -> str:
+    """``versions`` as the report states them: ``evaluation 2, protocol 1, sdl 0.1.0, …``."""
+    return ", ".join(f"{k} {v[k]}" for k in sorted(v))
+
+
+def is_current(record: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether ``record`` was computed with the ``current`` versions (no ``versions``: stale)."""
+    return record.get("versions") == current
 
 
 def eval_seed(k: int) -> Seed:
@@ -306,6 +362,7 @@ def _execute(item: tuple[RunSpec, str]) -> dict[str, Any]:
         "seed_index": run.seed_index,
         "bytes_form": BYTES_FORM,
         "result": compact(result.to_json()),
+        "versions": versions(),
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -337,7 +394,55 @@ def compact(result: dict[str, Any]) -> dict[str, Any]:
 def _init_worker() -> None:
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    # Ctrl-C is the parent's to answer (it terminates the workers); a worker the pool
+    # starts again later does not inherit the ignored SIGINT, so ignore it here too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored for the block (in the main thread; elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python; leave it
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of ``processes`` spawned workers, closed when the block ends, terminated when
+    it is left by an exception (Ctrl-C among them); joined either way.
+
+    The workers are started with SIGINT ignored, which they inherit: a Ctrl-C at a terminal
+    reaches the whole foreground process group, and only this process answers it. A
+    second Ctrl-C does not cut the terminating short.
+    """
+    with _sigint_ignored():
+        pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker)
+    completed = False
+    try:
+        yield pool
+        completed = True
+    finally:
+        with _sigint_ignored():
+            if completed:
+                pool.close()
+            else:
+                pool.terminate()
+            pool.join()
+
+
+def _append_line(f: Any, record: Mapping[str, Any]) -> None:
+    """Append ``record`` to the unbuffered file ``f`` as one JSON line, in one ``write``."""
+    data = memoryview((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+    while data:  # a regular file takes it whole; a short write would only continue it
+        data = data[f.write(data) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,36 +463,46 @@ def run_grid(
 ) -> GridOutcome:
     """Run every spec not yet in ``out/results.jsonl``; append each as it finishes.
 
+    A row of other versions than :func:`versions` (or of none) is stale: it is dropped
+    from the file first (atomically), and its config runs again.
+
     Pre-conditions:
         - ``workers >= 1``; with 1 the runs happen in this process.
     Raises:
         ParameterError: if ``workers < 1`` or the results file is corrupt.
+        KeyboardInterrupt: on Ctrl-C, once the workers are terminated; the runs finished
+            before it are in the file, each a whole line.
     """
     if type(workers) is not int or workers < 1:
         raise ParameterError(f"workers must be an int >= 1; got {workers!r}")
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS_FILE
-    done = {config_key(r["config"]) for r in read_results(results)}
+    current = versions()
+    records = read_results(results)
+    fresh = [r for r in records if is_current(r, current)]
+    if len(fresh) < len(records):
+        write_text_atomically(results, "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh))
+    done = {config_key(r["config"]) for r in fresh}
     todo = [r for r in runs if r.key not in done]
     if any(dict(r.overrides).get("data") == SYNTHETIC_FILE for r in todo):
         write_synthetic(out)
     items = [(r, str(out)) for r in todo]
 
-    def finished() -> Iterator[dict[str, Any]]:
-        if workers == 1 or len(items) <= 1:
-            yield from map(_execute, items)
-            return
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(items)), initializer=_init_worker) as pool:
-            yield from pool.imap_unordered(_execute, items)
+    with results.open("ab", buffering=0) as f:
 
-    with results.open("a", encoding="utf-8") as f:
-        for record in finished():
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
+        def append(record: dict[str, Any]) -> None:
+            _append_line(f, record)
             if on_done is not None:
                 on_done(record)
+
+        if workers == 1 or len(items) <= 1:
+            for item in items:
+                append(_execute(item))
+        else:
+            with _worker_pool(min(workers, len(items))) as pool:
+                for record in pool.imap_unordered(_execute, items):
+                    append(record)
     return GridOutcome(
         ran=len(todo), skipped=len(runs) - len(todo), seconds=time.perf_counter() - started
     )
@@ -562,9 +677,13 @@ def write_report(
     ``wall_seconds`` is the wall time of the invocation that wrote it, if any;
     with ``runs``, only the records of those runs are reported (a quick grid
     and the full one may share a results file). ``plan`` is the grid the
-    Configuration section describes (default :data:`FULL`).
+    Configuration section describes (default :data:`FULL`). Only the rows computed with
+    the current :func:`versions` are reported; the report names those versions.
     """
+    current = versions()
     records = read_results(out / RESULTS_FILE)
+    stale = sum(1 for r in records if not is_current(r, current))
+    records = [r for r in records if is_current(r, current)]
     if runs is not None:
         keys = {r.key for r in runs}
         records = [r for r in records if config_key(r["config"]) in keys]
@@ -583,6 +702,11 @@ def write_report(
             if wall_seconds is not None
             else ""
         )
+        + ".",
+        f"- Versions: {versions_text(current)} (every run reported was computed with "
+        "these; `versions` in each line of "
+        f"`{RESULTS_FILE}`)"
+        + (f"; {stale} lines of other versions left out" if stale else "")
         + ".",
         "- Cells are mean ± sample standard deviation (ddof = 1) over n seeds.",
         '- Seeds: seed k = `derive_seed(seed_from_hex("e"), Tag("eval.seed", (k,)))`, '
@@ -919,6 +1043,7 @@ def _plot_cost(
 
 
 __all__ = [
+    "EVALUATION_VERSION",
     "FULL",
     "QUICK",
     "GridOutcome",
@@ -929,11 +1054,14 @@ __all__ = [
     "config_key",
     "eval_seed",
     "grid",
+    "is_current",
     "read_results",
     "run_grid",
     "select",
     "spec",
     "target_checks",
+    "versions",
+    "versions_text",
     "with_seeds",
     "write_report",
 ]
