@@ -2,6 +2,6 @@
 
 import sys
 
-from reference.cli.main import main
+from reference.cli.entry import run
 
-sys.exit(main())
+sys.exit(run())
