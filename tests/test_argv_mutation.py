@@ -12,18 +12,16 @@ sizes than a refusal bound lets through).
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reference.cli.main import main
+from tests.deadline import deadline
 
-#: A mutated command that has not answered after this long has hung.
+#: A mutated command that has not answered after this long has hung (each example).
 DEADLINE = 20
 
 #: Valid, quick command lines; ``{tmp}`` is a fresh folder.
@@ -50,20 +48,6 @@ HOSTILE = (
     "2**64", "18446744073709551617", "'", '"', "\x00", "é", " ", "--json", "--help", "a:b",
     "equivocate:1", "withhold:0", "1:1:1", "/dev/null", "/nonexistent/x",
 )  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _deadline() -> Iterator[None]:
-    def hung(_signum: int, _frame: FrameType | None) -> None:
-        raise AssertionError(f"still running after {DEADLINE} s")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(DEADLINE)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @st.composite
@@ -95,7 +79,8 @@ def test_a_mutated_command_line_exits_cleanly(
     monkeypatch.chdir(tmp_path)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
-        code = main(argv)
+        with deadline(DEADLINE):
+            code = main(argv)
     except SystemExit as exc:  # argparse's refusals and --help
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     out = capsys.readouterr()

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
 from reference.cli.main import main
+from tests.deadline import deadline
 
 #: Every refusal answers within this many seconds.
 FAST = 2.0
@@ -27,24 +26,11 @@ FAST = 2.0
 DEADLINE = 10
 
 
-class _Hung(Exception):
-    """The command was still running at :data:`DEADLINE`."""
-
-
 @pytest.fixture(autouse=True)
 def _deadline() -> Iterator[None]:
-    """Turn a hang into a failure: SIGALRM after :data:`DEADLINE` seconds raises ``_Hung``."""
-
-    def hung(_signum: int, _frame: FrameType | None) -> None:
-        raise _Hung(f"still running after {DEADLINE} s")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(DEADLINE)
-    try:
+    """Turn a hang into a failure: :class:`tests.deadline.Hung` after :data:`DEADLINE` s."""
+    with deadline(DEADLINE):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _run(argv: list[str]) -> tuple[int, float]:
