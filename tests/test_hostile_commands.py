@@ -210,3 +210,28 @@ def test_bench_help_states_its_bounds(
     assert code == 0
     for bound in bounds:
         assert bound in out, bound
+
+
+# ------------------------------------------------------ sdl noise sample --sampler exact
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # The documented largest variance, 2^48: the exact sampler once ran for hours.
+        ["--variance", "281474976710656", "--count", "3"],
+        ["--variance", "1000000", "--count", "11"],
+    ],
+)
+def test_exact_skellam_refuses_work_beyond_its_bound(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    base = ["noise", "sample", "--mechanism", "skellam", "--seed", "1", "--sampler", "exact"]
+    _refused(capsys, [*base, *argv], "--count", "--variance", "10^7")
+
+
+def test_exact_skellam_within_its_bound_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["noise", "sample", "--mechanism", "skellam", "--seed", "1", "--sampler", "exact",
+            "--variance", "1000", "--count", "3"]  # fmt: skip
+    assert main(argv) == 0
+    assert len(capsys.readouterr().out.split()) == 3

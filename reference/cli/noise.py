@@ -36,6 +36,9 @@ from reference.common.seeds import seed_from_hex
 
 #: Most samples ``noise sample`` draws in one call (the table sampler holds them all).
 MAX_COUNT = 10**8
+#: The exact Skellam sampler draws about one Poisson(1) sample per unit of variance (a few
+#: microseconds each): ``--count`` × ``--variance`` is bounded so that it answers in seconds.
+MAX_EXACT_SKELLAM_WORK = 10**7
 #: Most rounds ``privacy`` composes: far beyond any training run, and an exact float.
 MAX_ROUNDS = 10**12
 #: Least gaussian noise multiplier and skellam variance ``privacy`` accepts: below it
@@ -67,6 +70,15 @@ def _cmd_noise_sample(args: argparse.Namespace) -> int:
 
     seed = seed_from_hex(args.seed)
     xof = Xof(seed, Tag("noise.sample", (MECHANISMS.index(args.mechanism),)))
+    if args.sampler == "exact" and args.mechanism == "skellam":
+        work = args.count * args.variance
+        if work > MAX_EXACT_SKELLAM_WORK:
+            raise ParameterError(
+                f"--sampler exact --mechanism skellam draws about one Poisson(1) sample per "
+                f"unit of variance: --count × --variance must be at most "
+                f"{power_of_ten(MAX_EXACT_SKELLAM_WORK)}; got {args.count} × {args.variance} "
+                "(the table sampler, the default, has no such cost)"
+            )
     if args.sampler == "exact":
         samples = sample(xof, args.mechanism, args.variance, args.count)
         distance = Fraction(0)
@@ -376,7 +388,9 @@ _NOISE = Command(
                 and is within statistical distance 2^-64 of the exact distribution: 10^6
                 samples take a few tens of milliseconds. The exact sampler uses rational
                 arithmetic only and draws one sample after the other: about 50 microseconds
-                per sample, more for large Skellam variances. Prints one integer per line.
+                per discrete Gaussian sample at any variance; a Skellam sample costs about
+                2.5 microseconds per unit of variance, so --count × --variance is at most
+                10^7 there. Prints one integer per line.
             """,
             options=(
                 Option(
