@@ -252,6 +252,32 @@ def test_a_node_that_crashes_after_its_shares_is_a_dropout_the_round_survives(
     assert result.history[2].dropouts == 1
 
 
+@pytest.mark.parametrize("failover", [0, 1])
+def test_a_coordinator_that_falls_silent_is_replaced_by_its_backup(
+    tmp_path: Path, failover: int
+) -> None:
+    """The round-2 coordinator falls silent after its shares. With a backup
+    (spec/09-protocol.md#failover) the aggregators' view timers fire, the backup decides
+    and the round releases; without one it aborts. Either way the deployment releases
+    exactly what the simulator does with that coordinator dead after those sends."""
+    cfg = JobConfig(seed=seed_from_hex("c1"), nodes=5, rounds=2, max_dropouts=1,
+                    failover=failover)  # fmt: skip
+    p = round_params(plan_job(cfg), 1)
+    k, m = p.coordinator, len(p.aggregators)
+    link = InProcessLink(tmp_path, cfg.nodes)
+
+    def hold(r: int, tick: int) -> None:
+        if (r, tick) == (2, 1):
+            link.silent_from[ENGINE_BASE + k] = link.exchanges + 1
+
+    result = _relay(link, cfg, hold=hold).run()
+    expected, outcomes = _simulated_releases(cfg, {1: {k: m}})
+    assert result.released_sha256 == expected
+    assert [r.released for r in result.history] == [o.status == "released" for o in outcomes]
+    assert result.history[1].released is bool(failover)
+    assert result.to_json()["deployment"]["crashed"] == [k]
+
+
 def test_with_precovered_noise_a_node_gone_from_the_start_costs_no_top_up(
     tmp_path: Path,
 ) -> None:
@@ -434,7 +460,11 @@ frames_st = st.lists(st.binary(min_size=0, max_size=300), max_size=5)
 @given(
     frames=frames_st,
     timeouts=st.lists(
-        st.tuples(st.sampled_from(["aggregator", "coordinator"]), st.none() | st.integers(0, 5)),
+        st.tuples(
+            st.sampled_from(["aggregator", "coordinator"]),
+            st.none() | st.integers(0, 5),
+            st.none() | st.integers(1, 3),  # a view timer's view
+        ),
         max_size=3,
     ),
     start=st.booleans(),
@@ -454,7 +484,8 @@ def test_request_records_round_trip(frames: list[bytes], timeouts: list[Any], st
 def test_reply_records_round_trip(frames: list[bytes], done: bool) -> None:
     reply = Reply(
         node=3, frames=[(i + 1, f) for i, f in enumerate(frames)],
-        timers=[("aggregator", 0, 1), ("receiver", None, 9)], done=done,
+        timers=[("aggregator", 0, 1, None), ("aggregator", 0, 6, 1), ("receiver", None, 9, None)],
+        void=[("aggregator", 0, 1)], done=done,
         rejected={"tag": 2}, refused={"InvalidMessage": 1}, sampled=11,
     )  # fmt: skip
     back = reply_from_records(reply_to_records(reply))

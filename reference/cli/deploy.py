@@ -32,6 +32,7 @@ MAX_LOCAL_NODES = 32
 _SHARED = {
     "--rounds", "--epsilon", "--delta", "--mechanism", "--unit", "--threshold", "--colluders",
     "--model", "--partition", "--sampling-rate", "--clip", "--learning-rate", "--committee",
+    "--failover",
 }  # fmt: skip
 
 
@@ -75,7 +76,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         unit=args.unit, threshold=args.threshold, colluders=args.colluders, model=args.model,
         partition=args.partition, sampling_rate=args.sampling_rate, clip=args.clip,
         learning_rate=args.learning_rate, committee=args.committee,
-        max_dropouts=args.max_dropouts, precover=not args.no_precover,
+        max_dropouts=args.max_dropouts, precover=not args.no_precover, failover=args.failover,
     )  # fmt: skip
     bar = None if args.quiet else _bar(cfg.rounds)
     started = time.perf_counter()
@@ -332,7 +333,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         colluders=args.colluders, model=args.model, partition=args.partition,
         sampling_rate=args.sampling_rate, clip=args.clip, learning_rate=args.learning_rate,
         committee=args.committee, max_dropouts=args.max_dropouts,
-        precover=not args.no_precover,
+        precover=not args.no_precover, failover=args.failover,
     )  # fmt: skip
     if sorted(roster.keys) != list(range(1, cfg.nodes + 1)):
         report_error(args.command_prog, "the roster's nodes must be 1..N with no gap")

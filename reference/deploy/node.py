@@ -98,7 +98,8 @@ class Request:
     start: bool = False
     model: F64 | None = None
     frames: Sequence[bytes] = ()
-    timeouts: Sequence[tuple[str, int | None]] = ()
+    #: Timers now due, as ``(role, stage, view)`` (``view``: an aggregator's view timer).
+    timeouts: Sequence[tuple[str, int | None, int | None]] = ()
 
 
 @dataclass(slots=True)
@@ -107,7 +108,8 @@ class Reply:
 
     node: int
     frames: list[tuple[int, bytes]] = field(default_factory=list)
-    timers: list[tuple[str, int | None, int]] = field(default_factory=list)
+    #: Timers the machines asked for, as ``(role, stage, windows, view)``.
+    timers: list[tuple[str, int | None, int, int | None]] = field(default_factory=list)
     advert: Mapping[str, Any] | None = None
     #: The node's receiver state once it is terminal (spec 09's state encoding), without
     #: its partial sums and with its result carried apart, in ``release``.
@@ -125,7 +127,7 @@ class Reply:
     absent: str | None = None
     #: Timers this node asked for that can no longer change anything, as ``(role, stage)``
     #: (spec/15-deployment.md#void-timers): the relay need not deliver them.
-    void: list[tuple[str, int | None]] = field(default_factory=list)
+    void: list[tuple[str, int | None, int | None]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ class NodeState:
     channel: dict[str, object] | None = None
     round: int | None = None
     machines: dict[str, dict[str, object]] = field(default_factory=dict)
-    #: The round's timers not yet delivered, as ``[role, stage]``.
+    #: The round's timers not yet delivered, as ``[role, stage, view]``.
     timers: list[list[Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
@@ -336,11 +338,11 @@ class Node:
                 self.rejected[exc.fault] += 1
                 continue
             batch.step(message.role, Receive(message))
-        for role, stage in request.timeouts:
+        for role, stage, view in request.timeouts:
             held = batch.machines.get(role)
             if held is None or held.terminal:
                 continue  # a terminal machine's timers are cancelled (spec 09, timers)
-            batch.step(role, Timeout(stage=stage))
+            batch.step(role, Timeout(stage=stage, view=view))
         self._void_timers(st, request, batch)
         st.machines = {role: state_to_json(s) for role, s in batch.machines.items()}
         st.channel = channel.export()
@@ -370,22 +372,25 @@ class Node:
         for t in request.timeouts:
             if t in pending:
                 pending.remove(t)
-        pending += [(role, stage) for role, stage, _ in batch.reply.timers]
+        pending += [(role, stage, view) for role, stage, _, view in batch.reply.timers]
         keep = []
-        for role, stage in pending:
+        for role, stage, view in pending:
             held = batch.machines.get(str(role))
             void = held is None or held.terminal
             if not void:
                 assert held is not None
                 try:
-                    new, outputs = step(held, Timeout(stage=stage))
+                    new, outputs = step(held, Timeout(stage=stage, view=view))
                     void = new is held and not outputs
                 except ProtocolError:
                     void = True
             if void:
-                batch.reply.void.append((str(role), None if stage is None else int(stage)))
+                batch.reply.void.append(
+                    (str(role), None if stage is None else int(stage),
+                     None if view is None else int(view))
+                )  # fmt: skip
             else:
-                keep.append([role, stage])
+                keep.append([role, stage, view])
         st.timers = keep
 
     def _start(self, task: Task, model: F64 | None, r: int, batch: _Batch) -> None:
@@ -438,7 +443,7 @@ class _Batch:
         self.machines[role] = new
         for out in outputs:
             if isinstance(out, Timer):
-                self.reply.timers.append((role, out.stage, out.windows))
+                self.reply.timers.append((role, out.stage, out.windows, out.view))
             else:
                 self.local.append(out)
 

@@ -334,7 +334,8 @@ class Relay:
         if self.crashed:
             self._newcomers()
         live = {n for n in self.members if n not in self.crashed and n not in self.absent}
-        timers: list[tuple[int, int, str, int | None]] = []
+        #: (tick due, node, role, stage, view): every timer the machines asked for.
+        timers: list[tuple[int, int, str, int | None, int | None]] = []
         done: dict[int, bool] = {n: False for n in live}
         receivers: dict[int, Mapping[str, Any]] = {}
         releases: dict[int, bytes | None] = {}
@@ -346,13 +347,13 @@ class Relay:
         tick = 0
         starting = True
         while True:
-            due: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
+            due: dict[int, list[tuple[str, int | None, int | None]]] = defaultdict(list)
             later = []
-            for at, node, role, stage in timers:
+            for at, node, role, stage, view in timers:
                 if at <= tick:
-                    due[node].append((role, stage))
+                    due[node].append((role, stage, view))
                 else:
-                    later.append((at, node, role, stage))
+                    later.append((at, node, role, stage, view))
             timers = later
             requests: dict[int, Request] = {}
             for node in sorted(live):
@@ -365,7 +366,7 @@ class Relay:
                         frames=frames, timeouts=due.get(node, []),
                     )  # fmt: skip
             if not requests:
-                waiting = [at for at, node, _, _ in timers if node in live and not done[node]]
+                waiting = [at for at, node, *_ in timers if node in live and not done[node]]
                 if not waiting or all(done[n] for n in live):
                     break
                 tick = min(waiting)
@@ -403,12 +404,12 @@ class Relay:
                 for _, frame in reply.frames:
                     run.frames += 1
                     run.frame_bytes += len(frame)
-                for role, stage, windows in reply.timers:
-                    timers.append((tick + windows * WINDOW_TICKS, n, role, stage))
+                for role, stage, windows, view in reply.timers:
+                    timers.append((tick + windows * WINDOW_TICKS, n, role, stage, view))
                 if reply.void:
                     # Timers the node says can change nothing any more: not delivered.
                     void = set(reply.void)
-                    timers = [t for t in timers if t[1] != n or (t[2], t[3]) not in void]
+                    timers = [t for t in timers if t[1] != n or (t[2], t[3], t[4]) not in void]
                 done[n] = reply.done
                 if reply.receiver is not None:
                     receivers[n] = reply.receiver

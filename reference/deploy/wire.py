@@ -72,6 +72,11 @@ def _pack(control: dict[str, Any], frames: list[bytes]) -> RecordDict:
     return content
 
 
+def _int_or_none(v: object) -> int | None:
+    """A timer's stage or view as the control record carries it: an int, or null."""
+    return None if v is None else int(v)  # type: ignore[call-overload]
+
+
 def request_to_records(req: Request) -> RecordDict:
     control = {
         "op": req.op,
@@ -81,7 +86,7 @@ def request_to_records(req: Request) -> RecordDict:
         "adverts": [dict(a) for a in req.adverts],
         "round": req.round,
         "start": req.start,
-        "timeouts": [[role, stage] for role, stage in req.timeouts],
+        "timeouts": [[role, stage, view] for role, stage, view in req.timeouts],
     }
     content = _pack(control, list(req.frames))
     if req.model is not None:
@@ -106,7 +111,8 @@ def request_from_records(content: RecordDict) -> Request:
             model=model,
             frames=_frames_of(content),
             timeouts=[
-                (str(role), None if stage is None else int(stage)) for role, stage in c["timeouts"]
+                (str(role), _int_or_none(stage), _int_or_none(view))
+                for role, stage, view in c["timeouts"]
             ],
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -117,7 +123,7 @@ def reply_to_records(reply: Reply) -> RecordDict:
     control = {
         "node": reply.node,
         "recipients": [to for to, _ in reply.frames],
-        "timers": [[role, stage, windows] for role, stage, windows in reply.timers],
+        "timers": [[role, stage, windows, view] for role, stage, windows, view in reply.timers],
         "advert": reply.advert,
         "receiver": reply.receiver,
         "done": reply.done,
@@ -126,7 +132,7 @@ def reply_to_records(reply: Reply) -> RecordDict:
         "refused": reply.refused,
         "sampled": reply.sampled,
         "absent": reply.absent,
-        "void": [[role, stage] for role, stage in reply.void],
+        "void": [[role, stage, view] for role, stage, view in reply.void],
     }
     content = _pack(control, [f for _, f in reply.frames])
     if reply.release is not None:
@@ -146,7 +152,9 @@ def reply_from_records(content: RecordDict) -> Reply:
         return Reply(
             node=int(c["node"]),
             frames=list(zip(recipients, frames, strict=True)),
-            timers=[(str(r), None if s is None else int(s), int(w)) for r, s, w in c["timers"]],
+            timers=[
+                (str(r), _int_or_none(s), int(w), _int_or_none(v)) for r, s, w, v in c["timers"]
+            ],
             advert=c["advert"],
             receiver=c["receiver"],
             done=bool(c["done"]),
@@ -155,7 +163,7 @@ def reply_from_records(content: RecordDict) -> Reply:
             refused={str(k): int(v) for k, v in c["refused"].items()},
             sampled=int(c["sampled"]),
             absent=c["absent"],
-            void=[(str(r), None if s is None else int(s)) for r, s in c["void"]],
+            void=[(str(r), _int_or_none(s), _int_or_none(v)) for r, s, v in c["void"]],
             release=(
                 content.array_records[RELEASE]["values"].numpy().astype(np.uint8).tobytes()
                 if RELEASE in content.array_records
