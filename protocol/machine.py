@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, TypeVar
 
 from protocol.errors import (
     EncodingError,
@@ -1150,22 +1150,36 @@ def _rational_from(p: RoundParams, v: object, name: str) -> Fraction:
     return r
 
 
-def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Elements]:
-    """``[{"node", "values"}]``, strictly ascending by node, each of the round's share length."""
+_T = TypeVar("_T")
+
+
+def _by_node_from(
+    items: object, name: str, key: str, parse: Callable[[object, str], _T]
+) -> dict[int, _T]:
+    """``[{"node", key}]``, strictly ascending by node; each ``key`` value read by ``parse``
+    (given the value and its place, ``name[k].key``, for its errors)."""
     if not isinstance(items, list):
-        raise LocalProtocolError(f"{name} must be a list of {{node, values}}; got {_shown(items)}")
-    out: dict[int, Elements] = {}
+        raise LocalProtocolError(f"{name} must be a list of {{node, {key}}}; got {_shown(items)}")
+    out: dict[int, _T] = {}
     last = 0
     for k, item in enumerate(items):
-        if not isinstance(item, dict) or set(item) != {"node", "values"}:
-            raise LocalProtocolError(f"{name} entries must be {{node, values}}; got {_shown(item)}")
+        if not isinstance(item, dict) or set(item) != {"node", key}:
+            raise LocalProtocolError(f"{name} entries must be {{node, {key}}}; got {_shown(item)}")
         node = _node_from(item["node"], f"{name}[{k}].node")
         if node <= last:
             raise LocalProtocolError(f"{name} must be strictly ascending by node; got {node}")
         last = node
-        values = _field_from(p, item["values"], f"{name}[{k}].values", length=p.share_length)
-        out[node] = Elements.of(values)
+        out[node] = parse(item[key], f"{name}[{k}].{key}")
     return out
+
+
+def _vectors_from(p: RoundParams, items: object, name: str) -> dict[int, Elements]:
+    """``[{"node", "values"}]``, strictly ascending by node, each of the round's share length."""
+
+    def values(v: object, where: str) -> Elements:
+        return Elements.of(_field_from(p, v, where, length=p.share_length))
+
+    return _by_node_from(items, name, "values", values)
 
 
 def _triple_from(v: object, name: str) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
@@ -1185,49 +1199,19 @@ def _triple_from(v: object, name: str) -> tuple[int, tuple[int, ...], tuple[int,
 
 def _reports_from(v: object) -> dict[int, frozenset[int]]:
     """``[{"node", "holds"}]``, strictly ascending by node."""
-    if not isinstance(v, list):
-        raise LocalProtocolError(
-            f"state.reports must be a list of {{node, holds}}; got {_shown(v)}"
-        )
-    out: dict[int, frozenset[int]] = {}
-    last = 0
-    for k, item in enumerate(v):
-        if not isinstance(item, dict) or set(item) != {"node", "holds"}:
-            raise LocalProtocolError(
-                f"state.reports entries must be {{node, holds}}; got {_shown(item)}"
-            )
-        node = _node_from(item["node"], f"state.reports[{k}].node")
-        if node <= last:
-            raise LocalProtocolError(
-                f"state.reports must be strictly ascending by node; got {node}"
-            )
-        last = node
-        out[node] = frozenset(_ids_from(item["holds"], f"state.reports[{k}].holds"))
-    return out
+    return _by_node_from(v, "state.reports", "holds", lambda h, w: frozenset(_ids_from(h, w)))
+
+
+def _decided_from(v: object, name: str) -> Decided:
+    decided = _triple_from(v, name)
+    if decided is None:
+        raise LocalProtocolError(f"{name} must not be null")
+    return decided
 
 
 def _echoes_from(v: object) -> dict[int, Decided]:
     """``[{"node", "decision"}]``, strictly ascending by node."""
-    if not isinstance(v, list):
-        raise LocalProtocolError(
-            f"state.echoes must be a list of {{node, decision}}; got {_shown(v)}"
-        )
-    out: dict[int, Decided] = {}
-    last = 0
-    for k, item in enumerate(v):
-        if not isinstance(item, dict) or set(item) != {"node", "decision"}:
-            raise LocalProtocolError(
-                f"state.echoes entries must be {{node, decision}}; got {_shown(item)}"
-            )
-        node = _node_from(item["node"], f"state.echoes[{k}].node")
-        if node <= last:
-            raise LocalProtocolError(f"state.echoes must be strictly ascending by node; got {node}")
-        last = node
-        decided = _triple_from(item["decision"], f"state.echoes[{k}].decision")
-        if decided is None:
-            raise LocalProtocolError(f"state.echoes[{k}].decision must not be null")
-        out[node] = decided
-    return out
+    return _by_node_from(v, "state.echoes", "decision", _decided_from)
 
 
 def _choice_from(v: object, name: str, choices: Iterable[str]) -> str:
