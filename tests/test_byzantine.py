@@ -34,11 +34,11 @@ from protocol.errors import ParameterError
 from protocol.messages import Decision, Echo, PartialSum, from_obj
 from protocol.xof import Seed, as_seed
 from reference.channels.seal import connect
-from reference.cli.main import main
 from reference.common.seeds import seed_from_hex
 from reference.sim.scenarios import build
 from reference.sim.simulate import BYZANTINE_KINDS, Channels, Network, Outcome, Scenario, simulate
 from reference.sim.transcript import verify
+from tests.cli_support import run_sdl
 from tests.strategies import round_params
 
 
@@ -318,23 +318,14 @@ EQUIVOCATE = ["simulate", "--nodes", "7", "--threshold", "2", "--max-dropouts", 
 EQUIVOCATE += ["--precover", "--seed", "2"]
 
 
-def _sdl(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_equivocation_beyond_and_within_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
     coordinator = build(master=seed_from_hex("2"), nodes=7, threshold=2).params.coordinator
     deviant = ["--byzantine", f"equivocate:{coordinator}", "--json"]
-    code, out, _ = _sdl(capsys, [*EQUIVOCATE, *deviant])
+    code, out, _ = run_sdl(capsys, [*EQUIVOCATE, *deviant])
     beyond = json.loads(out)
     assert code == 0 and beyond["within_bounds"] is False and beyond["max_byzantine"] == 0
     assert beyond["releases"] == 2 and beyond["honest_agree"] is False
-    code, out, _ = _sdl(capsys, [*EQUIVOCATE, *deviant, "--max-byzantine", "1"])
+    code, out, _ = run_sdl(capsys, [*EQUIVOCATE, *deviant, "--max-byzantine", "1"])
     within = json.loads(out)
     assert code == 0 and within["within_bounds"] is True and within["releases"] == 0
     assert within["reason"] == "coordinator-equivocation"
@@ -357,5 +348,5 @@ def test_cli_equivocation_beyond_and_within_the_bound(capsys: pytest.CaptureFixt
 def test_cli_bad_byzantine_input_exits_2_naming_it(
     capsys: pytest.CaptureFixture[str], extra: list[str], words: str
 ) -> None:
-    code, _, err = _sdl(capsys, [*EQUIVOCATE, *extra])
+    code, _, err = run_sdl(capsys, [*EQUIVOCATE, *extra])
     assert code == 2 and words in err, err

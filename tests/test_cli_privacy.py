@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reference.cli.main import main
+from tests.cli_support import run_sdl
 
 GAUSSIAN = ["--mechanism", "gaussian", "--noise-multiplier", "1.1"]
 SKELLAM = [
@@ -35,15 +35,6 @@ DGAUSS = [
 ]
 
 
-def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize(
     "mechanism", [GAUSSIAN, SKELLAM, DGAUSS], ids=["gaussian", "skellam", "dgauss"]
 )
@@ -62,7 +53,7 @@ def test_epsilon_json_has_the_contract_keys(
         "1e-5",
         "--json",
     ]
-    code, out, _ = _run(capsys, argv)
+    code, out, _ = run_sdl(capsys, argv)
     assert code == 0
     body = json.loads(out)
     assert isinstance(body["epsilon"], float) and body["epsilon"] > 0
@@ -72,7 +63,7 @@ def test_epsilon_json_has_the_contract_keys(
 def test_epsilon_grows_with_rounds_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     eps = []
     for rounds in ("10", "100", "1000"):
-        code, out, _ = _run(
+        code, out, _ = run_sdl(
             capsys,
             [
                 "privacy",
@@ -112,7 +103,7 @@ def test_calibrate_round_trips(capsys: pytest.CaptureFixture[str], mechanism: li
         "0.1",
         "--json",
     ]
-    code, out, _ = _run(capsys, argv)
+    code, out, _ = run_sdl(capsys, argv)
     assert code == 0
     body = json.loads(out)
     parameter = noise_flag.removeprefix("--").replace("-", "_")
@@ -133,7 +124,7 @@ def test_calibrate_round_trips(capsys: pytest.CaptureFixture[str], mechanism: li
         "0.1",
         "--json",
     ]
-    code, out, _ = _run(capsys, back)
+    code, out, _ = run_sdl(capsys, back)
     assert code == 0
     again = json.loads(out)["epsilon"]
     assert again == pytest.approx(body["epsilon"]) and again <= 2.0
@@ -152,13 +143,13 @@ def test_calibrate_round_trips(capsys: pytest.CaptureFixture[str], mechanism: li
 def test_invalid_input_is_a_one_line_error_with_exit_2(
     capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
 ) -> None:
-    code, _, err = _run(capsys, ["privacy", "epsilon", *GAUSSIAN, "--rounds", "10", *extra])
+    code, _, err = run_sdl(capsys, ["privacy", "epsilon", *GAUSSIAN, "--rounds", "10", *extra])
     assert code == 2
     assert needle in err
 
 
 def test_non_positive_noise_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(
+    code, _, err = run_sdl(
         capsys,
         [
             "privacy",
@@ -177,7 +168,7 @@ def test_non_positive_noise_is_refused(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_missing_sensitivities_name_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(
+    code, _, err = run_sdl(
         capsys,
         [
             "privacy",
@@ -197,7 +188,7 @@ def test_missing_sensitivities_name_the_flag(capsys: pytest.CaptureFixture[str])
 
 
 def test_missing_noise_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(
+    code, _, err = run_sdl(
         capsys, ["privacy", "epsilon", "--mechanism", "dgauss", "--rounds", "1", "--delta", "1e-5"]
     )
     assert code == 2 and "needs --sigma" in err

@@ -17,7 +17,7 @@ from dp_accounting.pld import privacy_loss_distribution as dp_pld
 from protocol import accounting
 from protocol.errors import ParameterError
 from reference.accounting import best_epsilon, pld_epsilon
-from reference.cli.main import main
+from tests.cli_support import run_sdl
 
 DELTA = 1e-5
 #: Coarser than the default, so the grid runs in seconds; the bound holds at any width.
@@ -217,17 +217,8 @@ EPSILON = [
 ]
 
 
-def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_pld_json_says_pld(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, [*EPSILON, "--accountant", "pld", "--json"])
+    code, out, _ = run_sdl(capsys, [*EPSILON, "--accountant", "pld", "--json"])
     assert code == 0
     body = json.loads(out)
     assert body["accountant"] == "pld"
@@ -238,7 +229,7 @@ def test_cli_pld_json_says_pld(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_best_picks_the_smaller(capsys: pytest.CaptureFixture[str]) -> None:
     bodies = {}
     for accountant in ("rdp", "pld", "best"):
-        code, out, _ = _run(capsys, [*EPSILON, "--accountant", accountant, "--json"])
+        code, out, _ = run_sdl(capsys, [*EPSILON, "--accountant", accountant, "--json"])
         assert code == 0
         bodies[accountant] = json.loads(out)
     assert bodies["rdp"]["accountant"] == "rdp"
@@ -248,7 +239,7 @@ def test_cli_best_picks_the_smaller(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_rdp_text_is_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, [*EPSILON, "--accountant", "rdp"])
+    code, out, _ = run_sdl(capsys, [*EPSILON, "--accountant", "rdp"])
     assert code == 0
     r = accounting.epsilon(_gaussian(1.1, 0.01, 100), delta=1e-5)
     assert out == (
@@ -276,7 +267,7 @@ def test_cli_pld_outside_its_domain_exits_2_naming_it(capsys: pytest.CaptureFixt
         "--accountant",
         "pld",
     ]
-    code, _, err = _run(capsys, argv)
+    code, _, err = run_sdl(capsys, argv)
     assert code == 2 and "single coordinate" in err and len(err.strip().splitlines()) == 1
 
 
@@ -298,10 +289,10 @@ def test_cli_calibrate_with_pld_meets_the_target_with_less_noise(
         "1e-3",
         "--json",
     ]
-    code, out, _ = _run(capsys, [*base, "--accountant", "rdp"])
+    code, out, _ = run_sdl(capsys, [*base, "--accountant", "rdp"])
     assert code == 0
     rdp = json.loads(out)
-    code, out, _ = _run(capsys, [*base, "--accountant", "pld"])
+    code, out, _ = run_sdl(capsys, [*base, "--accountant", "pld"])
     assert code == 0
     pld = json.loads(out)
     assert pld["accountant"] == "pld" and rdp["accountant"] == "rdp"
