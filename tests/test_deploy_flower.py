@@ -195,6 +195,27 @@ def test_a_taken_port_is_one_clear_error_and_nothing_is_left_running(
     assert processes_with_home(tmp_path / "k" / "flwr") == []
 
 
+def test_a_second_ctrl_c_during_the_stop_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt that arrives while the deployment is stopping its processes (a second
+    Ctrl-C, or a test's teardown) used to cut the stop short and orphan the rest of them.
+    The stop, once begun, finishes: every process it started is gone."""
+    stop = local.LocalRun.stop
+
+    def interrupted_stop(self: local.LocalRun) -> list[int]:
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of the stop
+        return stop(self)
+
+    monkeypatch.setattr(local.LocalRun, "stop", interrupted_stop)
+    keep = tmp_path / "keep"
+    with pytest.raises(KeyboardInterrupt), local_deployment(2, keep=keep) as run:
+        started = [p.popen.pid for p in run.procs]
+        raise KeyboardInterrupt  # the first Ctrl-C
+    assert started and [p for p in started if alive(p)] == []
+    assert processes_with_home(keep / "flwr") == []
+
+
 def test_ctrl_c_stops_every_process_the_deployment_started(tmp_path: Path) -> None:
     keep = tmp_path / "keep"
     proc = subprocess.Popen(

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import SdlError
+from reference.common.signals import sigint_ignored
 from reference.deploy.keys import keygen, write_roster
 from reference.deploy.task import LearningTask, SumTask
 
@@ -315,9 +316,12 @@ def local_deployment(nodes: int, *, keep: Path | None = None) -> Iterator[LocalR
             run.start_supernode(i)
         yield run
     finally:
-        run.stop()
-        if keep is None:
-            shutil.rmtree(root, ignore_errors=True)
+        # A Ctrl-C during the stop would leave the rest of the processes running,
+        # orphaned: the stop, once begun, finishes.
+        with sigint_ignored():
+            run.stop()
+            if keep is None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 Event = Mapping[str, Any]

@@ -36,7 +36,6 @@ import multiprocessing
 import multiprocessing.pool
 import signal
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from protocol.params import VERSION as PROTOCOL_VERSION
 from protocol.xof import Seed, Tag, derive_seed
 from reference.common.atomic import replacing, write_text_atomically
 from reference.common.seeds import seed_from_hex
+from reference.common.signals import sigint_ignored
 from reference.oracle.format import FORMAT as VECTORS_FORMAT
 
 #: The evaluation's fixed seed; every run's seed is derived from it.
@@ -401,20 +401,6 @@ def _init_worker() -> None:
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored for the block (in the main thread; elsewhere signals cannot be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        if previous is not None:  # None: a handler not set from Python; leave it
-            signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
 def _worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
     """A pool of ``processes`` spawned workers, closed when the block ends, terminated when
     it is left by an exception (Ctrl-C among them); joined either way.
@@ -423,14 +409,14 @@ def _worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
     reaches the whole foreground process group, and only this process answers it. A
     second Ctrl-C does not cut the terminating short.
     """
-    with _sigint_ignored():
+    with sigint_ignored():
         pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker)
     completed = False
     try:
         yield pool
         completed = True
     finally:
-        with _sigint_ignored():
+        with sigint_ignored():
             if completed:
                 pool.close()
             else:
